@@ -1,0 +1,29 @@
+package engine
+
+import (
+	"context"
+	"time"
+)
+
+// NodeKey is key material of a node, stored as ciphertext only: chain keys
+// under the node's DEK, the DEK itself wrapped by the master key.
+type NodeKey struct {
+	NodeID     string
+	Name       string // unique per node; "dek" holds the wrapped data key
+	KeyType    string // e.g. "ed25519"
+	Source     string // generated, chain_generated, user_provided
+	Ciphertext []byte
+	CreatedAt  time.Time
+}
+
+// KeyStore keeps node keys. Safe for concurrent use.
+type KeyStore interface {
+	// PutNodeKey creates or replaces the key (NodeID, Name): activities retry.
+	PutNodeKey(ctx context.Context, k *NodeKey) error
+	// GetNodeKey returns ENotFound if missing.
+	GetNodeKey(ctx context.Context, nodeID, name string) (*NodeKey, error)
+	// ListNodeKeys returns the node's keys ordered by name.
+	ListNodeKeys(ctx context.Context, nodeID string) ([]*NodeKey, error)
+	// DeleteNodeKeys removes every key of the node; none is not an error.
+	DeleteNodeKeys(ctx context.Context, nodeID string) error
+}
