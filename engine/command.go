@@ -38,18 +38,18 @@ func (s CommandStatus) Finished() bool {
 
 // Command is one instruction for a node's agent.
 type Command struct {
-	ID          string
-	NodeID      string
-	Type        CommandType
-	Payload     []byte // JSON; secrets in it are ciphertext
-	Status      CommandStatus
-	Result      []byte // ciphertext for CAPTURE_KEY
-	Error       string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	AckedAt     time.Time
-	FinishedAt  time.Time
-	Version     int64
+	ID         string
+	NodeID     string
+	Type       CommandType
+	Payload    []byte // JSON; secrets in it are ciphertext
+	Status     CommandStatus
+	Result     []byte // ciphertext for CAPTURE_KEY
+	Error      string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	AckedAt    time.Time
+	FinishedAt time.Time
+	Version    int64
 }
 
 // CommandStore keeps commands. Safe for concurrent use.
