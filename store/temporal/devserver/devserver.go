@@ -87,8 +87,9 @@ type Config struct {
 
 // Server is a running embedded Temporal.
 type Server struct {
-	cfg    Config
-	server temporal.Server
+	cfg      Config
+	logLevel *slog.LevelVar
+	server   temporal.Server
 }
 
 // New checks the configuration; it does no I/O.
@@ -105,7 +106,9 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Ports.Validate(); err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg}, nil
+	s := &Server{cfg: cfg, logLevel: new(slog.LevelVar)}
+	s.logLevel.Set(cfg.LogLevel)
+	return s, nil
 }
 
 // FrontendAddress is where SDK clients connect.
@@ -143,6 +146,8 @@ func (s *Server) Close() error {
 	if s.server == nil {
 		return nil
 	}
+	// Services complain of each other's going away while they stop.
+	s.logLevel.Set(slog.LevelError + 4)
 	err := s.server.Stop()
 	s.server = nil
 	return err
@@ -223,7 +228,7 @@ func (s *Server) serverConfig(sqlConf *config.SQL) *config.Config {
 			InitialFailoverVersion: 1,
 			RPCAddress:             net.JoinHostPort(host, strconv.Itoa(p.Frontend)),
 			HTTPAddress:            net.JoinHostPort(host, strconv.Itoa(p.FrontendHTTP)),
-			ClusterID:              "hoodcloud-embedded",
+			ClusterID:              "6f1f3c4e-9d0b-4c43-9a52-5d1e0c7b2a10", // fixed: one embedded cluster per data dir
 		}},
 	}
 	c.DCRedirectionPolicy.Policy = "noop"
@@ -255,7 +260,7 @@ func (s *Server) options(conf *config.Config) []temporal.ServerOption {
 	}
 	p := s.cfg.Ports
 	dyn := dynamicconfig.StaticClient{
-		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                8192,
+		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 8192,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
 	}
 	return []temporal.ServerOption{
@@ -268,7 +273,7 @@ func (s *Server) options(conf *config.Config) []temporal.ServerOption {
 			primitives.MatchingService: hostAt(p.Matching),
 			primitives.WorkerService:   hostAt(p.Worker),
 		}),
-		temporal.WithLogger(newLogger(s.cfg.Logger, s.cfg.LogLevel)),
+		temporal.WithLogger(newLogger(s.cfg.Logger, s.logLevel)),
 		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper {
 			return authorization.NewNoopClaimMapper()
@@ -283,7 +288,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	defer cancel()
 	c, err := client.NewNamespaceClient(client.Options{
 		HostPort: s.FrontendAddress(),
-		Logger:   newSDKLogger(s.cfg.Logger),
+		Logger:   newSDKLogger(),
 	})
 	if err != nil {
 		return fmt.Errorf("temporal: connect: %w", err)

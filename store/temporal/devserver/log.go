@@ -13,12 +13,12 @@ import (
 // level: below warnings the embedded server would flood the console.
 type serverLogger struct {
 	log *slog.Logger
-	min slog.Level
+	min *slog.LevelVar
 }
 
 var _ log.Logger = serverLogger{}
 
-func newLogger(l *slog.Logger, min slog.Level) log.Logger {
+func newLogger(l *slog.Logger, min *slog.LevelVar) log.Logger {
 	return serverLogger{log: l.With("component", "temporal"), min: min}
 }
 
@@ -32,7 +32,7 @@ func (s serverLogger) Fatal(msg string, tags ...tag.Tag)  { s.emit(slog.LevelErr
 
 func (s serverLogger) emit(level slog.Level, msg string, tags []tag.Tag) {
 	ctx := context.Background()
-	if level < s.min || !s.log.Enabled(ctx, level) {
+	if level < s.min.Level() || !s.log.Enabled(ctx, level) {
 		return
 	}
 	attrs := make([]slog.Attr, len(tags))
@@ -44,6 +44,6 @@ func (s serverLogger) emit(level slog.Level, msg string, tags []tag.Tag) {
 
 // newSDKLogger keeps the readiness probe's client quiet: its retries while
 // the server warms up are expected.
-func newSDKLogger(l *slog.Logger) sdklog.Logger {
+func newSDKLogger() sdklog.Logger {
 	return sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
 }

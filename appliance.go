@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/engine"
+	hnats "github.com/hoodcloud/hoodcloud/store/nats"
+	"github.com/hoodcloud/hoodcloud/store/temporal"
+	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
+	"github.com/hoodcloud/hoodcloud/web"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Main is the appliance: every component of `serve`, opened in dependency
+// order and closed in reverse. Tests start it in process.
+type Main struct {
+	Config   Config
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+
+	Events    engine.Events
+	NATS      *hnats.EmbeddedBus // nil with external NATS
+	Workflows *temporal.Client
+	Gateway   *agent.Gateway
+	HTTP      *web.Server
+
+	checks  []engine.HealthCheck
+	up      *prometheus.GaugeVec
+	closers []func(context.Context) error
+}
+
+// NewMain prepares an appliance logging to logOut; it does no I/O.
+func NewMain(cfg Config, logOut io.Writer) *Main {
+	return &Main{Config: cfg, Logger: newLogger(cfg, logOut), Registry: prometheus.NewRegistry()}
+}
+
+func newLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Open starts every component and waits until each is ready. On failure
+// it closes what it opened and returns the first error.
+func (m *Main) Open(ctx context.Context) error {
+	start := time.Now()
+	m.registerMetrics()
+	steps := []struct {
+		name string
+		open func(context.Context) error
+	}{
+		{"data dir", m.openDataDir},
+		{"events", m.openEvents},
+		{"workflows", m.openWorkflows},
+		{"agent gateway", m.openGateway},
+		{"http", m.openHTTP},
+	}
+	for _, s := range steps {
+		if err := s.open(ctx); err != nil {
+			m.Close()
+			return fmt.Errorf("start %s: %w", s.name, err)
+		}
+	}
+	m.Logger.Info("hoodcloud ready", "version", version, "http", m.HTTP.Addr(),
+		"agents", m.Gateway.Addr(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Run serves until ctx ends, then stops in order.
+func (m *Main) Run(ctx context.Context) error {
+	go m.watchHealth(ctx, 15*time.Second)
+	<-ctx.Done()
+	m.Logger.Info("stopping")
+	return m.Close()
+}
+
+// Close stops every opened component in reverse order within the
+// shutdown timeout. Safe to call twice.
+func (m *Main) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		errs = append(errs, m.closers[i](ctx))
+	}
+	m.closers = nil
+	return errors.Join(errs...)
+}
+
+func (m *Main) onClose(f func(context.Context) error) { m.closers = append(m.closers, f) }
+
+// Health checks every component now.
+func (m *Main) Health(ctx context.Context) engine.HealthReport {
+	r := engine.CheckHealth(ctx, m.checks, 2*time.Second)
+	for _, c := range r.Components {
+		v := 0.0
+		if c.Status == engine.Healthy {
+			v = 1
+		}
+		m.up.WithLabelValues(c.Name).Set(v)
+	}
+	return r
+}
+
+func (m *Main) addCheck(name string, critical bool, check func(context.Context) error) {
+	m.checks = append(m.checks, engine.HealthCheck{Name: name, Critical: critical, Check: check})
+}
+
+// watchHealth keeps the component gauges fresh between scrapes of /readyz.
+func (m *Main) watchHealth(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.Health(ctx)
+		}
+	}
+}
+
+func (m *Main) registerMetrics() {
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hoodcloud_build_info", Help: "Build of the running appliance (always 1).",
+	}, []string{"version", "commit", "goversion"})
+	build.WithLabelValues(version, commit, runtime.Version()).Set(1)
+	m.up = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hoodcloud_component_up", Help: "Whether a component passed its last health check.",
+	}, []string{"component"})
+	m.Registry.MustRegister(build, m.up,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+}
+
+// openDataDir creates the data dir and locks it: two appliances on one
+// data dir would corrupt each other's files.
+func (m *Main) openDataDir(context.Context) error {
+	dir := m.Config.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("data dir %s is in use by another hoodcloud process", dir)
+	}
+	m.onClose(func(context.Context) error { return f.Close() })
+	return nil
+}
+
+func (m *Main) openEvents(ctx context.Context) error {
+	if m.Config.Events != "embedded" {
+		bus := hnats.New(m.Config.Events)
+		if err := bus.Open(ctx); err != nil {
+			return err
+		}
+		return m.useEvents(bus)
+	}
+	bus, err := hnats.NewEmbedded(hnats.EmbeddedConfig{
+		StoreDir: filepath.Join(m.Config.DataDir, "nats"),
+		Listen:   m.Config.NATSListen,
+	})
+	if err != nil {
+		return err
+	}
+	if err := bus.Open(ctx); err != nil {
+		return err
+	}
+	m.NATS = bus
+	return m.useEvents(bus)
+}
+
+func (m *Main) useEvents(bus engine.Events) error {
+	m.Events = bus
+	m.onClose(func(context.Context) error { return bus.Close() })
+	m.addCheck("events", true, bus.Ping)
+	return nil
+}
+
+func (m *Main) openWorkflows(ctx context.Context) error {
+	addr := m.Config.Temporal
+	if addr == "embedded" {
+		srv, err := m.openEmbeddedTemporal(ctx)
+		if err != nil {
+			return err
+		}
+		addr = srv.FrontendAddress()
+	}
+	c, err := temporal.New(temporal.Config{HostPort: addr, Namespace: m.Config.TemporalNamespace, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	m.Workflows = c
+	m.onClose(func(context.Context) error { return c.Close() })
+	m.addCheck("workflows", true, c.Ping)
+	return nil
+}
+
+func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, error) {
+	p := m.Config.TemporalPorts
+	srv, err := devserver.New(devserver.Config{
+		DBFile:     filepath.Join(m.Config.DataDir, "temporal.db"),
+		Host:       m.Config.TemporalHost,
+		Ports:      devserver.Ports{Frontend: p.Frontend, FrontendHTTP: p.FrontendHTTP, History: p.History, Matching: p.Matching, Worker: p.Worker},
+		Namespaces: []string{m.Config.TemporalNamespace},
+		Logger:     m.Logger,
+		LogLevel:   m.Config.TemporalLogLevel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Open(ctx); err != nil {
+		return nil, err
+	}
+	m.onClose(func(context.Context) error { return srv.Close() })
+	return srv, nil
+}
+
+func (m *Main) openGateway(context.Context) error {
+	g := agent.NewGateway(agent.GatewayConfig{Addr: m.Config.AgentAddr, Logger: m.Logger})
+	if err := g.Open(); err != nil {
+		return err
+	}
+	m.Gateway = g
+	m.onClose(func(ctx context.Context) error { g.Close(ctx); return nil })
+	return nil
+}
+
+func (m *Main) openHTTP(context.Context) error {
+	s := web.New(web.Config{
+		Addr:     m.Config.HTTPAddr,
+		Version:  version,
+		Logger:   m.Logger,
+		Gatherer: m.Registry,
+		Health:   m.Health,
+	})
+	if err := s.Open(); err != nil {
+		return err
+	}
+	m.HTTP = s
+	m.onClose(s.Close)
+	return nil
+}

@@ -1,0 +1,331 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the effective configuration: defaults, then the YAML file, then
+// HOODCLOUD_* variables, then flags, each overriding the one before.
+type Config struct {
+	ConfigFile string
+	DataDir    string
+	HTTPAddr   string
+	AgentAddr  string
+
+	Store    string // "" or bolt:///path (embedded), postgres://…
+	Cache    string // embedded, redis://…
+	Events   string // embedded, nats://…
+	Temporal string // embedded, host:port
+
+	NATSListen        string // TCP listener of the embedded NATS; "" for none
+	TemporalNamespace string
+	TemporalHost      string // bind address of the embedded Temporal
+	TemporalPorts     temporalPorts
+
+	LogFormat        string
+	LogLevel         slog.Level
+	TemporalLogLevel slog.Level
+	ShutdownTimeout  time.Duration
+	DevToken         string
+
+	explicit map[string]bool // keys set by file, environment or flag
+}
+
+type temporalPorts struct{ Frontend, FrontendHTTP, History, Matching, Worker int }
+
+// secretKeys are never printed.
+var secretKeys = map[string]bool{"dev-token": true}
+
+// ConfigError is bad configuration: the process exits 2 and starts nothing.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErrorf(format string, args ...any) error {
+	return &ConfigError{fmt.Errorf(format, args...)}
+}
+
+func defaultConfig() Config {
+	return Config{
+		DataDir:           "data",
+		HTTPAddr:          "127.0.0.1:8080",
+		AgentAddr:         "127.0.0.1:8443",
+		Cache:             "embedded",
+		Events:            "embedded",
+		Temporal:          "embedded",
+		TemporalNamespace: "hoodcloud",
+		TemporalHost:      "127.0.0.1",
+		TemporalPorts:     temporalPorts{7833, 7834, 7835, 7836, 7837},
+		LogFormat:         "text",
+		LogLevel:          slog.LevelInfo,
+		TemporalLogLevel:  slog.LevelWarn,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// bindFlags declares every setting on fs, bound to c's fields. The flag
+// names are the configuration keys: the YAML file uses them with
+// underscores, the environment as HOODCLOUD_ + upper case.
+func (c *Config) bindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML configuration file")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of all state")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP API and operational endpoints")
+	fs.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "gRPC gateway for ops-agents")
+	fs.StringVar(&c.Store, "store", c.Store, "store: bolt:///path (default: under the data dir) or postgres://…")
+	fs.StringVar(&c.Cache, "cache", c.Cache, "cache: embedded or redis://…")
+	fs.StringVar(&c.Events, "events", c.Events, "events: embedded or nats://…")
+	fs.StringVar(&c.Temporal, "temporal", c.Temporal, "workflows: embedded or host:port of a Temporal frontend")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "TCP listener of the embedded NATS (empty: in-process only)")
+	fs.StringVar(&c.TemporalNamespace, "temporal-namespace", c.TemporalNamespace, "Temporal namespace")
+	fs.StringVar(&c.TemporalHost, "temporal-host", c.TemporalHost, "bind address of the embedded Temporal")
+	fs.IntVar(&c.TemporalPorts.Frontend, "temporal-frontend-port", c.TemporalPorts.Frontend, "embedded Temporal frontend gRPC port")
+	fs.IntVar(&c.TemporalPorts.FrontendHTTP, "temporal-http-port", c.TemporalPorts.FrontendHTTP, "embedded Temporal frontend HTTP port")
+	fs.IntVar(&c.TemporalPorts.History, "temporal-history-port", c.TemporalPorts.History, "embedded Temporal history port")
+	fs.IntVar(&c.TemporalPorts.Matching, "temporal-matching-port", c.TemporalPorts.Matching, "embedded Temporal matching port")
+	fs.IntVar(&c.TemporalPorts.Worker, "temporal-worker-port", c.TemporalPorts.Worker, "embedded Temporal worker port")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.TextVar(&c.TemporalLogLevel, "temporal-log-level", c.TemporalLogLevel, "minimum level of the embedded Temporal's logs")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long an orderly stop may take")
+	fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "admin bootstrap token (secret)")
+}
+
+// loadConfig parses args over the file and the environment.
+// extra declares command-specific flags.
+func loadConfig(name string, args []string, env func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (Config, *flag.FlagSet, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bindFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, fs, errUsage
+		}
+		return cfg, fs, &ConfigError{err}
+	}
+	explicit := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = f.Value.String() })
+
+	file := cfg.ConfigFile
+	if file == "" {
+		file = env("HOODCLOUD_CONFIG")
+	}
+	if file != "" {
+		if err := applyFile(fs, file); err != nil {
+			return cfg, fs, err
+		}
+	}
+	if err := applyEnv(fs, env); err != nil {
+		return cfg, fs, err
+	}
+	for name, v := range explicit {
+		fs.Set(name, v) // parsed once already, cannot fail
+	}
+	cfg.ConfigFile = file
+	cfg.explicit = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { cfg.explicit[f.Name] = true })
+	return cfg, fs, cfg.validate()
+}
+
+func applyFile(fs *flag.FlagSet, path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return configErrorf("config file: %v", err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(raw, &values); err != nil {
+		return configErrorf("config file %s: not valid YAML: %v", path, err)
+	}
+	for key, v := range values {
+		name := strings.ReplaceAll(key, "_", "-")
+		if fs.Lookup(name) == nil || name == "config" {
+			return configErrorf("config file %s: unknown key %q", path, key)
+		}
+		if err := fs.Set(name, fmt.Sprint(v)); err != nil {
+			return configErrorf("config file %s: key %q: %v", path, key, err)
+		}
+	}
+	return nil
+}
+
+func applyEnv(fs *flag.FlagSet, env func(string) string) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		key := envKey(f.Name)
+		if v := env(key); v != "" && f.Name != "config" && err == nil {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = configErrorf("%s: %v", key, e)
+			}
+		}
+	})
+	return err
+}
+
+func envKey(name string) string {
+	return "HOODCLOUD_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func (c *Config) validate() error {
+	checks := []func() error{
+		func() error { return checkAddr("http-addr", c.HTTPAddr) },
+		func() error { return checkAddr("agent-addr", c.AgentAddr) },
+		func() error { return checkOneOf("log-format", c.LogFormat, "text", "json") },
+		c.checkAdapters,
+		c.checkTemporalPorts,
+		func() error {
+			if c.ShutdownTimeout <= 0 {
+				return configErrorf("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)
+			}
+			return nil
+		},
+		func() error {
+			if strings.TrimSpace(c.DataDir) == "" {
+				return configErrorf("data-dir: must not be empty")
+			}
+			return nil
+		},
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	if c.NATSListen != "" {
+		return checkAddr("nats-listen", c.NATSListen)
+	}
+	return nil
+}
+
+func (c *Config) checkAdapters() error {
+	if err := checkURL("events", c.Events, "nats"); err != nil {
+		return err
+	}
+	if err := checkURL("cache", c.Cache, "redis", "rediss"); err != nil {
+		return err
+	}
+	if c.Store != "" {
+		if err := checkURL("store", c.Store, "bolt", "postgres", "postgresql"); err != nil {
+			return err
+		}
+	}
+	if c.Temporal != "embedded" {
+		if _, _, err := net.SplitHostPort(c.Temporal); err != nil {
+			return configErrorf("temporal: want \"embedded\" or host:port, got %q", c.Temporal)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkTemporalPorts() error {
+	if c.Temporal != "embedded" {
+		return nil
+	}
+	p := c.TemporalPorts
+	named := []struct {
+		key  string
+		port int
+	}{
+		{"temporal-frontend-port", p.Frontend}, {"temporal-http-port", p.FrontendHTTP},
+		{"temporal-history-port", p.History}, {"temporal-matching-port", p.Matching}, {"temporal-worker-port", p.Worker},
+	}
+	seen := map[int]string{}
+	for _, n := range named {
+		if n.port < 1 || n.port > 65535 {
+			return configErrorf("%s: must be 1-65535 (fixed, so restarts are quick), got %d", n.key, n.port)
+		}
+		if other, dup := seen[n.port]; dup {
+			return configErrorf("%s: port %d is also %s", n.key, n.port, other)
+		}
+		seen[n.port] = n.key
+	}
+	return nil
+}
+
+func checkAddr(key, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return configErrorf("%s: want host:port, got %q", key, addr)
+	}
+	return nil
+}
+
+func checkOneOf(key, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return configErrorf("%s: want one of %s, got %q", key, strings.Join(allowed, ", "), v)
+}
+
+// checkURL accepts "embedded" or a URL with one of schemes. The message
+// never repeats the value: it may hold a password.
+func checkURL(key, v string, schemes ...string) error {
+	if v == "embedded" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" {
+		return configErrorf("%s: want \"embedded\" or a %s:// URL", key, schemes[0])
+	}
+	if checkOneOf(key, u.Scheme, schemes...) != nil {
+		return configErrorf("%s: unsupported scheme %q (want embedded or %s)", key, u.Scheme, strings.Join(schemes, ", "))
+	}
+	return nil
+}
+
+// storePath is the bbolt file, under the data dir unless configured.
+func (c *Config) storePath() string {
+	if strings.HasPrefix(c.Store, "bolt://") {
+		return strings.TrimPrefix(c.Store, "bolt://")
+	}
+	return filepath.Join(c.DataDir, "hoodcloud.db")
+}
+
+// printConfig writes the effective configuration as YAML, secrets redacted.
+func printConfig(w io.Writer, fs *flag.FlagSet) {
+	values := map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		values[strings.ReplaceAll(f.Name, "-", "_")] = redact(f.Name, f.Value.String())
+	})
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s: %q\n", k, values[k])
+	}
+}
+
+// redact hides secrets and the password part of URLs.
+func redact(name, v string) string {
+	if secretKeys[name] && v != "" {
+		return "<redacted>"
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "redacted")
+			return u.String()
+		}
+	}
+	return v
+}
+
+var errUsage = errors.New("usage")

@@ -1,0 +1,94 @@
+// Package web is the HTTP face of the appliance: the operational endpoints
+// and the public API. Gin stays behind Server.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config describes the HTTP server.
+type Config struct {
+	Addr     string // host:port; port 0 picks a free one
+	Version  string
+	Logger   *slog.Logger
+	Gatherer prometheus.Gatherer // what /metrics serves
+	// Health runs the readiness checks.
+	Health func(ctx context.Context) engine.HealthReport
+}
+
+// Server serves HTTP.
+type Server struct {
+	cfg      Config
+	started  time.Time
+	router   *gin.Engine
+	http     *http.Server
+	listener net.Listener
+}
+
+// New builds the routes; it does no I/O.
+func New(cfg Config) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, started: time.Now(), router: gin.New()}
+	s.router.HandleMethodNotAllowed = true
+	s.router.Use(s.recoverJSON)
+	s.router.NoRoute(func(c *gin.Context) {
+		writeError(c, engine.Errorf(engine.ENotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	s.router.NoMethod(func(c *gin.Context) {
+		writeStatus(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
+	})
+	s.routeOps()
+	s.http = &http.Server{
+		Handler:           s.router,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	return s
+}
+
+// Open binds the listener, so a port in use fails before anything serves.
+func (s *Server) Open() error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = l
+	go func() {
+		if err := s.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.cfg.Logger.Error("http server stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr is the bound address (useful with port 0).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Handler exposes the routes for in-memory tests.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Close stops accepting and waits for requests in flight, up to the context.
+func (s *Server) Close(ctx context.Context) error {
+	if s.listener == nil {
+		return nil
+	}
+	return s.http.Shutdown(ctx)
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})
+}
