@@ -1,0 +1,86 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/enginetest"
+)
+
+// openAt opens the store file at path and fails the test if it cannot.
+func openAt(tb testing.TB, path string) *Store {
+	tb.Helper()
+	s := New(path)
+	if err := s.Open(tb.Context()); err != nil {
+		tb.Fatalf("open %s: %v", path, err)
+	}
+	return s
+}
+
+func TestStoreConformance(t *testing.T) {
+	enginetest.RunStore(t, func(t *testing.T) engine.Store {
+		return openAt(t, filepath.Join(t.TempDir(), "hoodcloud.db"))
+	})
+}
+
+func TestStoreKeepsDataAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hoodcloud.db")
+	reopen := func(t *testing.T) engine.Store { return openAt(t, path) }
+	enginetest.RunStoreRestart(t, reopen, reopen)
+}
+
+func TestSecondOpenOfTheSameFileFailsFast(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hoodcloud.db")
+	first := openAt(t, path)
+	defer first.Close()
+
+	second := New(path, WithLockTimeout(100*time.Millisecond))
+	start := time.Now()
+	err := second.Open(context.Background())
+	if !errors.Is(err, ErrInUse) {
+		t.Fatalf("second Open = %v, want ErrInUse", err)
+	}
+	if waited := time.Since(start); waited > 2*time.Second {
+		t.Fatalf("second Open took %v, want it to give up after the lock timeout", waited)
+	}
+	t.Logf("second Open: %v", err)
+
+	stopped := first.Close()
+	if stopped != nil {
+		t.Fatal(stopped)
+	}
+	third := openAt(t, path)
+	third.Close()
+}
+
+func TestUnopenedStoreIsUnavailable(t *testing.T) {
+	s := New(filepath.Join(t.TempDir(), "hoodcloud.db"))
+	if err := s.Ping(context.Background()); !engine.IsCode(err, engine.EUnavailable) {
+		t.Fatalf("Ping before Open = %v, want code %q", err, engine.EUnavailable)
+	}
+}
+
+func BenchmarkStore(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "hoodcloud.db"))
+	defer s.Close()
+	enginetest.BenchStore(b, s, enginetest.WithNodeSeeder(s.seedNodes))
+}
+
+// seedNodes creates the nodes in one transaction instead of one fsync each.
+func (s *Store) seedNodes(ctx context.Context, ns []*engine.Node) error {
+	return s.update(ctx, func(tx *bbolt.Tx) error {
+		for _, n := range ns {
+			n.Version = 1
+			if err := createNode(tx, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
