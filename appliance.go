@@ -14,7 +14,10 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/store/bolt"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
+	"github.com/hoodcloud/hoodcloud/store/postgres"
+	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -29,6 +32,8 @@ type Main struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 
+	Store     engine.Store
+	Cache     engine.Cache
 	Events    engine.Events
 	NATS      *hnats.EmbeddedBus // nil with external NATS
 	Workflows *temporal.Client
@@ -63,6 +68,9 @@ func (m *Main) Open(ctx context.Context) error {
 		open func(context.Context) error
 	}{
 		{"data dir", m.openDataDir},
+		{"store", m.openStore},
+		{"cache", m.openCache},
+		{"command queue", m.rebuildCommandQueue},
 		{"events", m.openEvents},
 		{"workflows", m.openWorkflows},
 		{"agent gateway", m.openGateway},
@@ -163,6 +171,63 @@ func (m *Main) openDataDir(context.Context) error {
 	}
 	m.onClose(func(context.Context) error { return f.Close() })
 	return nil
+}
+
+// opener is the lifecycle every adapter shares.
+type opener interface {
+	Open(context.Context) error
+	Close() error
+}
+
+// openStore picks the adapter by URL scheme: bbolt under the data dir by
+// default, PostgreSQL when configured.
+func (m *Main) openStore(ctx context.Context) error {
+	var s interface {
+		engine.Store
+		opener
+	}
+	if isPostgres(m.Config.Store) {
+		s = postgres.New(m.Config.Store, m.Registry)
+	} else {
+		s = bolt.New(m.Config.storePath())
+	}
+	if err := s.Open(ctx); err != nil {
+		return err
+	}
+	m.Store = s
+	m.onClose(func(context.Context) error { return s.Close() })
+	m.addCheck("store", true, s.Ping)
+	return nil
+}
+
+// openCache runs miniredis in process by default, or uses a Redis server.
+func (m *Main) openCache(ctx context.Context) error {
+	var c interface {
+		engine.Cache
+		opener
+	}
+	if m.Config.Cache == "embedded" {
+		c = redis.NewEmbedded(redis.Options{})
+	} else {
+		c = redis.New(m.Config.Cache, redis.Options{KeyPrefix: "hoodcloud:"})
+	}
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	m.Cache = c
+	m.onClose(func(context.Context) error { return c.Close() })
+	m.addCheck("cache", true, c.Ping)
+	return nil
+}
+
+// rebuildCommandQueue restores the queue from the Store: the embedded
+// cache forgets everything on restart, and the Store is the source of truth.
+func (m *Main) rebuildCommandQueue(ctx context.Context) error {
+	n, err := engine.RebuildCommandQueue(ctx, m.Store, m.Cache)
+	if n > 0 {
+		m.Logger.Info("command queue rebuilt", "commands", n)
+	}
+	return err
 }
 
 func (m *Main) openEvents(ctx context.Context) error {

@@ -290,6 +290,10 @@ func checkURL(key, v string, schemes ...string) error {
 	return nil
 }
 
+func isPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
 // storePath is the bbolt file, under the data dir unless configured.
 func (c *Config) storePath() string {
 	if strings.HasPrefix(c.Store, "bolt://") {

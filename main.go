@@ -24,6 +24,8 @@ const usage = `hoodcloud: the HoodCloud control plane
 Usage:
   hoodcloud serve [flags]     run the appliance
   hoodcloud dev [flags]       run an ephemeral appliance (temp data dir, dev token)
+  hoodcloud migrate up|status|force VERSION
+                              manage the PostgreSQL schema (--store postgres://…)
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud version           show version, commit and build date
 
@@ -51,6 +53,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = serve(ctx, rest, env, stderr)
 	case "dev":
 		err = dev(ctx, rest, env, stdout, stderr)
+	case "migrate":
+		err = migrate(ctx, rest, env, stdout, stderr)
 	case "config":
 		err = configCommand(rest, env, stdout, stderr)
 	case "version":

@@ -6,12 +6,14 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
+
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
 )
 
 func TestMigrateUpFromEmptyThenAgainIsANoOp(t *testing.T) {
-	m := postgres.NewMigrator(mustDatabase(t))
+	m := postgres.NewMigrator(testenv.PostgresDatabase(t))
 	mustStatus(t, m, 0, false, []int64{1})
 
 	applied, err := m.Up(t.Context())
@@ -31,7 +33,7 @@ func TestMigrateUpFromEmptyThenAgainIsANoOp(t *testing.T) {
 }
 
 func TestFailedMigrationLeavesSchemaDirtyUntilForced(t *testing.T) {
-	dbURL := mustDatabase(t)
+	dbURL := testenv.PostgresDatabase(t)
 	broken := postgres.NewMigratorFS(dbURL, migrationsWith(t, map[string]string{
 		"0002_widgets.up.sql": "CREATE TABLE widgets (id int); SELECT 1/0;",
 	}))
@@ -62,7 +64,7 @@ func TestFailedMigrationLeavesSchemaDirtyUntilForced(t *testing.T) {
 }
 
 func TestForceAcceptsOnlyKnownVersions(t *testing.T) {
-	m := postgres.NewMigrator(mustDatabase(t))
+	m := postgres.NewMigrator(testenv.PostgresDatabase(t))
 	if err := m.Force(t.Context(), 42); !engine.IsCode(err, engine.EInvalid) {
 		t.Fatalf("force 42: %v, want code %q", err, engine.EInvalid)
 	}

@@ -2,10 +2,7 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -13,7 +10,6 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine/enginetest"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -35,38 +31,10 @@ func BenchmarkStore(b *testing.B) {
 	enginetest.BenchStore(b, s, enginetest.WithNodeSeeder(s.CreateNodes))
 }
 
-// mustDatabase creates an empty database of its own on the test server and
-// drops it when the test ends; it returns the database's URL.
-func mustDatabase(tb testing.TB) string {
-	tb.Helper()
-	server := testenv.PostgresURL(tb)
-	var b [6]byte
-	rand.Read(b[:])
-	name := "hoodcloud_test_" + hex.EncodeToString(b[:])
-	admin := func(sql string) error {
-		conn, err := pgx.Connect(context.Background(), server)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(context.Background(), sql)
-		return err
-	}
-	if err := admin("CREATE DATABASE " + name); err != nil {
-		tb.Fatalf("create test database: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := admin("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			tb.Errorf("drop test database %s: %v", name, err)
-		}
-	})
-	return serverURL(tb, name, "")
-}
-
 // mustMigratedDatabase is mustDatabase with the built-in migrations applied.
 func mustMigratedDatabase(tb testing.TB) string {
 	tb.Helper()
-	dbURL := mustDatabase(tb)
+	dbURL := testenv.PostgresDatabase(tb)
 	if _, err := postgres.NewMigrator(dbURL).Up(context.Background()); err != nil {
 		tb.Fatalf("migrate up: %v", err)
 	}
@@ -84,7 +52,7 @@ func mustOpen(tb testing.TB, dbURL string) *postgres.Store {
 }
 
 func TestOpenRefusesUntilMigrated(t *testing.T) {
-	dbURL := mustDatabase(t)
+	dbURL := testenv.PostgresDatabase(t)
 	err := postgres.New(dbURL, nil).Open(t.Context())
 	mustRefuse(t, err, postgres.ErrMigrationsPending, "run `hoodcloud migrate up`")
 
@@ -99,7 +67,7 @@ func TestOpenRefusesUntilMigrated(t *testing.T) {
 }
 
 func TestOpenRefusesDirtySchema(t *testing.T) {
-	dbURL := mustDatabase(t)
+	dbURL := testenv.PostgresDatabase(t)
 	broken := migrationsWith(t, map[string]string{"0001_init.up.sql": "SELECT 1/0"})
 	if _, err := postgres.NewMigratorFS(dbURL, broken).Up(t.Context()); err == nil {
 		t.Fatal("a failing migration succeeded")
@@ -110,7 +78,7 @@ func TestOpenRefusesDirtySchema(t *testing.T) {
 }
 
 func TestOpenRefusesSchemaNewerThanBinary(t *testing.T) {
-	dbURL := mustDatabase(t)
+	dbURL := testenv.PostgresDatabase(t)
 	newer := migrationsWith(t, map[string]string{"0099_future.up.sql": "CREATE TABLE future (id int)"})
 	if _, err := postgres.NewMigratorFS(dbURL, newer).Up(t.Context()); err != nil {
 		t.Fatal(err)
@@ -136,7 +104,7 @@ func TestBadURLsFailClearlyWithoutEchoingThePassword(t *testing.T) {
 }
 
 func TestUnknownDatabaseFailsWithoutEchoingThePassword(t *testing.T) {
-	mustFailQuietly(t, serverURL(t, "hoodcloud_test_missing", testPassword), engine.EUnavailable)
+	mustFailQuietly(t, testenv.PostgresDatabaseURL(t, "hoodcloud_test_missing", testPassword), engine.EUnavailable)
 }
 
 // mustFailQuietly fails unless opening and migrating dbURL fail with code
@@ -198,19 +166,6 @@ func gatheredNames(t *testing.T, reg *prometheus.Registry) map[string]bool {
 
 // serverURL returns the test server's URL for database, with password set
 // (which a trust-auth test server ignores) unless it is empty.
-func serverURL(tb testing.TB, database, password string) string {
-	tb.Helper()
-	u, err := url.Parse(testenv.PostgresURL(tb))
-	if err != nil {
-		tb.Fatal("HOODCLOUD_TEST_POSTGRES_URL is not a URL")
-	}
-	u.Path = "/" + database
-	if password != "" {
-		u.User = url.UserPassword(u.User.Username(), password)
-	}
-	return u.String()
-}
-
 // mustRefuse fails unless err wraps want and tells the operator what to do.
 func mustRefuse(t *testing.T, err, want error, advice string) {
 	t.Helper()

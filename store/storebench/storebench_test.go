@@ -9,9 +9,6 @@ package storebench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"path/filepath"
 	"testing"
 
@@ -20,7 +17,6 @@ import (
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -30,7 +26,7 @@ func BenchmarkStore(b *testing.B) {
 		bench(b, s, s.Open)
 	})
 	b.Run("postgres", func(b *testing.B) {
-		dbURL := mustDatabase(b)
+		dbURL := testenv.PostgresDatabase(b)
 		if _, err := postgres.NewMigrator(dbURL).Up(b.Context()); err != nil {
 			b.Fatalf("migrate: %v", err)
 		}
@@ -55,37 +51,4 @@ func bench(b *testing.B, s engine.Store, open func(context.Context) error) {
 		opts = append(opts, enginetest.WithNodeSeeder(bc.CreateNodes))
 	}
 	enginetest.BenchStore(b, s, opts...)
-}
-
-// mustDatabase creates an empty database on the test server, dropped when
-// the benchmark ends, and returns its URL.
-func mustDatabase(b *testing.B) string {
-	b.Helper()
-	server := testenv.PostgresURL(b)
-	var r [6]byte
-	rand.Read(r[:])
-	name := "hoodcloud_bench_" + hex.EncodeToString(r[:])
-	admin := func(sql string) error {
-		conn, err := pgx.Connect(context.Background(), server)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.Background())
-		_, err = conn.Exec(context.Background(), sql)
-		return err
-	}
-	if err := admin("CREATE DATABASE " + name); err != nil {
-		b.Fatalf("create bench database: %v", err)
-	}
-	b.Cleanup(func() {
-		if err := admin("DROP DATABASE " + name + " WITH (FORCE)"); err != nil {
-			b.Errorf("drop bench database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(server)
-	if err != nil {
-		b.Fatal("HOODCLOUD_TEST_POSTGRES_URL is not a URL")
-	}
-	u.Path = "/" + name
-	return u.String()
 }
