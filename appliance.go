@@ -40,6 +40,8 @@ type Main struct {
 	Gateway   *agent.Gateway
 	HTTP      *web.Server
 
+	temporal *devserver.Server // nil with an external Temporal
+
 	checks  []engine.HealthCheck
 	up      *prometheus.GaugeVec
 	closers []func(context.Context) error
@@ -98,6 +100,9 @@ func (m *Main) Run(ctx context.Context) error {
 // Close stops every opened component in reverse order within the
 // shutdown timeout. Safe to call twice.
 func (m *Main) Close() error {
+	if m.temporal != nil {
+		m.temporal.Quiet()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
 	var errs []error
@@ -297,6 +302,7 @@ func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, err
 	if err := srv.Open(ctx); err != nil {
 		return nil, err
 	}
+	m.temporal = srv
 	m.onClose(func(context.Context) error { return srv.Close() })
 	return srv, nil
 }

@@ -27,6 +27,7 @@ Usage:
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
   hoodcloud config print      show the effective configuration, secrets redacted
+  hoodcloud bench startup     measure start time, idle memory and binary size
   hoodcloud version           show version, commit and build date
 
 Run "hoodcloud serve -h" for the settings. Each flag is also a HOODCLOUD_*
@@ -57,6 +58,12 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = migrate(ctx, rest, env, stdout, stderr)
 	case "config":
 		err = configCommand(rest, env, stdout, stderr)
+	case "bench":
+		if len(rest) == 0 || rest[0] != "startup" {
+			fmt.Fprintln(stderr, "usage: hoodcloud bench startup [--runs N] [--idle D]")
+			return 2
+		}
+		err = benchStartup(ctx, rest[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "hoodcloud %s (commit %s, built %s)\n", version, commit, date)
 	case "help", "-h", "--help":

@@ -4,8 +4,11 @@
 package testenv
 
 import (
+	"net"
+	"net/url"
 	"os"
 	"testing"
+	"time"
 )
 
 // PostgresURL returns HOODCLOUD_TEST_POSTGRES_URL: a server URL whose user
@@ -25,12 +28,31 @@ func RequireExternal() bool { return os.Getenv("HOODCLOUD_TEST_REQUIRE_EXTERNAL"
 
 func lookup(tb testing.TB, name, server string) string {
 	tb.Helper()
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	if RequireExternal() {
+	v := os.Getenv(name)
+	switch {
+	case v == "" && RequireExternal():
 		tb.Fatalf("%s is not set but HOODCLOUD_TEST_REQUIRE_EXTERNAL=1: the %s tests must run", name, server)
+	case v == "":
+		tb.Skipf("SKIPPING %s tests: set %s to run them against a real server", server, name)
+	case !reachable(v) && RequireExternal():
+		tb.Fatalf("the %s server of %s does not answer but HOODCLOUD_TEST_REQUIRE_EXTERNAL=1", server, name)
+	case !reachable(v):
+		tb.Skipf("SKIPPING %s tests: the server of %s does not answer", server, name)
 	}
-	tb.Skipf("SKIPPING %s tests: set %s to run them against a real server", server, name)
-	return ""
+	return v
+}
+
+// reachable dials the URL's host so a machine without the server skips
+// instead of failing on connection errors.
+func reachable(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return true // let the test report the malformed URL
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }

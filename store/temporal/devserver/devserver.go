@@ -141,13 +141,16 @@ func (s *Server) Open(ctx context.Context) error {
 	return nil
 }
 
+// Quiet silences the server's logs: while the appliance stops, services
+// and pollers log errors about each other's going away.
+func (s *Server) Quiet() { s.logLevel.Set(slog.LevelError + 4) }
+
 // Close stops every service; safe to call twice.
 func (s *Server) Close() error {
 	if s.server == nil {
 		return nil
 	}
-	// Services complain of each other's going away while they stop.
-	s.logLevel.Set(slog.LevelError + 4)
+	s.Quiet()
 	err := s.server.Stop()
 	s.server = nil
 	return err

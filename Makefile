@@ -1,0 +1,50 @@
+# HoodCloud: the control plane in one binary.
+# `make run` starts the appliance on its embedded defaults; `make test` runs every test.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo none)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
+# The real servers adapter tests run against; unreachable ones are skipped
+# loudly unless HOODCLOUD_TEST_REQUIRE_EXTERNAL=1.
+export HOODCLOUD_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+export HOODCLOUD_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
+export HOODCLOUD_TEST_NATS_URL     ?= nats://127.0.0.1:4222
+
+# The root package links the embedded Temporal server: it is tested without
+# the race detector, which would make its link and run several times slower.
+ROOT := github.com/hoodcloud/hoodcloud
+RACE_PKGS = $(shell go list ./... | grep -v '^$(ROOT)$$')
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: build run test lint bench generate clean
+
+build:
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/hoodcloud .
+
+run:
+	go run . serve
+
+test: lint
+	go test -race -count=1 $(RACE_PKGS)
+	go test -count=1 -timeout 20m $(ROOT)
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	@deps=$$(go list -deps ./engine | grep -E 'gin-gonic|jackc/pgx|go.etcd.io/bbolt|nats-io|redis|hashicorp/vault|google.golang.org/grpc$$'); \
+		if [ -n "$$deps" ]; then echo "engine imports infrastructure: $$deps"; exit 1; fi
+	@n=$$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | grep -c ' go.temporal.io/server/'); \
+		if [ "$$n" -ne 1 ]; then echo "only store/temporal/devserver may import go.temporal.io/server ($$n do)"; exit 1; fi
+	go run $(STATICCHECK) ./...
+
+bench: build
+	./bin/hoodcloud bench startup
+	go test -run '^$$' -bench . -benchtime 2000x ./store/storebench ./store/redis
+
+generate:
+	sh proto/generate.sh
+
+clean:
+	rm -rf bin

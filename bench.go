@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// benchStartup measures what an operator feels: time from exec to /readyz
+// healthy on a fresh and on a warm data dir (median of n), idle RSS, and the
+// size of this binary. It runs this same executable as a child.
+func benchStartup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench startup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runs := fs.Int("runs", 5, "starts per data dir kind")
+	idle := fs.Duration("idle", 30*time.Second, "idle time before reading RSS")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *runs < 1 || *idle < 0 {
+		return configErrorf("bench startup: --runs must be >= 1 and --idle >= 0")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	warmDir, err := os.MkdirTemp("", "hoodcloud-bench-warm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(warmDir)
+
+	var fresh, warm []time.Duration
+	for range *runs {
+		d, err := timeFreshStart(ctx, exe)
+		if err != nil {
+			return err
+		}
+		fresh = append(fresh, d)
+	}
+	if _, err := startAndStop(ctx, exe, warmDir, 0); err != nil { // prime it
+		return err
+	}
+	for range *runs {
+		d, err := startAndStop(ctx, exe, warmDir, 0)
+		if err != nil {
+			return err
+		}
+		warm = append(warm, d.ready)
+	}
+	idleRun, err := startAndStop(ctx, exe, warmDir, *idle)
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "cold start to /readyz healthy, fresh data dir: median %s (runs %s)\n", median(fresh), fmtDurations(fresh))
+	fmt.Fprintf(stdout, "cold start to /readyz healthy, warm data dir:  median %s (runs %s)\n", median(warm), fmtDurations(warm))
+	fmt.Fprintf(stdout, "RSS after %s idle: %.1f MB\n", *idle, float64(idleRun.rssKB)/1024)
+	fmt.Fprintf(stdout, "binary size: %.1f MB (%s)\n", float64(st.Size())/(1<<20), filepath.Base(exe))
+	return nil
+}
+
+func timeFreshStart(ctx context.Context, exe string) (time.Duration, error) {
+	dir, err := os.MkdirTemp("", "hoodcloud-bench-fresh-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	r, err := startAndStop(ctx, exe, dir, 0)
+	return r.ready, err
+}
+
+type startRun struct {
+	ready time.Duration
+	rssKB int64
+}
+
+// startAndStop runs `serve` on dir, waits for /readyz healthy, optionally
+// idles and reads RSS, then stops it with SIGTERM.
+func startAndStop(ctx context.Context, exe, dir string, idle time.Duration) (startRun, error) {
+	ports, err := freePorts(7)
+	if err != nil {
+		return startRun{}, err
+	}
+	httpAddr := "127.0.0.1:" + strconv.Itoa(ports[0])
+	cmd := exec.CommandContext(ctx, exe, "serve", "--data-dir", dir, "--http-addr", httpAddr,
+		"--agent-addr", "127.0.0.1:"+strconv.Itoa(ports[1]), "--log-level", "error",
+		"--temporal-frontend-port", strconv.Itoa(ports[2]), "--temporal-http-port", strconv.Itoa(ports[3]),
+		"--temporal-history-port", strconv.Itoa(ports[4]), "--temporal-matching-port", strconv.Itoa(ports[5]),
+		"--temporal-worker-port", strconv.Itoa(ports[6]))
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return startRun{}, err
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	if err := waitReady(ctx, "http://"+httpAddr+"/readyz", 30*time.Second); err != nil {
+		return startRun{}, err
+	}
+	r := startRun{ready: time.Since(start)}
+	if idle > 0 {
+		time.Sleep(idle)
+		r.rssKB, err = rssKB(cmd.Process.Pid)
+	}
+	return r, err
+}
+
+func waitReady(ctx context.Context, url string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			var body struct{ Status string }
+			json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if body.Status == "healthy" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return errors.New("appliance not healthy within " + limit.String())
+}
+
+func rssKB(pid int) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2].Round(time.Millisecond)
+}
+
+func fmtDurations(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.Round(time.Millisecond).String()
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,65 @@
+package profile_test
+
+import (
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
+)
+
+// FuzzParseProfile feeds arbitrary bytes to the parser: it must never panic,
+// must fail only with EInvalid naming the file, and whatever it accepts must
+// keep the promises the rest of the appliance relies on. The seed corpus is
+// in testdata/fuzz/FuzzParseProfile.
+func FuzzParseProfile(f *testing.F) {
+	f.Add([]byte(validYAML(f)))
+	f.Add([]byte("id: a\nname: A\nversion: x\nfamily: f\nnode_types: [{name: n, durations: {1d: {provider: p, region: r, instance_type: i}}}]\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Add([]byte("---\n...\n---\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := profile.Parse("fuzz.yaml", data)
+		if err != nil {
+			if !engine.IsCode(err, engine.EInvalid) || !strings.HasPrefix(engine.ErrorMessage(err), "fuzz.yaml: ") {
+				t.Fatalf("error %v: want EInvalid naming the file", err)
+			}
+			return
+		}
+		checkAccepted(t, p)
+	})
+}
+
+var fuzzID = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+
+// checkAccepted asserts what an accepted profile guarantees.
+func checkAccepted(t *testing.T, p *profile.ChainProfile) {
+	t.Helper()
+	if !fuzzID.MatchString(p.ID) || len(p.NodeTypes) == 0 {
+		t.Fatalf("accepted id %q with %d node types", p.ID, len(p.NodeTypes))
+	}
+	for _, nt := range p.NodeTypes {
+		if len(nt.Offers) == 0 {
+			t.Fatalf("node type %q accepted without offers", nt.Name)
+		}
+		for _, o := range nt.Offers {
+			if got, err := p.Resolve(nt.Name, string(o.Duration)); err != nil || got != o.Placement {
+				t.Fatalf("Resolve(%s, %s) = %+v, %v; want %+v", nt.Name, o.Duration, got, err, o.Placement)
+			}
+			if _, err := o.Duration.Expiry(time.Unix(0, 0)); err != nil {
+				t.Fatalf("accepted duration %q has no expiry: %v", o.Duration, err)
+			}
+		}
+	}
+	for _, in := range p.Inputs {
+		if in.Type == engine.InputSecret && in.Source == profile.SourceChainGenerated && !filepath.IsLocal(in.KeyPath) {
+			t.Fatalf("accepted key_path %q outside the chain data dir", in.KeyPath)
+		}
+		if in.Type != engine.InputSecret {
+			_ = in.CheckValue("")
+			_ = in.CheckValue("0x00")
+		}
+	}
+}
