@@ -26,6 +26,7 @@ Usage:
   hoodcloud dev [flags]       run an ephemeral appliance (temp data dir, dev token)
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
+  hoodcloud simnode [flags]   run a simulated chain node (for dev, CI and tests)
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud bench startup     measure start time, idle memory and binary size
   hoodcloud version           show version, commit and build date
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = serve(ctx, rest, env, stderr)
 	case "dev":
 		err = dev(ctx, rest, env, stdout, stderr)
+	case "simnode":
+		err = simnodeCommand(ctx, rest, stderr)
 	case "migrate":
 		err = migrate(ctx, rest, env, stdout, stderr)
 	case "config":

@@ -190,6 +190,8 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"temporal port in use", serveArgs(t, "--temporal-history-port", busyPort), nil, "temporal history port " + busyPort + " is in use"},
 		{"bad dev output", []string{"dev", "--output", "yaml"}, nil, `output: want one of text, env, json`},
 		{"config without print", []string{"config"}, nil, "usage: hoodcloud config print"},
+		{"simnode without data dir", []string{"simnode"}, nil, "simnode: data-dir is required"},
+		{"simnode unknown mode", []string{"simnode", "--data-dir", t.TempDir(), "--mode", "explode"}, nil, "simnode: mode:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
