@@ -18,6 +18,7 @@ import (
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
 	"github.com/hoodcloud/hoodcloud/store/redis"
+	"github.com/hoodcloud/hoodcloud/store/secrets"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -33,6 +34,8 @@ type Main struct {
 	Registry *prometheus.Registry
 
 	Store     engine.Store
+	Secrets   engine.Secrets
+	Boot      *engine.BootMaterial // keys and certificates made on first boot
 	Cache     engine.Cache
 	Events    engine.Events
 	NATS      *hnats.EmbeddedBus // nil with external NATS
@@ -41,6 +44,8 @@ type Main struct {
 	HTTP      *web.Server
 
 	temporal *devserver.Server // nil with an external Temporal
+	bootDone chan struct{}
+	bootErr  error
 
 	checks  []engine.HealthCheck
 	up      *prometheus.GaugeVec
@@ -71,10 +76,12 @@ func (m *Main) Open(ctx context.Context) error {
 	}{
 		{"data dir", m.openDataDir},
 		{"store", m.openStore},
+		{"secrets", m.openSecrets},
 		{"cache", m.openCache},
 		{"command queue", m.rebuildCommandQueue},
 		{"events", m.openEvents},
 		{"workflows", m.openWorkflows},
+		{"first-boot material", m.awaitBootMaterial},
 		{"agent gateway", m.openGateway},
 		{"http", m.openHTTP},
 	}
@@ -202,6 +209,41 @@ func (m *Main) openStore(ctx context.Context) error {
 	m.Store = s
 	m.onClose(func(context.Context) error { return s.Close() })
 	m.addCheck("store", true, s.Ping)
+	return nil
+}
+
+// openSecrets opens the local keyring on the Store and makes or loads the
+// first-boot material.
+func (m *Main) openSecrets(ctx context.Context) error {
+	keys := secrets.New(m.Store, secrets.Options{
+		DataDir:       m.Config.DataDir,
+		MasterKeyFile: m.Config.MasterKeyFile,
+		MasterKey:     m.Config.MasterKey,
+	})
+	if err := keys.Open(ctx); err != nil {
+		return err
+	}
+	m.Secrets = keys
+	m.onClose(func(context.Context) error { return keys.Close() })
+	m.addCheck("secrets", true, keys.Ping)
+	// Generating the RSA key takes a while on a first boot: it overlaps
+	// with the start of the workflow engine and is awaited after it.
+	done := make(chan struct{})
+	m.bootDone = done
+	go func() {
+		defer close(done)
+		m.Boot, m.bootErr = engine.EnsureBootMaterial(ctx, keys)
+	}()
+	// Runs before keys.Close: never close the keyring under the generator.
+	m.onClose(func(context.Context) error { <-done; return nil })
+	return nil
+}
+
+func (m *Main) awaitBootMaterial(context.Context) error {
+	<-m.bootDone
+	if m.bootErr != nil {
+		return fmt.Errorf("first-boot material: %w", m.bootErr)
+	}
 	return nil
 }
 

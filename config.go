@@ -40,6 +40,8 @@ type Config struct {
 	TemporalLogLevel slog.Level
 	ShutdownTimeout  time.Duration
 	DevToken         string
+	MasterKey        string // base64; wins over the file and is never written
+	MasterKeyFile    string
 
 	explicit map[string]bool // keys set by file, environment or flag
 }
@@ -47,7 +49,7 @@ type Config struct {
 type temporalPorts struct{ Frontend, FrontendHTTP, History, Matching, Worker int }
 
 // secretKeys are never printed.
-var secretKeys = map[string]bool{"dev-token": true}
+var secretKeys = map[string]bool{"dev-token": true, "master-key": true}
 
 // ConfigError is bad configuration: the process exits 2 and starts nothing.
 type ConfigError struct{ Err error }
@@ -102,6 +104,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.TextVar(&c.TemporalLogLevel, "temporal-log-level", c.TemporalLogLevel, "minimum level of the embedded Temporal's logs")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long an orderly stop may take")
 	fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "admin bootstrap token (secret)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "master key file of the local keyring (default: master.key in the data dir)")
+	fs.StringVar(&c.MasterKey, "master-key", c.MasterKey, "master key of the local keyring, base64 (secret; prefer the environment)")
 }
 
 // loadConfig parses args over the file and the environment.

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serve(ctx, rest, env, stderr)
+		err = serve(ctx, rest, env, stdout, stderr)
 	case "dev":
 		err = dev(ctx, rest, env, stdout, stderr)
 	case "simnode":
@@ -94,7 +94,7 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
-func serve(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
+func serve(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	cfg, _, err := loadConfig("serve", args, env, stderr, nil)
 	if err != nil {
 		return err
@@ -102,6 +102,10 @@ func serve(ctx context.Context, args []string, env func(string) string, stderr i
 	m := NewMain(cfg, stderr)
 	if err := m.Open(ctx); err != nil {
 		return &ConfigError{err} // nothing is left running
+	}
+	if m.Boot.AdminTokenNew {
+		// Straight to the terminal, never to the logs: shown this once.
+		fmt.Fprintf(stdout, "First start: the admin bootstrap token is %s\nStore it now; it is not shown again.\n", m.Boot.AdminToken)
 	}
 	return m.Run(ctx)
 }

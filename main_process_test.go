@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,11 +27,13 @@ func TestSignalsStopWithinTenSecondsAndExitZero(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], serveArgs(t, "--log-level", "info")[0:]...)
 			cmd.Env = append(os.Environ(), "HOODCLOUD_TEST_AS_CLI=1")
+			var stdout syncBuffer
+			cmd.Stdout = &stdout
 			stderr, _ := cmd.StderrPipe()
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitForLine(t, stderr, "hoodcloud ready")
+			logs := waitForLine(t, stderr, "hoodcloud ready")
 			start := time.Now()
 			cmd.Process.Signal(sig)
 			done := make(chan error, 1)
@@ -40,6 +44,7 @@ func TestSignalsStopWithinTenSecondsAndExitZero(t *testing.T) {
 					t.Fatalf("exit after %s: %v, want code 0", sig, err)
 				}
 				t.Logf("stopped in %s", time.Since(start).Round(time.Millisecond))
+				assertTokenShownOnlyOnStdout(t, stdout.String(), logs.String())
 			case <-time.After(10 * time.Second):
 				cmd.Process.Kill()
 				t.Fatalf("still running 10s after %s", sig)
@@ -63,18 +68,35 @@ func TestApplianceWithExternalTemporal(t *testing.T) {
 	}
 }
 
-func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want string) {
+// assertTokenShownOnlyOnStdout: the bootstrap token reaches the operator's
+// terminal once and never the logs.
+func assertTokenShownOnlyOnStdout(t *testing.T, stdout, logs string) {
+	t.Helper()
+	_, after, ok := strings.Cut(stdout, "admin bootstrap token is ")
+	token, _, _ := strings.Cut(after, "\n")
+	if !ok || !strings.HasPrefix(token, "hcadmin_") {
+		t.Fatalf("stdout = %q, want the admin bootstrap token shown once", stdout)
+	}
+	if strings.Contains(logs, token) {
+		t.Fatal("the admin token appears in the logs")
+	}
+}
+
+// waitForLine reads r until a line contains want, and keeps collecting the
+// rest so the child never blocks on a full pipe.
+func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want string) *syncBuffer {
 	t.Helper()
 	found := make(chan struct{})
+	var all syncBuffer
 	go func() {
 		s := bufio.NewScanner(r)
+		seen := false
 		for s.Scan() {
-			if strings.Contains(s.Text(), want) {
+			all.Write([]byte(s.Text() + "\n"))
+			if !seen && strings.Contains(s.Text(), want) {
+				seen = true
 				close(found)
-				break
 			}
-		}
-		for s.Scan() { // keep draining so the child never blocks on stderr
 		}
 	}()
 	select {
@@ -82,4 +104,23 @@ func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want st
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no %q within 30s", want)
 	}
+	return &all
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -75,6 +75,10 @@ func TestApplianceRoundTripSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 
 	m := MustOpenMain(t, cfg)
+	if !m.Boot.AdminTokenNew {
+		t.Fatal("the first start must create the admin bootstrap token")
+	}
+	firstCA := m.Boot.AgentCA.Raw
 	if out, err := m.Workflows.RoundTrip(ctx, "before-restart"); err != nil || out != "pong" {
 		t.Fatalf("workflow = %q, %v; want pong", out, err)
 	}
@@ -84,6 +88,9 @@ func TestApplianceRoundTripSurvivesRestart(t *testing.T) {
 	}
 
 	m = MustOpenMain(t, cfg)
+	if m.Boot.AdminTokenNew || !bytes.Equal(m.Boot.AgentCA.Raw, firstCA) {
+		t.Fatal("a restart must reuse the first-boot material, not make new")
+	}
 	if _, err := m.Workflows.SDK().WorkflowService().DescribeWorkflowExecution(ctx, describe(cfg.TemporalNamespace, "before-restart")); err != nil {
 		t.Fatalf("workflow history lost across restart: %v", err)
 	}
