@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.etcd.io/bbolt"
-
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/enginetest"
 )
@@ -69,18 +67,5 @@ func TestUnopenedStoreIsUnavailable(t *testing.T) {
 func BenchmarkStore(b *testing.B) {
 	s := openAt(b, filepath.Join(b.TempDir(), "hoodcloud.db"))
 	defer s.Close()
-	enginetest.BenchStore(b, s, enginetest.WithNodeSeeder(s.seedNodes))
-}
-
-// seedNodes creates the nodes in one transaction instead of one fsync each.
-func (s *Store) seedNodes(ctx context.Context, ns []*engine.Node) error {
-	return s.update(ctx, func(tx *bbolt.Tx) error {
-		for _, n := range ns {
-			n.Version = 1
-			if err := createNode(tx, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	enginetest.BenchStore(b, s, enginetest.WithNodeSeeder(s.CreateNodes))
 }
