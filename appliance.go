@@ -329,11 +329,10 @@ func (m *Main) openWorkflows(ctx context.Context) error {
 }
 
 func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, error) {
-	p := m.Config.TemporalPorts
 	srv, err := devserver.New(devserver.Config{
 		DBFile:     filepath.Join(m.Config.DataDir, "temporal.db"),
 		Host:       m.Config.TemporalHost,
-		Ports:      devserver.Ports{Frontend: p.Frontend, FrontendHTTP: p.FrontendHTTP, History: p.History, Matching: p.Matching, Worker: p.Worker},
+		Ports:      m.Config.TemporalPorts,
 		Namespaces: []string{m.Config.TemporalNamespace},
 		Logger:     m.Logger,
 		LogLevel:   m.Config.TemporalLogLevel,

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"gopkg.in/yaml.v3"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	NATSListen        string // TCP listener of the embedded NATS; "" for none
 	TemporalNamespace string
 	TemporalHost      string // bind address of the embedded Temporal
-	TemporalPorts     temporalPorts
+	TemporalPorts     devserver.Ports
 
 	LogFormat        string
 	LogLevel         slog.Level
@@ -45,8 +46,6 @@ type Config struct {
 
 	explicit map[string]bool // keys set by file, environment or flag
 }
-
-type temporalPorts struct{ Frontend, FrontendHTTP, History, Matching, Worker int }
 
 // secretKeys are never printed.
 var secretKeys = map[string]bool{"dev-token": true, "master-key": true}
@@ -71,7 +70,7 @@ func defaultConfig() Config {
 		Temporal:          "embedded",
 		TemporalNamespace: "hoodcloud",
 		TemporalHost:      "127.0.0.1",
-		TemporalPorts:     temporalPorts{7833, 7834, 7835, 7836, 7837},
+		TemporalPorts:     devserver.DefaultPorts(),
 		LogFormat:         "text",
 		LogLevel:          slog.LevelInfo,
 		TemporalLogLevel:  slog.LevelWarn,
@@ -241,23 +240,8 @@ func (c *Config) checkTemporalPorts() error {
 	if c.Temporal != "embedded" {
 		return nil
 	}
-	p := c.TemporalPorts
-	named := []struct {
-		key  string
-		port int
-	}{
-		{"temporal-frontend-port", p.Frontend}, {"temporal-http-port", p.FrontendHTTP},
-		{"temporal-history-port", p.History}, {"temporal-matching-port", p.Matching}, {"temporal-worker-port", p.Worker},
-	}
-	seen := map[int]string{}
-	for _, n := range named {
-		if n.port < 1 || n.port > 65535 {
-			return configErrorf("%s: must be 1-65535 (fixed, so restarts are quick), got %d", n.key, n.port)
-		}
-		if other, dup := seen[n.port]; dup {
-			return configErrorf("%s: port %d is also %s", n.key, n.port, other)
-		}
-		seen[n.port] = n.key
+	if err := c.TemporalPorts.Validate(); err != nil {
+		return configErrorf("%v (fixed ports keep restarts quick)", err)
 	}
 	return nil
 }
