@@ -4,6 +4,7 @@ package web
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,22 @@ type Config struct {
 	Gatherer prometheus.Gatherer // what /metrics serves
 	// Health runs the readiness checks.
 	Health func(ctx context.Context) engine.HealthReport
+
+	// Identity enables the public API under /api/v1; without it only the
+	// operational endpoints are served.
+	Identity *engine.Identity
+	// Cache counts rate limits across instances; nil counts in memory.
+	Cache engine.Cache
+	// Registerer receives the API's metrics (hoodcloud_ratelimit_mode).
+	Registerer prometheus.Registerer
+	// Limits are the API's request rates; zero fields take the defaults.
+	Limits Limits
+	// TrustedProxies (IPs or CIDRs) may name the client in
+	// X-Forwarded-For; none by default, so the client is the peer.
+	TrustedProxies []string
+	// TLS, when set, makes Open serve HTTPS with it (tlsconf.Source's
+	// TLSConfig); nil serves plain HTTP.
+	TLS *tls.Config
 }
 
 // Server serves HTTP.
@@ -34,6 +51,7 @@ type Server struct {
 	router   *gin.Engine
 	http     *http.Server
 	listener net.Listener
+	limiter  *rateLimiter
 }
 
 // New builds the routes; it does no I/O.
@@ -42,7 +60,12 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	s := &Server{cfg: cfg, started: time.Now(), router: gin.New()}
+	if err := s.router.SetTrustedProxies(cfg.TrustedProxies); err != nil {
+		cfg.Logger.Error("ignoring invalid trusted proxies", "err", err)
+		s.router.SetTrustedProxies(nil)
+	}
 	s.router.HandleMethodNotAllowed = true
 	s.router.Use(s.recoverJSON)
 	s.router.NoRoute(func(c *gin.Context) {
@@ -52,6 +75,7 @@ func New(cfg Config) *Server {
 		writeStatus(c, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed")
 	})
 	s.routeOps()
+	s.routeAPI()
 	s.http = &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -65,6 +89,9 @@ func (s *Server) Open() error {
 	l, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.TLS != nil {
+		l = tls.NewListener(l, s.cfg.TLS)
 	}
 	s.listener = l
 	go func() {

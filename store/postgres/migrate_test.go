@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"io/fs"
 	"reflect"
+	"strconv"
 	"testing"
 	"testing/fstest"
 
@@ -14,33 +15,34 @@ import (
 
 func TestMigrateUpFromEmptyThenAgainIsANoOp(t *testing.T) {
 	m := postgres.NewMigrator(testenv.PostgresDatabase(t))
-	mustStatus(t, m, 0, false, []int64{1})
+	all := builtIn(t)
+	mustStatus(t, m, 0, false, all)
 
 	applied, err := m.Up(t.Context())
 	if err != nil {
 		t.Fatalf("first up: %v", err)
 	}
-	if got := versions(applied); !reflect.DeepEqual(got, []int64{1}) {
-		t.Fatalf("first up applied %v, want [1]", got)
+	if got := versions(applied); !reflect.DeepEqual(got, all) {
+		t.Fatalf("first up applied %v, want %v", got, all)
 	}
-	mustStatus(t, m, 1, false, nil)
+	mustStatus(t, m, latest(t), false, nil)
 
 	applied, err = m.Up(t.Context())
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second up applied %v, %v; want nothing", versions(applied), err)
 	}
-	mustStatus(t, m, 1, false, nil)
+	mustStatus(t, m, latest(t), false, nil)
 }
 
 func TestFailedMigrationLeavesSchemaDirtyUntilForced(t *testing.T) {
 	dbURL := testenv.PostgresDatabase(t)
 	broken := postgres.NewMigratorFS(dbURL, migrationsWith(t, map[string]string{
-		"0002_widgets.up.sql": "CREATE TABLE widgets (id int); SELECT 1/0;",
+		"0900_widgets.up.sql": "CREATE TABLE widgets (id int); SELECT 1/0;",
 	}))
 
 	_, err := broken.Up(t.Context())
-	mustRefuse(t, err, postgres.ErrSchemaDirty, "0002_widgets failed")
-	mustStatus(t, broken, 2, true, nil)
+	mustRefuse(t, err, postgres.ErrSchemaDirty, "0900_widgets failed")
+	mustStatus(t, broken, 900, true, nil)
 
 	_, err = broken.Up(t.Context())
 	for _, step := range []string{"inspect the database", "fix the schema by hand", "hoodcloud migrate force VERSION", "re-run `hoodcloud migrate up`"} {
@@ -48,19 +50,19 @@ func TestFailedMigrationLeavesSchemaDirtyUntilForced(t *testing.T) {
 	}
 
 	// The operator looked: the failed migration left nothing behind, so the
-	// schema matches version 1.
-	if err := broken.Force(t.Context(), 1); err != nil {
+	// schema matches the last built-in version.
+	if err := broken.Force(t.Context(), latest(t)); err != nil {
 		t.Fatalf("force: %v", err)
 	}
 	fixed := postgres.NewMigratorFS(dbURL, migrationsWith(t, map[string]string{
-		"0002_widgets.up.sql": "CREATE TABLE widgets (id int);",
+		"0900_widgets.up.sql": "CREATE TABLE widgets (id int);",
 	}))
-	mustStatus(t, fixed, 1, false, []int64{2})
+	mustStatus(t, fixed, latest(t), false, []int64{900})
 	applied, err := fixed.Up(t.Context())
-	if err != nil || !reflect.DeepEqual(versions(applied), []int64{2}) {
-		t.Fatalf("up after force applied %v, %v; want [2]", versions(applied), err)
+	if err != nil || !reflect.DeepEqual(versions(applied), []int64{900}) {
+		t.Fatalf("up after force applied %v, %v; want [900]", versions(applied), err)
 	}
-	mustStatus(t, fixed, 2, false, nil)
+	mustStatus(t, fixed, 900, false, nil)
 }
 
 func TestForceAcceptsOnlyKnownVersions(t *testing.T) {
@@ -71,7 +73,31 @@ func TestForceAcceptsOnlyKnownVersions(t *testing.T) {
 	if err := m.Force(t.Context(), 0); err != nil {
 		t.Fatalf("force 0: %v", err)
 	}
-	mustStatus(t, m, 0, false, []int64{1})
+	mustStatus(t, m, 0, false, builtIn(t))
+}
+
+// builtIn returns the versions of the built-in migrations, in order.
+func builtIn(t *testing.T) []int64 {
+	t.Helper()
+	entries, err := fs.ReadDir(postgres.Migrations(), ".")
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("read the built-in migrations: %v, %d files", err, len(entries))
+	}
+	var out []int64
+	for _, e := range entries { // NNNN_name.up.sql, sorted by name
+		v, err := strconv.ParseInt(e.Name()[:4], 10, 64)
+		if err != nil {
+			t.Fatalf("migration %s: %v", e.Name(), err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// latest is the version of the last built-in migration.
+func latest(t *testing.T) int64 {
+	all := builtIn(t)
+	return all[len(all)-1]
 }
 
 // migrationsWith returns the built-in migrations plus (or replaced by) extra.

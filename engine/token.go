@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Session token lifetimes and limits.
+const (
+	AccessTokenTTL  = 15 * time.Minute
+	RefreshTokenTTL = 30 * 24 * time.Hour
+	// MaxCredentialBytes bounds a credential before any parsing: a JWT
+	// parser splitting megabytes of dots was CVE-2025-30204.
+	MaxCredentialBytes = 8 << 10
+	// tokenLeeway tolerates clocks a little apart between instances.
+	tokenLeeway = 5 * time.Second
+)
+
+// The audiences tell an access token from a refresh token.
+const (
+	accessAudience  = "hoodcloud-api"
+	refreshAudience = "hoodcloud-refresh"
+)
+
+// Tokens is a session: a short access token and a longer refresh token.
+type Tokens struct {
+	Access    string
+	Refresh   string
+	ExpiresIn time.Duration // of the access token
+}
+
+// tokenClaims are the claims of both kinds of token; Gen is the user's
+// Version when the token was issued.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Gen int64 `json:"gen"`
+}
+
+// issue signs a new session for u.
+func (i *Identity) issue(u *User) (*Tokens, error) {
+	access, err := i.sign(u, accessAudience, AccessTokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	refresh, err := i.sign(u, refreshAudience, RefreshTokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	return &Tokens{Access: access, Refresh: refresh, ExpiresIn: AccessTokenTTL}, nil
+}
+
+func (i *Identity) sign(u *User, audience string, ttl time.Duration) (string, error) {
+	if i.cfg.SigningKey == nil {
+		return "", Errorf(EInternal, "no token signing key is configured")
+	}
+	now := i.now()
+	c := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    i.cfg.Issuer,
+			Subject:   u.ID,
+			Audience:  jwt.ClaimStrings{audience},
+			IssuedAt:  jwt.NewNumericDate(now),
+			NotBefore: jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+			ID:        NewID("tok"),
+		},
+		Gen: u.Version,
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, c).SignedString(i.cfg.SigningKey)
+	if err != nil {
+		return "", Errorf(EInternal, "sign token: %v", err)
+	}
+	return s, nil
+}
+
+// verify checks a token's RS256 signature (no other algorithm is
+// accepted, so neither "none" nor HMAC keyed with the public key), its
+// issuer, audience and expiry. Returns EUnauthorized, without saying why.
+func (i *Identity) verify(token, audience string) (*tokenClaims, error) {
+	denied := Errorf(EUnauthorized, "invalid or expired token")
+	if len(token) > MaxCredentialBytes || i.cfg.SigningKey == nil {
+		return nil, denied
+	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithIssuer(i.cfg.Issuer),
+		jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(tokenLeeway),
+		jwt.WithTimeFunc(i.now),
+	)
+	var c tokenClaims
+	_, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return &i.cfg.SigningKey.PublicKey, nil })
+	if err != nil || c.Subject == "" {
+		return nil, denied
+	}
+	return &c, nil
+}
