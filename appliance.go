@@ -12,8 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
@@ -22,6 +25,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"github.com/hoodcloud/hoodcloud/web"
+	"github.com/hoodcloud/hoodcloud/web/tlsconf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -42,6 +46,8 @@ type Main struct {
 	Workflows *temporal.Client
 	Gateway   *agent.Gateway
 	HTTP      *web.Server
+	Chains    *profile.Catalog
+	TLS       *tlsconf.Source // nil when the API serves plain HTTP
 
 	temporal *devserver.Server // nil with an external Temporal
 	bootDone chan struct{}
@@ -82,6 +88,8 @@ func (m *Main) Open(ctx context.Context) error {
 		{"events", m.openEvents},
 		{"workflows", m.openWorkflows},
 		{"first-boot material", m.awaitBootMaterial},
+		{"chain profiles", m.openChains},
+		{"tls", m.openTLS},
 		{"agent gateway", m.openGateway},
 		{"http", m.openHTTP},
 	}
@@ -99,6 +107,9 @@ func (m *Main) Open(ctx context.Context) error {
 // Run serves until ctx ends, then stops in order.
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
+	if m.Config.ChainsDir != "" {
+		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
+	}
 	<-ctx.Done()
 	m.Logger.Info("stopping")
 	return m.Close()
@@ -358,14 +369,87 @@ func (m *Main) openGateway(context.Context) error {
 	return nil
 }
 
-func (m *Main) openHTTP(context.Context) error {
-	s := web.New(web.Config{
-		Addr:     m.Config.HTTPAddr,
-		Version:  version,
-		Logger:   m.Logger,
-		Gatherer: m.Registry,
-		Health:   m.Health,
+// openChains loads the embedded chain profiles, overridden by the chains
+// dir when one is configured.
+func (m *Main) openChains(context.Context) error {
+	sources := []profile.Source{{Name: "assets", FS: assets.Chains}}
+	if dir := m.Config.ChainsDir; dir != "" {
+		sources = append(sources, profile.Source{Name: dir, FS: os.DirFS(dir)})
+	}
+	c, err := profile.LoadCatalog(sources...)
+	if err != nil {
+		return err
+	}
+	m.Chains = c
+	return nil
+}
+
+// openTLS picks how the API is served: ACME certificates for public
+// domains, a certificate from the appliance CA for named hosts, or plain
+// HTTP on loopback.
+func (m *Main) openTLS(ctx context.Context) error {
+	if !m.Config.servesTLS() {
+		return nil
+	}
+	storage := m.certStorage()
+	src, err := tlsconf.New(tlsconf.Config{
+		Domains:       m.Config.TLSDomains,
+		Email:         m.Config.TLSEmail,
+		ACMEDirectory: m.Config.ACMEDirectory,
+		HostNames:     m.Config.TLSHosts,
+		Storage:       storage,
+		CA:            m.Boot.AgentCA,
+		CAKey:         m.Boot.AgentCAKey,
+		Logger:        m.Logger,
 	})
+	if err != nil {
+		return err
+	}
+	if err := src.Open(ctx); err != nil {
+		return err
+	}
+	m.TLS = src
+	// Before the Store closes: the storage renews its locks in the background.
+	m.onClose(func(context.Context) error { src.Close(); storage.Close(); return nil })
+	return nil
+}
+
+// certStorage keeps ACME material in the Store so instances share it.
+func (m *Main) certStorage() interface {
+	certmagic.Storage
+	Close()
+} {
+	if s, ok := m.Store.(*postgres.Store); ok {
+		return postgres.NewCertStorage(s)
+	}
+	return bolt.NewCertStorage(m.Store.(*bolt.Store))
+}
+
+func (m *Main) openHTTP(context.Context) error {
+	identity, err := engine.NewIdentity(engine.IdentityConfig{
+		Users:           m.Store,
+		SigningKey:      m.Boot.JWTKey,
+		BootstrapTokens: []string{m.Boot.AdminToken, m.Config.DevToken},
+	})
+	if err != nil {
+		return err
+	}
+	cfg := web.Config{
+		Addr:       m.Config.HTTPAddr,
+		Version:    version,
+		Logger:     m.Logger,
+		Gatherer:   m.Registry,
+		Health:     m.Health,
+		Identity:   identity,
+		Cache:      m.Cache,
+		Registerer: m.Registry,
+		Chains:     m.Chains,
+	}
+	if m.TLS != nil {
+		cfg.TLS = m.TLS.TLSConfig()
+		cfg.CAPEM = m.TLS.CAPEM
+	}
+	s := web.New(cfg)
 	if err := s.Open(); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
+	"github.com/hoodcloud/hoodcloud/web/tlsconf"
 	"gopkg.in/yaml.v3"
 )
 
@@ -43,6 +44,15 @@ type Config struct {
 	DevToken         string
 	MasterKey        string // base64; wins over the file and is never written
 	MasterKeyFile    string
+
+	ChainsDir           string        // chain profiles overriding the embedded ones
+	ChainsCheckInterval time.Duration // how often ChainsDir is polled for changes
+
+	TLSDomains    stringList // ACME certificates for these names
+	TLSEmail      string
+	TLSHosts      stringList // names/IPs of a certificate from the appliance CA
+	ACMEDirectory string
+	AllowHTTP     bool // plain HTTP on a non-loopback address
 
 	explicit map[string]bool // keys set by file, environment or flag
 }
@@ -75,6 +85,8 @@ func defaultConfig() Config {
 		LogLevel:          slog.LevelInfo,
 		TemporalLogLevel:  slog.LevelWarn,
 		ShutdownTimeout:   10 * time.Second,
+
+		ChainsCheckInterval: time.Minute,
 	}
 }
 
@@ -105,7 +117,32 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "admin bootstrap token (secret)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", c.MasterKeyFile, "master key file of the local keyring (default: master.key in the data dir)")
 	fs.StringVar(&c.MasterKey, "master-key", c.MasterKey, "master key of the local keyring, base64 (secret; prefer the environment)")
+	fs.StringVar(&c.ChainsDir, "chains-dir", c.ChainsDir, "directory of chain profiles overriding the embedded ones")
+	fs.DurationVar(&c.ChainsCheckInterval, "chains-check-interval", c.ChainsCheckInterval, "how often the chains dir is checked for a new set")
+	fs.Var(&c.TLSDomains, "tls-domains", "comma-separated public names: HTTPS with ACME certificates")
+	fs.StringVar(&c.TLSEmail, "tls-email", c.TLSEmail, "ACME account email")
+	fs.Var(&c.TLSHosts, "tls-hosts", "comma-separated names/IPs: HTTPS with a certificate from the appliance CA")
+	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default Let's Encrypt)")
+	fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "allow plain HTTP on a non-loopback http-addr")
 }
+
+// stringList is a comma-separated flag value.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = nil
+	for _, part := range strings.Split(v, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+// servesTLS says whether the HTTP API is HTTPS.
+func (c *Config) servesTLS() bool { return len(c.TLSDomains) > 0 || len(c.TLSHosts) > 0 }
 
 // loadConfig parses args over the file and the environment.
 // extra declares command-specific flags.
@@ -191,6 +228,15 @@ func (c *Config) validate() error {
 		func() error { return checkAddr("agent-addr", c.AgentAddr) },
 		func() error { return checkOneOf("log-format", c.LogFormat, "text", "json") },
 		c.checkAdapters,
+		func() error {
+			if c.servesTLS() {
+				return nil
+			}
+			if err := tlsconf.CheckPlainHTTP(c.HTTPAddr, c.AllowHTTP); err != nil {
+				return &ConfigError{err}
+			}
+			return nil
+		},
 		c.checkTemporalPorts,
 		func() error {
 			if c.ShutdownTimeout <= 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -42,6 +43,10 @@ type Config struct {
 	// TLS, when set, makes Open serve HTTPS with it (tlsconf.Source's
 	// TLSConfig); nil serves plain HTTP.
 	TLS *tls.Config
+	// Chains is the chain profile catalogue served at /api/v1/chains.
+	Chains *profile.Catalog
+	// CAPEM returns the appliance CA certificate served at /ca.pem.
+	CAPEM func() []byte
 }
 
 // Server serves HTTP.
@@ -76,6 +81,7 @@ func New(cfg Config) *Server {
 	})
 	s.routeOps()
 	s.routeAPI()
+	s.routePublic()
 	s.http = &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,
