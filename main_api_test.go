@@ -94,4 +94,3 @@ func call(t *testing.T, c *http.Client, method, url, token string) (int, string)
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
-

@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// DockerConfig configures the Docker runtime.
+type DockerConfig struct {
+	Dir        string    // chain data dir, mounted at /data; required
+	NamePrefix string    // default "hoodcloud-"
+	Network    string    // default "host": chains need their p2p ports
+	User       string    // uid:gid inside the container; empty keeps the image's
+	Commander  Commander // default ExecCommander
+}
+
+// DockerRuntime runs each component as a container. A component's
+// artifact URL is its image reference and its sha256, if given, the
+// image digest it is pinned to; its args are the container's command.
+type DockerRuntime struct {
+	cfg        DockerConfig
+	mu         sync.Mutex
+	components []*agentv1.Component
+}
+
+var _ Runtime = (*DockerRuntime)(nil)
+
+var imageDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func NewDockerRuntime(cfg DockerConfig) *DockerRuntime {
+	if cfg.NamePrefix == "" {
+		cfg.NamePrefix = "hoodcloud-"
+	}
+	if cfg.Network == "" {
+		cfg.Network = "host"
+	}
+	if cfg.Commander == nil {
+		cfg.Commander = ExecCommander{}
+	}
+	return &DockerRuntime{cfg: cfg}
+}
+
+// Configure writes the files and pulls every image.
+func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
+	if len(p.GetComponents()) == 0 {
+		return permanent("the configuration names no component")
+	}
+	if err := checkComponentNames(p); err != nil {
+		return err
+	}
+	for _, c := range p.GetComponents() {
+		if _, err := dockerImage(c); err != nil {
+			return err
+		}
+	}
+	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
+		return err
+	}
+	for _, c := range p.GetComponents() {
+		image, _ := dockerImage(c)
+		if _, err := r.cfg.Commander.Run(ctx, "docker", "pull", image); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.components = p.GetComponents()
+	r.mu.Unlock()
+	return nil
+}
+
+// dockerImage is the component's image, pinned to its digest when given.
+func dockerImage(c *agentv1.Component) (string, error) {
+	ref := c.GetArtifact().GetUrl()
+	if ref == "" || strings.HasPrefix(ref, "-") || strings.ContainsAny(ref, " \t\n") {
+		return "", permanent(fmt.Sprintf("component %q has no usable image reference", c.GetName()))
+	}
+	if d := c.GetArtifact().GetSha256(); d != "" {
+		if !imageDigest.MatchString(d) {
+			return "", permanent(fmt.Sprintf("component %q: the image digest is not lowercase hex SHA-256", c.GetName()))
+		}
+		ref += "@sha256:" + d
+	}
+	return ref, nil
+}
+
+func (r *DockerRuntime) configured() ([]*agentv1.Component, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.components) == 0 {
+		return nil, permanent("not configured")
+	}
+	return r.components, nil
+}
+
+func (r *DockerRuntime) container(c *agentv1.Component) string { return r.cfg.NamePrefix + c.GetName() }
+
+// Start replaces each container with a fresh one: the state is in the
+// mounted data dir, never in the container.
+func (r *DockerRuntime) Start(ctx context.Context) error {
+	comps, err := r.configured()
+	if err != nil {
+		return err
+	}
+	for _, c := range comps {
+		_, _ = r.cfg.Commander.Run(ctx, "docker", "rm", "-f", r.container(c))
+		args, err := r.RunArgs(c)
+		if err != nil {
+			return err
+		}
+		if _, err := r.cfg.Commander.Run(ctx, "docker", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunArgs is the `docker run` argument list of a component.
+func (r *DockerRuntime) RunArgs(c *agentv1.Component) ([]string, error) {
+	image, err := dockerImage(c)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"run", "--detach", "--name", r.container(c),
+		"--restart", "unless-stopped", "--network", r.cfg.Network,
+		"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		"--volume", r.cfg.Dir + ":/data", "--workdir", "/data",
+		"--log-opt", "max-size=50m", "--log-opt", "max-file=3"}
+	if r.cfg.User != "" {
+		args = append(args, "--user", r.cfg.User)
+	}
+	keys := make([]string, 0, len(c.GetEnv()))
+	for k := range c.GetEnv() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--env", k+"="+c.GetEnv()[k])
+	}
+	args = append(args, image)
+	return append(args, c.GetArgs()...), nil
+}
+
+// each runs docker verb name for every container, optionally reversed.
+func (r *DockerRuntime) each(ctx context.Context, reverse bool, verb ...string) error {
+	comps, err := r.configured()
+	if err != nil {
+		return err
+	}
+	for i := range comps {
+		c := comps[i]
+		if reverse {
+			c = comps[len(comps)-1-i]
+		}
+		if _, err := r.cfg.Commander.Run(ctx, "docker", append(verb, r.container(c))...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *DockerRuntime) Stop(ctx context.Context) error {
+	return r.each(ctx, true, "stop", "--time", "120")
+}
+
+func (r *DockerRuntime) Restart(ctx context.Context) error {
+	return r.each(ctx, false, "restart", "--time", "120")
+}
+
+// Status inspects each container's running flag.
+func (r *DockerRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
+	comps, err := r.configured()
+	if err != nil {
+		return RuntimeStatus{}, nil
+	}
+	st := RuntimeStatus{Configured: true, Running: true}
+	for _, c := range comps {
+		out, err := r.cfg.Commander.Run(ctx, "docker", "inspect", "--format", "{{.State.Running}}", r.container(c))
+		if err != nil || strings.TrimSpace(string(out)) != "true" {
+			st.Running, st.Message = false, r.container(c)+" is not running"
+		}
+	}
+	return st, nil
+}

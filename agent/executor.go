@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// commandError is a failure with whether running the command again may help.
+type commandError struct {
+	msg       string
+	retryable bool
+}
+
+func (e *commandError) Error() string { return e.msg }
+
+// permanent marks a failure that a retry cannot fix.
+func permanent(msg string) error { return &commandError{msg: msg} }
+
+// executeCommands runs the queued commands one at a time, in the order they
+// arrived: CONFIGURE must finish before START begins.
+func (a *opsAgent) executeCommands(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case c := <-a.queue:
+			a.executeOne(ctx, c)
+		}
+	}
+}
+
+// executeOne runs c under a progress watch and puts its outcome in the
+// outbox; a cancelled agent reports nothing, so nothing is claimed done.
+func (a *opsAgent) executeOne(ctx context.Context, c *agentv1.Command) {
+	a.cfg.Logger.Info("command started", "command_id", c.GetId(), "type", c.GetType().String())
+	w := newProgressWatch()
+	stop := a.watchProgress(ctx, c.GetId(), w)
+	result, err := a.execute(ctx, c, w.report)
+	stop()
+	if ctx.Err() != nil {
+		return
+	}
+	e := event{Kind: "completed", CommandID: c.GetId(), Result: result}
+	if err != nil {
+		var ce *commandError
+		e = event{Kind: "failed", CommandID: c.GetId(), Error: err.Error(), Retryable: !errors.As(err, &ce) || ce.retryable}
+	}
+	a.cfg.Logger.Info("command finished", "command_id", c.GetId(), "outcome", e.Kind)
+	if err := a.outbox.add(e); err != nil {
+		a.cfg.Logger.Error("cannot record command outcome", "command_id", c.GetId(), "err", err)
+	}
+}
+
+// execute dispatches on the command type; only results travel, and a
+// CAPTURE_KEY result is ciphertext.
+func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress ProgressFunc) ([]byte, error) {
+	rt := a.cfg.Runtime
+	switch c.GetType() {
+	case agentv1.CommandType_COMMAND_TYPE_CONFIGURE:
+		var p agentv1.ConfigurePayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return nil, rt.Configure(ctx, &p, progress)
+	case agentv1.CommandType_COMMAND_TYPE_START:
+		return nil, rt.Start(ctx)
+	case agentv1.CommandType_COMMAND_TYPE_STOP:
+		return nil, rt.Stop(ctx)
+	case agentv1.CommandType_COMMAND_TYPE_RESTART:
+		return nil, rt.Restart(ctx)
+	case agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY:
+		var p agentv1.CaptureKeyPayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return captureKeyResult(a.cfg.ChainDir, &p, a.cfg.SealKey)
+	default:
+		return nil, permanent("this agent does not support command type " + c.GetType().String())
+	}
+}
+
+// progressWatch holds a command's latest progress for the periodic check.
+type progressWatch struct {
+	mu  sync.Mutex
+	cur Progress
+}
+
+func newProgressWatch() *progressWatch { return &progressWatch{} }
+
+func (w *progressWatch) report(p Progress) {
+	w.mu.Lock()
+	w.cur = p
+	w.mu.Unlock()
+}
+
+func (w *progressWatch) get() Progress {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur
+}
+
+// stallCounter counts consecutive checks without progress.
+type stallCounter struct {
+	last    Progress
+	checks  int
+	limit   int
+	started bool
+}
+
+// check reports whether p means stalled: limit checks in a row with
+// neither percent nor bytes moving.
+func (s *stallCounter) check(p Progress) bool {
+	moved := !s.started && (p.Percent > 0 || p.BytesDone > 0) ||
+		s.started && (p.Percent != s.last.Percent || p.BytesDone != s.last.BytesDone)
+	s.started, s.last = true, p
+	if moved {
+		s.checks = 0
+	} else {
+		s.checks++
+	}
+	return s.checks >= s.limit
+}
+
+// watchProgress reports the command's progress every check interval,
+// marked stalled after StallChecks checks without any; stop ends it.
+func (a *opsAgent) watchProgress(ctx context.Context, id string, w *progressWatch) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.cfg.ProgressCheckInterval)
+		defer t.Stop()
+		stall := stallCounter{limit: a.cfg.StallChecks}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p := w.get()
+			stalled := stall.check(p)
+			if stalled && stall.checks == stall.limit {
+				a.cfg.Logger.Warn("command stalled", "command_id", id)
+			}
+			a.sendProgress(ctx, id, p, stalled)
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// sendProgress is best effort: the next check sends a fresher one.
+func (a *opsAgent) sendProgress(ctx context.Context, id string, p Progress, stalled bool) {
+	err := a.send(ctx, &agentv1.ReportEventRequest{NodeId: a.cfg.NodeID, Event: &agentv1.ReportEventRequest_Progress{Progress: &agentv1.CommandProgress{
+		CommandId: id, Percent: p.Percent, BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Message: p.Message, Stalled: stalled,
+	}}})
+	if err != nil && ctx.Err() == nil {
+		a.cfg.Logger.Debug("progress not delivered", "command_id", id)
+	}
+}

@@ -1,0 +1,239 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/agent/simnode"
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/store/bolt"
+	"github.com/hoodcloud/hoodcloud/store/redis"
+)
+
+// simnodeEnv makes the test binary act as a simulated chain node in the
+// directory it names, so the process runtime is tested with a real child
+// without building another binary.
+const simnodeEnv = "HOODCLOUD_AGENT_TEST_SIMNODE"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(simnodeEnv); dir != "" {
+		os.Exit(runChildSimnode(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// runChildSimnode runs a simulated node until SIGTERM and writes its
+// address to dir/addr.
+func runChildSimnode(dir string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	n, err := simnode.Start(ctx, simnode.Config{DataDir: dir, BlockInterval: 100 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(dir, "addr"), []byte(n.Addr()), 0o600); err != nil {
+		return 1
+	}
+	if err := n.Wait(); err != nil {
+		return 2
+	}
+	return 0
+}
+
+// testCA is a throwaway agent CA.
+func testCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test agent CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+// syncBuffer collects logs from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testEnv is a control plane: a bbolt Store, an embedded Redis Cache, an
+// agent CA and a gateway on 127.0.0.1.
+type testEnv struct {
+	store    *bolt.Store
+	cache    *redis.Embedded
+	identity *Identity
+	caFile   string
+	gw       *Gateway
+	addr     string
+	logs     *syncBuffer
+	nodes    engine.NodeStore // what the gateway touches
+	cfg      GatewayConfig
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := &testEnv{logs: &syncBuffer{}}
+	e.store = bolt.New(filepath.Join(t.TempDir(), "hoodcloud.db"))
+	if err := e.store.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+	e.cache = redis.NewEmbedded(redis.Options{})
+	if err := e.cache.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.cache.Close() })
+	ca, caKey := testCA(t)
+	e.identity = NewIdentity(ca, caKey, e.store)
+	e.caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(e.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.nodes = e.store
+	e.cfg = GatewayConfig{
+		Addr: "127.0.0.1:0", Identity: e.identity, Commands: e.store, Cache: e.cache,
+		Logger:               slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		HeartbeatInterval:    50 * time.Millisecond,
+		RegistrationCacheTTL: 10 * time.Millisecond,
+	}
+	e.startGateway(t)
+	return e
+}
+
+// startGateway (re)starts the gateway, on the same address after the first.
+func (e *testEnv) startGateway(t *testing.T) {
+	t.Helper()
+	cfg := e.cfg
+	cfg.Nodes = e.nodes
+	if e.addr != "" {
+		cfg.Addr = e.addr
+	}
+	e.gw = NewGateway(cfg)
+	var err error
+	for range 50 { // the old socket may linger for a moment
+		if err = e.gw.Open(); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = e.gw.Addr()
+	gw := e.gw
+	t.Cleanup(func() { stopGateway(gw) })
+}
+
+func stopGateway(g *Gateway) {
+	if g.server == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	g.Close(ctx)
+}
+
+// createNode records a node so heartbeats have something to touch.
+func (e *testEnv) createNode(t *testing.T, id string) {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	n := &engine.Node{ID: id, SubscriptionID: "sub-" + id, OwnerID: "user", ChainProfileID: "sim", NodeType: "full",
+		State: engine.NodeProvisioning, CreatedAt: now, UpdatedAt: now}
+	if err := e.store.CreateNode(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *testEnv) token(t *testing.T, nodeID string) string {
+	t.Helper()
+	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// enqueue queues a command for nodeID the way the control plane does.
+func (e *testEnv) enqueue(t *testing.T, nodeID string, typ engine.CommandType, payload []byte) string {
+	t.Helper()
+	c := &engine.Command{NodeID: nodeID, Type: typ, Payload: payload}
+	if err := engine.EnqueueCommand(context.Background(), e.store, e.cache, c); err != nil {
+		t.Fatal(err)
+	}
+	return c.ID
+}
+
+func (e *testEnv) command(t *testing.T, id string) *engine.Command {
+	t.Helper()
+	c, err := e.store.GetCommand(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitStatus waits for a command to reach status.
+func (e *testEnv) waitStatus(t *testing.T, id string, want engine.CommandStatus, within time.Duration) *engine.Command {
+	t.Helper()
+	var c *engine.Command
+	waitFor(t, within, fmt.Sprintf("command %s to be %s", id, want), func() bool {
+		c = e.command(t, id)
+		return c.Status == want
+	})
+	return c
+}

@@ -1,0 +1,180 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// fakeCommander records every command line and answers from outputs.
+type fakeCommander struct {
+	mu      sync.Mutex
+	calls   [][]string
+	outputs map[string]string // joined command line → output
+}
+
+func (f *fakeCommander) Run(_ context.Context, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	line := append([]string{name}, args...)
+	f.calls = append(f.calls, line)
+	return []byte(f.outputs[strings.Join(line, " ")]), nil
+}
+
+func (f *fakeCommander) take() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func chainComponents() *agentv1.ConfigurePayload {
+	return &agentv1.ConfigurePayload{
+		Components: []*agentv1.Component{
+			{Name: "geth", Version: "1.14.0", Args: []string{"/opt/chain/geth", "--datadir", "/var/lib/chain/data dir"}, Env: map[string]string{"GOMAXPROCS": "4"},
+				Artifact: &agentv1.Artifact{Url: "ethereum/client-go:v1.14.0", Sha256: strings.Repeat("ab", 32)}},
+			{Name: "lighthouse", Version: "5.0.0", Args: []string{"/opt/chain/lighthouse", "bn", "--graffiti=100%$HOME"},
+				Artifact: &agentv1.Artifact{Url: "sigp/lighthouse:v5.0.0"}},
+		},
+		Files: []*agentv1.ConfigFile{{Path: "config/jwt.hex", Content: []byte("00")}},
+	}
+}
+
+func TestSystemdUnitIsHardened(t *testing.T) {
+	unit := SystemdUnit(chainComponents().Components[0], "/var/lib/chain", "hoodcloud-chain")
+	for _, line := range []string{
+		"User=hoodcloud-chain",
+		"WorkingDirectory=/var/lib/chain",
+		`ExecStart=/opt/chain/geth --datadir "/var/lib/chain/data dir"`,
+		`Environment=GOMAXPROCS=4`,
+		"NoNewPrivileges=yes",
+		"ProtectSystem=strict",
+		"ProtectHome=yes",
+		"PrivateTmp=yes",
+		"CapabilityBoundingSet=",
+		"SystemCallFilter=@system-service",
+		"ReadWritePaths=/var/lib/chain",
+		"Restart=on-failure",
+		"WantedBy=multi-user.target",
+	} {
+		if !strings.Contains(unit, "\n"+line+"\n") {
+			t.Errorf("unit lacks %q:\n%s", line, unit)
+		}
+	}
+	second := SystemdUnit(chainComponents().Components[1], "/var/lib/chain", "u")
+	if !strings.Contains(second, "ExecStart=/opt/chain/lighthouse bn --graffiti=100%%$$HOME\n") {
+		t.Errorf("specifiers and variables are not escaped:\n%s", second)
+	}
+}
+
+func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
+	dir, units := t.TempDir(), t.TempDir()
+	fake := &fakeCommander{outputs: map[string]string{
+		"systemctl is-active hoodcloud-geth.service":       "active\n",
+		"systemctl is-active hoodcloud-lighthouse.service": "failed\n",
+	}}
+	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake})
+	ctx := context.Background()
+	if err := r.Configure(ctx, binariesInPlace(), noProgress); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(units, "hoodcloud-geth.service")); err != nil {
+		t.Error(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config/jwt.hex")); err != nil {
+		t.Error(err)
+	}
+	wantCalls(t, fake, [][]string{
+		{"systemctl", "daemon-reload"},
+		{"systemctl", "enable", "hoodcloud-geth.service", "hoodcloud-lighthouse.service"},
+	})
+	_ = r.Start(ctx)
+	wantCalls(t, fake, [][]string{{"systemctl", "start", "hoodcloud-geth.service"}, {"systemctl", "start", "hoodcloud-lighthouse.service"}})
+	_ = r.Stop(ctx)
+	wantCalls(t, fake, [][]string{{"systemctl", "stop", "hoodcloud-lighthouse.service"}, {"systemctl", "stop", "hoodcloud-geth.service"}})
+	st, _ := r.Status(ctx)
+	if st.Running || !strings.Contains(st.Message, "lighthouse") {
+		t.Errorf("status = %+v", st)
+	}
+	relative := binariesInPlace()
+	relative.Components[0].Args[0] = "geth"
+	if err := r.Configure(ctx, relative, noProgress); err == nil {
+		t.Error("a relative program path was accepted")
+	}
+	bad := binariesInPlace()
+	bad.Components[0].Name = "../../etc/x"
+	if err := r.Configure(ctx, bad, noProgress); err == nil {
+		t.Error("a component name with slashes was accepted")
+	}
+}
+
+// binariesInPlace is chainComponents with the binaries already on the
+// host: the systemd runtime does not download artifacts yet.
+func binariesInPlace() *agentv1.ConfigurePayload {
+	p := chainComponents()
+	for _, c := range p.Components {
+		c.Artifact = nil
+	}
+	return p
+}
+
+func wantCalls(t *testing.T, f *fakeCommander, want [][]string) {
+	t.Helper()
+	if got := f.take(); !reflect.DeepEqual(got, want) {
+		t.Errorf("commands =\n%q\nwant\n%q", got, want)
+	}
+}
+
+func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
+	dir := t.TempDir()
+	fake := &fakeCommander{outputs: map[string]string{"docker inspect --format {{.State.Running}} hoodcloud-geth": "true\n"}}
+	r := NewDockerRuntime(DockerConfig{Dir: dir, User: "10001:10001", Commander: fake})
+	ctx := context.Background()
+	p := chainComponents()
+	p.Components = p.Components[:1]
+	if err := r.Configure(ctx, p, noProgress); err != nil {
+		t.Fatal(err)
+	}
+	digest := strings.Repeat("ab", 32)
+	wantCalls(t, fake, [][]string{{"docker", "pull", "ethereum/client-go:v1.14.0@sha256:" + digest}})
+	_ = r.Start(ctx)
+	wantCalls(t, fake, [][]string{
+		{"docker", "rm", "-f", "hoodcloud-geth"},
+		{"docker", "run", "--detach", "--name", "hoodcloud-geth", "--restart", "unless-stopped", "--network", "host",
+			"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+			"--volume", dir + ":/data", "--workdir", "/data", "--log-opt", "max-size=50m", "--log-opt", "max-file=3",
+			"--user", "10001:10001", "--env", "GOMAXPROCS=4",
+			"ethereum/client-go:v1.14.0@sha256:" + digest, "/opt/chain/geth", "--datadir", "/var/lib/chain/data dir"},
+	})
+	_ = r.Stop(ctx)
+	wantCalls(t, fake, [][]string{{"docker", "stop", "--time", "120", "hoodcloud-geth"}})
+	if st, _ := r.Status(ctx); !st.Running {
+		t.Errorf("status = %+v", st)
+	}
+	for name, url := range map[string]string{"no image": "", "option as image": "--privileged"} {
+		bad := chainComponents()
+		bad.Components[0].Artifact.Url = url
+		if err := r.Configure(ctx, bad, noProgress); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestNewRuntimeByName(t *testing.T) {
+	for kind, want := range map[string]Runtime{"": &ProcessRuntime{}, "process": &ProcessRuntime{}, "systemd": &SystemdRuntime{}, "docker": &DockerRuntime{}} {
+		got, err := NewRuntime(kind, t.TempDir(), nil)
+		if err != nil || reflect.TypeOf(got) != reflect.TypeOf(want) {
+			t.Errorf("NewRuntime(%q) = %T, %v", kind, got, err)
+		}
+	}
+	if _, err := NewRuntime("kubernetes", t.TempDir(), nil); err == nil {
+		t.Error("an unknown runtime was accepted")
+	}
+}

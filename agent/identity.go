@@ -1,0 +1,234 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// Defaults of the agent identity.
+const (
+	DefaultClientCertValidity = 30 * 24 * time.Hour
+	serverCertValidity        = 365 * 24 * time.Hour
+	clockSkew                 = 5 * time.Minute // NotBefore is set back by this much
+	tokenPrefix               = "hcenroll_"
+	nodeURIScheme             = "hoodcloud"
+)
+
+// Identity issues and checks the certificates agents authenticate with:
+// enrolment tokens, client certificates for enrolled nodes, the gateway's
+// server certificate, and revocation. All are issued by the agent CA.
+type Identity struct {
+	ca             *x509.Certificate
+	caKey          *ecdsa.PrivateKey
+	agents         engine.AgentStore
+	ClientValidity time.Duration    // default DefaultClientCertValidity
+	Now            func() time.Time // default time.Now
+}
+
+// NewIdentity returns an Identity issuing from ca (usually
+// BootMaterial.AgentCA and AgentCAKey) and recording into agents.
+func NewIdentity(ca *x509.Certificate, caKey *ecdsa.PrivateKey, agents engine.AgentStore) *Identity {
+	return &Identity{ca: ca, caKey: caKey, agents: agents, ClientValidity: DefaultClientCertValidity, Now: time.Now}
+}
+
+// CA is the certificate agents and the gateway trust.
+func (i *Identity) CA() *x509.Certificate { return i.ca }
+
+// IssueEnrollmentToken creates a one-time token that lets the agent of
+// nodeID enrol until ttl has passed. The token is returned once and only its
+// hash is stored; the hash covers the node id, so the token is worthless for
+// any other node.
+func (i *Identity) IssueEnrollmentToken(ctx context.Context, nodeID string, ttl time.Duration) (string, error) {
+	if nodeID == "" || ttl <= 0 {
+		return "", engine.Errorf(engine.EInvalid, "an enrollment token needs a node and a positive lifetime")
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("enrollment token: %w", err)
+	}
+	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	engine.Zero(raw[:])
+	now := i.Now().UTC()
+	t := &engine.EnrollmentToken{Hash: tokenHash(nodeID, token), NodeID: nodeID, ExpiresAt: now.Add(ttl), CreatedAt: now}
+	if err := i.agents.CreateEnrollmentToken(ctx, t); err != nil {
+		return "", fmt.Errorf("store enrollment token: %w", err)
+	}
+	return token, nil
+}
+
+// tokenHash binds a token to its node: SHA-256 of node id, NUL, token.
+func tokenHash(nodeID, token string) []byte {
+	h := sha256.Sum256([]byte(nodeID + "\x00" + token))
+	return h[:]
+}
+
+// Enrollment is what an agent receives for its CSR.
+type Enrollment struct {
+	CertificateDER []byte
+	CADER          []byte
+	Serial         string
+}
+
+// Enroll consumes token, verifies csrDER and issues a client certificate
+// naming nodeID, recording the registration. Returns EUnauthorized for an
+// unknown, used, expired or foreign token, EInvalid for a bad CSR.
+func (i *Identity) Enroll(ctx context.Context, token, nodeID string, csrDER []byte, agentVersion string) (*Enrollment, error) {
+	csr, err := parseCSR(csrDER)
+	if err != nil {
+		return nil, err
+	}
+	if err := i.consumeToken(ctx, token, nodeID); err != nil {
+		return nil, err
+	}
+	der, serial, err := i.issueClientCert(nodeID, csr.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	reg := &engine.AgentRegistration{NodeID: nodeID, CertSerial: serial, AgentVersion: agentVersion, EnrolledAt: i.Now().UTC()}
+	if err := i.agents.PutAgentRegistration(ctx, reg); err != nil {
+		return nil, fmt.Errorf("record agent registration: %w", err)
+	}
+	return &Enrollment{CertificateDER: der, CADER: i.ca.Raw, Serial: serial}, nil
+}
+
+func parseCSR(der []byte) (*x509.CertificateRequest, error) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, engine.Errorf(engine.EInvalid, "the CSR does not parse")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, engine.Errorf(engine.EInvalid, "the CSR signature does not verify")
+	}
+	return csr, nil
+}
+
+// consumeToken maps every token failure to one EUnauthorized so a caller
+// learns nothing about which tokens exist.
+func (i *Identity) consumeToken(ctx context.Context, token, nodeID string) error {
+	if nodeID == "" || !strings.HasPrefix(token, tokenPrefix) {
+		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+	}
+	t, err := i.agents.ConsumeEnrollmentToken(ctx, tokenHash(nodeID, token), i.Now().UTC())
+	switch engine.ErrorCode(err) {
+	case "":
+	case engine.ENotFound, engine.EConflict, engine.EForbidden:
+		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+	default:
+		return fmt.Errorf("consume enrollment token: %w", err)
+	}
+	if t.NodeID != nodeID {
+		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+	}
+	return nil
+}
+
+// issueClientCert signs pub for nodeID: CN and URI SAN name the node.
+func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, error) {
+	serial, err := randomSerial()
+	if err != nil {
+		return nil, "", err
+	}
+	now := i.Now().UTC()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: nodeID, Organization: []string{"HoodCloud agents"}},
+		URIs:         []*url.URL{NodeURI(nodeID)},
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     now.Add(i.ClientValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.ca, pub, i.caKey)
+	if err != nil {
+		return nil, "", engine.Errorf(engine.EInvalid, "cannot certify the CSR's key")
+	}
+	return der, serial.Text(16), nil
+}
+
+// NodeURI is the URI SAN of a node's client certificate.
+func NodeURI(nodeID string) *url.URL {
+	return &url.URL{Scheme: nodeURIScheme, Host: "node", Path: "/" + nodeID}
+}
+
+// NodeIDFromCert returns the node a verified client certificate names: its
+// URI SAN and common name must agree.
+func NodeIDFromCert(c *x509.Certificate) (string, bool) {
+	for _, u := range c.URIs {
+		if u.Scheme != nodeURIScheme || u.Host != "node" {
+			continue
+		}
+		id := strings.TrimPrefix(u.Path, "/")
+		if id != "" && id == c.Subject.CommonName {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// ServerCertificate issues the gateway's certificate for hosts (names or
+// IPs; localhost and 127.0.0.1 when none), with a fresh P-256 key.
+func (i *Identity) ServerCertificate(hosts []string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1"}
+	}
+	key, err := ecdsa.GenerateKey(i.caKey.Curve, rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("gateway key: %w", err)
+	}
+	serial, err := randomSerial()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	now := i.Now().UTC()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "HoodCloud agent gateway"},
+		NotBefore:    now.Add(-clockSkew),
+		NotAfter:     now.Add(serverCertValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.ca, &key.PublicKey, i.caKey)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("gateway certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, i.ca.Raw}, PrivateKey: key}, nil
+}
+
+// Revoke refuses the node's certificate from now on (on terminate).
+// Returns ENotFound if the node never enrolled.
+func (i *Identity) Revoke(ctx context.Context, nodeID string) error {
+	if err := i.agents.RevokeAgentRegistration(ctx, nodeID, i.Now().UTC()); err != nil {
+		return fmt.Errorf("revoke agent of %s: %w", nodeID, err)
+	}
+	return nil
+}
+
+func randomSerial() (*big.Int, error) {
+	s, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("certificate serial: %w", err)
+	}
+	return s.Add(s, big.NewInt(1)), nil
+}

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// Runtime runs the chain software on the host: systemd and Docker in
+// production, a plain supervised process for the local provisioner, dev
+// mode and tests. Its methods are called one at a time.
+type Runtime interface {
+	// Configure writes the chain's files and prepares its components; it
+	// does not start them. Long work reports through progress.
+	Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+	Restart(ctx context.Context) error
+	Status(ctx context.Context) (RuntimeStatus, error)
+}
+
+// Progress is what a long command says about itself.
+type Progress struct {
+	Percent    float64
+	BytesDone  uint64
+	BytesTotal uint64
+	Message    string
+}
+
+// ProgressFunc receives a command's progress; it never blocks for long.
+type ProgressFunc func(Progress)
+
+// RuntimeStatus is the state of the chain software.
+type RuntimeStatus struct {
+	Configured bool
+	Running    bool
+	Restarts   int    // crashes the supervisor recovered from
+	Message    string // why it is not running, for people
+}
+
+// appHealth is the heartbeat's verdict on a status.
+func (s RuntimeStatus) appHealth() agentv1.AppHealth {
+	switch {
+	case !s.Configured:
+		return agentv1.AppHealth_APP_HEALTH_UNKNOWN
+	case s.Running:
+		return agentv1.AppHealth_APP_HEALTH_HEALTHY
+	case s.Message != "":
+		return agentv1.AppHealth_APP_HEALTH_CRITICAL
+	default:
+		return agentv1.AppHealth_APP_HEALTH_UNKNOWN
+	}
+}
+
+// NewRuntime returns the runtime named kind ("process", "systemd" or
+// "docker") for the chain data dir, for the agent's --runtime flag.
+func NewRuntime(kind, chainDir string, logger *slog.Logger) (Runtime, error) {
+	switch kind {
+	case "", "process":
+		return NewProcessRuntime(ProcessConfig{Dir: chainDir, Logger: logger}), nil
+	case "systemd":
+		return NewSystemdRuntime(SystemdConfig{Dir: chainDir}), nil
+	case "docker":
+		return NewDockerRuntime(DockerConfig{Dir: chainDir}), nil
+	default:
+		return nil, fmt.Errorf("unknown runtime %q: want process, systemd or docker", kind)
+	}
+}

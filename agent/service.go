@@ -1,0 +1,353 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// grpcCodes maps engine error codes to gRPC status codes: the one table of
+// this edge.
+var grpcCodes = map[engine.Code]codes.Code{
+	engine.EConflict:     codes.Aborted,
+	engine.EForbidden:    codes.PermissionDenied,
+	engine.EInternal:     codes.Internal,
+	engine.EInvalid:      codes.InvalidArgument,
+	engine.ENotFound:     codes.NotFound,
+	engine.ERateLimited:  codes.ResourceExhausted,
+	engine.EUnauthorized: codes.Unauthenticated,
+	engine.EUnavailable:  codes.Unavailable,
+	engine.ETooLarge:     codes.ResourceExhausted,
+	engine.EUnsupported:  codes.Unimplemented,
+}
+
+// toStatus turns err into a gRPC status with only the safe message.
+func toStatus(err error) error {
+	c, ok := grpcCodes[engine.ErrorCode(err)]
+	if !ok {
+		c = codes.Internal
+	}
+	return status.Error(c, engine.ErrorMessage(err))
+}
+
+// service implements AgentService over the engine's ports.
+type service struct {
+	agentv1.UnimplementedAgentServiceServer
+	cfg GatewayConfig
+
+	mu       sync.Mutex
+	regs     map[string]cachedRegistration
+	touched  map[string]time.Time
+	inflight sync.WaitGroup
+}
+
+type cachedRegistration struct {
+	reg     *engine.AgentRegistration
+	fetched time.Time
+}
+
+func newService(cfg GatewayConfig) *service {
+	return &service{cfg: cfg, regs: map[string]cachedRegistration{}, touched: map[string]time.Time{}}
+}
+
+// wait lets asynchronous LastSeenAt writes finish.
+func (s *service) wait() { s.inflight.Wait() }
+
+// nodeRequest is every request made with a client certificate.
+type nodeRequest interface{ GetNodeId() string }
+
+// unauthenticated lists the calls made without a client certificate.
+var unauthenticated = map[string]bool{
+	agentv1.AgentService_Enroll_FullMethodName: true,
+	"/grpc.health.v1.Health/Check":             true,
+	"/grpc.health.v1.Health/Watch":             true,
+	"/grpc.health.v1.Health/List":              true,
+}
+
+// authorize checks, on every call but Enroll, that the verified client
+// certificate names the request's node and that its registration stands.
+func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if unauthenticated[info.FullMethod] {
+		return next(ctx, req)
+	}
+	nodeID, serial, err := peerNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := req.(nodeRequest)
+	if !ok || r.GetNodeId() != nodeID {
+		return nil, status.Error(codes.PermissionDenied, "the request is not for the certificate's node")
+	}
+	if err := s.checkRegistration(ctx, nodeID, serial); err != nil {
+		return nil, err
+	}
+	return next(ctx, req)
+}
+
+// peerNode returns the node id and serial of the peer's verified certificate.
+func peerNode(ctx context.Context) (string, string, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "", "", status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return "", "", status.Error(codes.Unauthenticated, "a client certificate is required")
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	id, ok := NodeIDFromCert(leaf)
+	if !ok {
+		return "", "", status.Error(codes.Unauthenticated, "the client certificate names no node")
+	}
+	return id, leaf.SerialNumber.Text(16), nil
+}
+
+// checkRegistration refuses revoked nodes and superseded certificates.
+func (s *service) checkRegistration(ctx context.Context, nodeID, serial string) error {
+	reg, err := s.registration(ctx, nodeID)
+	if engine.IsCode(err, engine.ENotFound) {
+		return status.Error(codes.PermissionDenied, "the node is not enrolled")
+	}
+	if err != nil {
+		s.cfg.Logger.Error("agent registration lookup failed", "node_id", nodeID, "err", err)
+		return status.Error(codes.Unavailable, "registration lookup failed")
+	}
+	if !reg.RevokedAt.IsZero() || reg.CertSerial != serial {
+		return status.Error(codes.PermissionDenied, "the node's certificate is revoked")
+	}
+	return nil
+}
+
+// registration reads the node's registration, cached for a short time so a
+// heartbeat costs no Store read.
+func (s *service) registration(ctx context.Context, nodeID string) (*engine.AgentRegistration, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.regs[nodeID]
+	s.mu.Unlock()
+	if ok && now.Sub(c.fetched) < s.cfg.RegistrationCacheTTL {
+		return c.reg, nil
+	}
+	reg, err := s.cfg.Identity.agents.GetAgentRegistration(ctx, nodeID)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.regs[nodeID] = cachedRegistration{reg: reg, fetched: now}
+	s.mu.Unlock()
+	return reg, nil
+}
+
+func (s *service) forgetRegistration(nodeID string) {
+	s.mu.Lock()
+	delete(s.regs, nodeID)
+	s.mu.Unlock()
+}
+
+func (s *service) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agentv1.EnrollResponse, error) {
+	e, err := s.cfg.Identity.Enroll(ctx, req.GetEnrollmentToken(), req.GetNodeId(), req.GetCsrDer(), req.GetAgentVersion())
+	if err != nil {
+		if engine.ErrorCode(err) == engine.EInternal {
+			s.cfg.Logger.Error("agent enrolment failed", "node_id", req.GetNodeId(), "err", err)
+		}
+		return nil, toStatus(err)
+	}
+	s.forgetRegistration(req.GetNodeId())
+	s.cfg.Logger.Info("agent enrolled", "node_id", req.GetNodeId(), "serial", e.Serial)
+	return &agentv1.EnrollResponse{
+		CertificateChainDer: [][]byte{e.CertificateDER},
+		CaCertificateDer:    e.CADER,
+		HeartbeatInterval:   durationpb.New(s.cfg.HeartbeatInterval),
+	}, nil
+}
+
+func (s *service) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
+	s.touch(req.GetNodeId(), req.GetAgentVersion())
+	cmds, err := s.pendingCommands(ctx, req.GetNodeId())
+	if err != nil {
+		s.cfg.Logger.Error("heartbeat: read queue", "node_id", req.GetNodeId(), "err", err)
+		return nil, toStatus(err)
+	}
+	return &agentv1.HeartbeatResponse{Commands: cmds, NextHeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval)}, nil
+}
+
+// touch records LastSeenAt at most once per TouchInterval per node, in the
+// background: a slow Store never delays a heartbeat.
+func (s *service) touch(nodeID, version string) {
+	now := time.Now()
+	s.mu.Lock()
+	last, ok := s.touched[nodeID]
+	due := !ok || now.Sub(last) >= s.cfg.TouchInterval
+	if due {
+		s.touched[nodeID] = now
+	}
+	s.mu.Unlock()
+	if !due || s.cfg.Nodes == nil {
+		return
+	}
+	s.inflight.Add(1)
+	go func() {
+		defer s.inflight.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.cfg.Nodes.TouchNode(ctx, nodeID, now.UTC(), version); err != nil && !engine.IsCode(err, engine.ENotFound) {
+			s.cfg.Logger.Warn("heartbeat: touch node", "node_id", nodeID, "err", err)
+		}
+	}()
+}
+
+// pendingCommands returns the node's queued commands and marks them
+// delivered; ids whose command is gone or finished leave the queue.
+func (s *service) pendingCommands(ctx context.Context, nodeID string) ([]*agentv1.Command, error) {
+	ids, err := s.cfg.Cache.PendingCommands(ctx, nodeID, maxCommandsPerHeartbeat)
+	if err != nil {
+		return nil, err
+	}
+	var out []*agentv1.Command
+	for _, id := range ids {
+		c, err := s.cfg.Commands.GetCommand(ctx, id)
+		if err != nil && !engine.IsCode(err, engine.ENotFound) {
+			return nil, err
+		}
+		if c == nil || c.NodeID != nodeID || c.Status.Finished() {
+			_ = s.cfg.Cache.AckCommand(ctx, nodeID, id)
+			continue
+		}
+		s.markDelivered(ctx, c)
+		out = append(out, &agentv1.Command{Id: c.ID, Type: agentv1.CommandType(c.Type), Payload: c.Payload, CreatedAt: timestamppb.New(c.CreatedAt)})
+	}
+	return out, nil
+}
+
+// markDelivered is best effort: the status is informative, the queue is
+// what delivers.
+func (s *service) markDelivered(ctx context.Context, c *engine.Command) {
+	if c.Status != engine.CommandQueued {
+		return
+	}
+	c.Status, c.UpdatedAt = engine.CommandDelivered, time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.cfg.Commands.UpdateCommand(ctx, c); err != nil && !engine.IsCode(err, engine.EConflict) {
+		s.cfg.Logger.Warn("heartbeat: mark delivered", "command_id", c.ID, "err", err)
+	}
+}
+
+func (s *service) ReportEvent(ctx context.Context, req *agentv1.ReportEventRequest) (*agentv1.ReportEventResponse, error) {
+	var err error
+	nodeID := req.GetNodeId()
+	switch ev := req.GetEvent().(type) {
+	case *agentv1.ReportEventRequest_Acknowledged:
+		err = s.acknowledge(ctx, nodeID, ev.Acknowledged.GetCommandId())
+	case *agentv1.ReportEventRequest_Progress:
+		err = s.progress(ctx, nodeID, ev.Progress)
+	case *agentv1.ReportEventRequest_Completed:
+		err = s.finish(ctx, nodeID, ev.Completed.GetCommandId(), func(c *engine.Command) {
+			c.Status, c.Result = engine.CommandCompleted, ev.Completed.GetResult()
+		})
+	case *agentv1.ReportEventRequest_Failed:
+		err = s.finish(ctx, nodeID, ev.Failed.GetCommandId(), func(c *engine.Command) {
+			c.Status, c.Error, c.Result = engine.CommandFailed, ev.Failed.GetError(), ev.Failed.GetDetails()
+		})
+	default:
+		err = engine.Errorf(engine.EInvalid, "the event is empty")
+	}
+	if err != nil {
+		if engine.ErrorCode(err) == engine.EInternal {
+			s.cfg.Logger.Error("report event failed", "node_id", nodeID, "err", err)
+		}
+		return nil, toStatus(err)
+	}
+	return &agentv1.ReportEventResponse{}, nil
+}
+
+// acknowledge takes the command off the queue and records the ack once.
+func (s *service) acknowledge(ctx context.Context, nodeID, id string) error {
+	if _, err := s.nodeCommand(ctx, nodeID, id); err != nil {
+		return err
+	}
+	if err := s.cfg.Cache.AckCommand(ctx, nodeID, id); err != nil {
+		return err
+	}
+	return s.updateCommand(ctx, nodeID, id, func(c *engine.Command) bool {
+		if c.Status != engine.CommandQueued && c.Status != engine.CommandDelivered {
+			return false // already acknowledged or finished: a repeat
+		}
+		c.Status, c.AckedAt = engine.CommandAcknowledged, time.Now().UTC().Truncate(time.Microsecond)
+		return true
+	})
+}
+
+func (s *service) progress(ctx context.Context, nodeID string, p *agentv1.CommandProgress) error {
+	if _, err := s.nodeCommand(ctx, nodeID, p.GetCommandId()); err != nil {
+		return err
+	}
+	return s.cfg.Cache.SetProgress(ctx, &engine.CommandProgress{
+		CommandID: p.GetCommandId(), Percent: p.GetPercent(), Bytes: int64(p.GetBytesDone()),
+		Message: p.GetMessage(), Stalled: p.GetStalled(), UpdatedAt: time.Now().UTC(),
+	}, s.cfg.ProgressTTL)
+}
+
+// finish applies a completion or failure once: a finished command is
+// never changed again, so a result reported twice is applied once.
+func (s *service) finish(ctx context.Context, nodeID, id string, apply func(*engine.Command)) error {
+	if _, err := s.nodeCommand(ctx, nodeID, id); err != nil {
+		return err
+	}
+	if err := s.cfg.Cache.AckCommand(ctx, nodeID, id); err != nil {
+		return err
+	}
+	return s.updateCommand(ctx, nodeID, id, func(c *engine.Command) bool {
+		if c.Status.Finished() {
+			return false
+		}
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		if c.AckedAt.IsZero() {
+			c.AckedAt = now
+		}
+		apply(c)
+		c.FinishedAt = now
+		return true
+	})
+}
+
+// nodeCommand returns the command if it belongs to nodeID; ENotFound otherwise.
+func (s *service) nodeCommand(ctx context.Context, nodeID, id string) (*engine.Command, error) {
+	c, err := s.cfg.Commands.GetCommand(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.NodeID != nodeID {
+		return nil, engine.Errorf(engine.ENotFound, "command %s not found", id)
+	}
+	return c, nil
+}
+
+// updateCommand re-reads and retries on a version conflict; change returns
+// false when there is nothing to write.
+func (s *service) updateCommand(ctx context.Context, nodeID, id string, change func(*engine.Command) bool) error {
+	for attempt := 0; ; attempt++ {
+		c, err := s.nodeCommand(ctx, nodeID, id)
+		if err != nil {
+			return err
+		}
+		if !change(c) {
+			return nil
+		}
+		c.UpdatedAt = time.Now().UTC().Truncate(time.Microsecond)
+		err = s.cfg.Commands.UpdateCommand(ctx, c)
+		if err == nil || !engine.IsCode(err, engine.EConflict) || attempt >= 4 {
+			return err
+		}
+	}
+}
+
+var _ agentv1.AgentServiceServer = (*service)(nil)

@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// Commander runs a host command (systemctl, docker) and returns its
+// combined output: the runtimes' only contact with the host, so tests can
+// check the exact argument lists.
+type Commander interface {
+	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// ExecCommander runs commands for real.
+type ExecCommander struct{}
+
+var _ Commander = ExecCommander{}
+
+func (ExecCommander) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return out, nil
+}
+
+var (
+	componentName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	envName       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// checkComponentNames refuses names that cannot safely become unit or
+// container names, and environment that cannot safely be written.
+func checkComponentNames(p *agentv1.ConfigurePayload) error {
+	for _, c := range p.GetComponents() {
+		if !componentName.MatchString(c.GetName()) {
+			return permanent(fmt.Sprintf("component name %q is not [a-z0-9_-]", c.GetName()))
+		}
+		for k, v := range c.GetEnv() {
+			if !envName.MatchString(k) || strings.ContainsAny(v, "\n\r\x00") {
+				return permanent(fmt.Sprintf("component %q: environment variable %q is not allowed", c.GetName(), k))
+			}
+		}
+	}
+	return nil
+}
+
+// SystemdConfig configures the systemd runtime.
+type SystemdConfig struct {
+	Dir        string    // chain data dir; required
+	UnitDir    string    // default /etc/systemd/system
+	UnitPrefix string    // default "hoodcloud-"
+	User       string    // the unprivileged account the chain runs as; default "hoodcloud-chain"
+	Commander  Commander // default ExecCommander
+}
+
+// SystemdRuntime runs each component as a hardened systemd service.
+type SystemdRuntime struct {
+	cfg   SystemdConfig
+	mu    sync.Mutex
+	units []string
+}
+
+var _ Runtime = (*SystemdRuntime)(nil)
+
+func NewSystemdRuntime(cfg SystemdConfig) *SystemdRuntime {
+	if cfg.UnitDir == "" {
+		cfg.UnitDir = "/etc/systemd/system"
+	}
+	if cfg.UnitPrefix == "" {
+		cfg.UnitPrefix = "hoodcloud-"
+	}
+	if cfg.User == "" {
+		cfg.User = "hoodcloud-chain"
+	}
+	if cfg.Commander == nil {
+		cfg.Commander = ExecCommander{}
+	}
+	return &SystemdRuntime{cfg: cfg}
+}
+
+// Configure writes the files and one unit per component, then reloads
+// systemd and enables the units.
+func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
+	if err := checkComponents(p); err != nil {
+		return err
+	}
+	if err := checkComponentNames(p); err != nil {
+		return err
+	}
+	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
+		return err
+	}
+	var units []string
+	for _, c := range p.GetComponents() {
+		if !filepath.IsAbs(c.GetArgs()[0]) {
+			return permanent(fmt.Sprintf("component %q: systemd needs an absolute program path", c.GetName()))
+		}
+		unit := r.cfg.UnitPrefix + c.GetName() + ".service"
+		if err := writeFileAtomic(filepath.Join(r.cfg.UnitDir, unit), []byte(SystemdUnit(c, r.cfg.Dir, r.cfg.User))); err != nil {
+			return fmt.Errorf("write unit %s: %w", unit, err)
+		}
+		if err := os.Chmod(filepath.Join(r.cfg.UnitDir, unit), 0o644); err != nil {
+			return fmt.Errorf("write unit %s: %w", unit, err)
+		}
+		units = append(units, unit)
+	}
+	if _, err := r.cfg.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
+		return err
+	}
+	if _, err := r.cfg.Commander.Run(ctx, "systemctl", append([]string{"enable"}, units...)...); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.units = units
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *SystemdRuntime) configured() ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.units) == 0 {
+		return nil, permanent("not configured")
+	}
+	return r.units, nil
+}
+
+// systemctl runs verb on the units, in order or reversed.
+func (r *SystemdRuntime) systemctl(ctx context.Context, verb string, reverse bool) error {
+	units, err := r.configured()
+	if err != nil {
+		return err
+	}
+	ordered := append([]string(nil), units...)
+	if reverse {
+		for i, j := 0, len(ordered)-1; i < j; i, j = i+1, j-1 {
+			ordered[i], ordered[j] = ordered[j], ordered[i]
+		}
+	}
+	for _, u := range ordered {
+		if _, err := r.cfg.Commander.Run(ctx, "systemctl", verb, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *SystemdRuntime) Start(ctx context.Context) error { return r.systemctl(ctx, "start", false) }
+func (r *SystemdRuntime) Stop(ctx context.Context) error  { return r.systemctl(ctx, "stop", true) }
+func (r *SystemdRuntime) Restart(ctx context.Context) error {
+	return r.systemctl(ctx, "restart", false)
+}
+
+// Status asks systemctl is-active for every unit.
+func (r *SystemdRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
+	units, err := r.configured()
+	if err != nil {
+		return RuntimeStatus{}, nil
+	}
+	st := RuntimeStatus{Configured: true, Running: true}
+	for _, u := range units {
+		out, _ := r.cfg.Commander.Run(ctx, "systemctl", "is-active", u)
+		if state := strings.TrimSpace(string(out)); state != "active" {
+			st.Running, st.Message = false, u+" is "+state
+		}
+	}
+	return st, nil
+}
+
+// SystemdUnit is the unit file of a component: an unprivileged user, a
+// read-only system, writes only to the chain data dir, no capabilities.
+func SystemdUnit(c *agentv1.Component, dir, user string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by the HoodCloud agent; changes are overwritten.\n")
+	fmt.Fprintf(&b, "[Unit]\nDescription=HoodCloud chain component %s %s\n", c.GetName(), c.GetVersion())
+	b.WriteString("After=network-online.target\nWants=network-online.target\n\n[Service]\nType=simple\n")
+	fmt.Fprintf(&b, "User=%s\nGroup=%s\nWorkingDirectory=%s\n", user, user, systemdQuote(dir))
+	args := make([]string, len(c.GetArgs()))
+	for i, a := range c.GetArgs() {
+		args[i] = systemdQuote(a)
+	}
+	fmt.Fprintf(&b, "ExecStart=%s\n", strings.Join(args, " "))
+	keys := make([]string, 0, len(c.GetEnv()))
+	for k := range c.GetEnv() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "Environment=%s\n", systemdQuote(k+"="+c.GetEnv()[k]))
+	}
+	b.WriteString(`Restart=on-failure
+RestartSec=5s
+TimeoutStopSec=120s
+LimitNOFILE=65536
+UMask=0077
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+ProtectSystem=strict
+ProtectHome=yes
+PrivateTmp=yes
+PrivateDevices=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+LockPersonality=yes
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+`)
+	fmt.Fprintf(&b, "ReadWritePaths=%s\n\n[Install]\nWantedBy=multi-user.target\n", systemdQuote(dir))
+	return b.String()
+}
+
+// systemdQuote makes s one word of a unit file: specifiers (%) and
+// variable expansion ($) are escaped, and words with blanks or quotes are
+// double-quoted.
+func systemdQuote(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	s = strings.ReplaceAll(s, "$", "$$")
+	if s != "" && !strings.ContainsAny(s, " \t\"'\\;") {
+		return s
+	}
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `"`, `\"`)
+	return `"` + s + `"`
+}
