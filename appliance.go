@@ -45,9 +45,11 @@ type Main struct {
 	NATS      *hnats.EmbeddedBus // nil with external NATS
 	Workflows *temporal.Client
 	Gateway   *agent.Gateway
-	HTTP      *web.Server
-	Chains    *profile.Catalog
-	TLS       *tlsconf.Source // nil when the API serves plain HTTP
+	// AgentIdentity issues enrolment tokens and agent certificates.
+	AgentIdentity *agent.Identity
+	HTTP          *web.Server
+	Chains        *profile.Catalog
+	TLS           *tlsconf.Source // nil when the API serves plain HTTP
 
 	temporal *devserver.Server // nil with an external Temporal
 	bootDone chan struct{}
@@ -360,7 +362,16 @@ func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, err
 }
 
 func (m *Main) openGateway(context.Context) error {
-	g := agent.NewGateway(agent.GatewayConfig{Addr: m.Config.AgentAddr, Logger: m.Logger})
+	m.AgentIdentity = agent.NewIdentity(m.Boot.AgentCA, m.Boot.AgentCAKey, m.Store)
+	g := agent.NewGateway(agent.GatewayConfig{
+		Addr:     m.Config.AgentAddr,
+		Logger:   m.Logger,
+		Identity: m.AgentIdentity,
+		Nodes:    m.Store,
+		Commands: m.Store,
+		Cache:    m.Cache,
+		Hosts:    m.Config.AgentHosts,
+	})
 	if err := g.Open(); err != nil {
 		return err
 	}

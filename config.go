@@ -52,7 +52,8 @@ type Config struct {
 	TLSEmail      string
 	TLSHosts      stringList // names/IPs of a certificate from the appliance CA
 	ACMEDirectory string
-	AllowHTTP     bool // plain HTTP on a non-loopback address
+	AllowHTTP     bool       // plain HTTP on a non-loopback address
+	AgentHosts    stringList // names/IPs in the agent gateway's certificate
 
 	explicit map[string]bool // keys set by file, environment or flag
 }
@@ -124,6 +125,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.TLSHosts, "tls-hosts", "comma-separated names/IPs: HTTPS with a certificate from the appliance CA")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default Let's Encrypt)")
 	fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "allow plain HTTP on a non-loopback http-addr")
+	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
 }
 
 // stringList is a comma-separated flag value.

@@ -26,6 +26,7 @@ Usage:
   hoodcloud dev [flags]       run an ephemeral appliance (temp data dir, dev token)
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
+  hoodcloud agent [flags]     run the ops-agent of a node host (token in HOODCLOUD_AGENT_TOKEN)
   hoodcloud simnode [flags]   run a simulated chain node (for dev, CI and tests)
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud bench startup     measure start time, idle memory and binary size
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = serve(ctx, rest, env, stdout, stderr)
 	case "dev":
 		err = dev(ctx, rest, env, stdout, stderr)
+	case "agent":
+		err = agentCommand(ctx, rest, env, stderr)
 	case "simnode":
 		err = simnodeCommand(ctx, rest, stderr)
 	case "migrate":
