@@ -28,6 +28,8 @@ func (s *Server) routeAPI() {
 	authed.POST("/api-keys", s.createAPIKey)
 	authed.GET("/api-keys", s.listAPIKeys)
 	authed.DELETE("/api-keys/:id", s.revokeAPIKey)
+	s.routeSubscriptions(api, authed)
+	s.routePayments(api, authed)
 }
 
 type loginRequest struct {

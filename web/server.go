@@ -45,6 +45,13 @@ type Config struct {
 	TLS *tls.Config
 	// Chains is the chain profile catalogue served at /api/v1/chains.
 	Chains *profile.Catalog
+	// Store, Events and Workflows back the subscription and payment API.
+	Store     engine.Store
+	Events    engine.Events
+	Workflows engine.Workflows
+	// Boot holds the sealed-box key (provisioning inputs) and the webhook
+	// secret (payments).
+	Boot *engine.BootMaterial
 	// CAPEM returns the appliance CA certificate served at /ca.pem.
 	CAPEM func() []byte
 }

@@ -1,0 +1,19 @@
+package engine
+
+import "context"
+
+// Workflows starts and steers the long-running processes of the control
+// plane. Workflow ids derive from domain ids, so starting the same process
+// twice is a no-op, never a second run. Adapter: Temporal (embedded dev
+// server or an external cluster). Safe for concurrent use.
+type Workflows interface {
+	// StartProvision turns an active subscription into a running node.
+	// Starting it again for the same subscription is a no-op.
+	// Returns EUnavailable when the workflow engine cannot be reached.
+	StartProvision(ctx context.Context, subscriptionID string) error
+	// StartTerminate takes the node away (best effort, see the workflow).
+	// Starting it again for the same node is a no-op.
+	StartTerminate(ctx context.Context, nodeID, reason string) error
+	// StartMigrate moves the node to a new host. ENotFound if the node is missing.
+	StartMigrate(ctx context.Context, nodeID string) error
+}
