@@ -78,10 +78,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 func (m *Main) Open(ctx context.Context) error {
 	start := time.Now()
 	m.registerMetrics()
-	steps := []struct {
-		name string
-		open func(context.Context) error
-	}{
+	err := m.openSteps(ctx, []step{
 		{"data dir", m.openDataDir},
 		{"store", m.openStore},
 		{"secrets", m.openSecrets},
@@ -94,16 +91,41 @@ func (m *Main) Open(ctx context.Context) error {
 		{"tls", m.openTLS},
 		{"agent gateway", m.openGateway},
 		{"http", m.openHTTP},
+	})
+	if err != nil {
+		return err
 	}
+	m.Logger.Info("hoodcloud ready", "version", version, "http", m.HTTP.Addr(),
+		"agents", m.Gateway.Addr(), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// step is one component to open.
+type step struct {
+	name string
+	open func(context.Context) error
+}
+
+// openSteps opens in order; on failure it closes what it opened.
+func (m *Main) openSteps(ctx context.Context, steps []step) error {
 	for _, s := range steps {
 		if err := s.open(ctx); err != nil {
 			m.Close()
 			return fmt.Errorf("start %s: %w", s.name, err)
 		}
 	}
-	m.Logger.Info("hoodcloud ready", "version", version, "http", m.HTTP.Addr(),
-		"agents", m.Gateway.Addr(), "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// OpenState opens only the durable state (data dir, store, secrets), for
+// operator commands run while the appliance is stopped.
+func (m *Main) OpenState(ctx context.Context) error {
+	return m.openSteps(ctx, []step{
+		{"data dir", m.openDataDir},
+		{"store", m.openStore},
+		{"secrets", m.openSecrets},
+		{"first-boot material", m.awaitBootMaterial},
+	})
 }
 
 // Run serves until ctx ends, then stops in order.

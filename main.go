@@ -24,6 +24,7 @@ const usage = `hoodcloud: the HoodCloud control plane
 Usage:
   hoodcloud serve [flags]     run the appliance
   hoodcloud dev [flags]       run an ephemeral appliance (temp data dir, dev token)
+  hoodcloud admin COMMAND     operator commands: create-user, rotate master
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
   hoodcloud agent [flags]     run the ops-agent of a node host (token in HOODCLOUD_AGENT_TOKEN)
@@ -38,14 +39,14 @@ environment variable and a key of the YAML file given by --config.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run executes one command and returns the exit code: 0 success, 1 failure
 // at run time, 2 bad usage or configuration (nothing was started).
-func run(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdout, st
 		err = serve(ctx, rest, env, stdout, stderr)
 	case "dev":
 		err = dev(ctx, rest, env, stdout, stderr)
+	case "admin":
+		err = admin(ctx, rest, env, stdin, stdout, stderr)
 	case "agent":
 		err = agentCommand(ctx, rest, env, stderr)
 	case "simnode":

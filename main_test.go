@@ -210,7 +210,7 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 			// Bounded, in case a broken check lets the appliance start.
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			code := run(ctx, tt.args, env, &stdout, &stderr)
+			code := run(ctx, tt.args, env, strings.NewReader(""), &stdout, &stderr)
 			if code != 2 {
 				t.Fatalf("exit code = %d, want 2 (stderr %s)", code, stderr.String())
 			}
@@ -225,7 +225,7 @@ func TestConfigPrecedenceIsFlagsThenEnvThenFile(t *testing.T) {
 	file := writeFile(t, "http_addr: 127.0.0.1:1111\nagent_addr: 127.0.0.1:2222\nlog_format: json\ndev_token: from-file\n")
 	env := map[string]string{"HOODCLOUD_CONFIG": file, "HOODCLOUD_AGENT_ADDR": "127.0.0.1:3333", "HOODCLOUD_HTTP_ADDR": "127.0.0.1:4444"}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"config", "print", "--http-addr", "127.0.0.1:5555"}, func(k string) string { return env[k] }, &stdout, &stderr)
+	code := run(context.Background(), []string{"config", "print", "--http-addr", "127.0.0.1:5555"}, func(k string) string { return env[k] }, strings.NewReader(""), &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -248,7 +248,7 @@ func TestConfigPrecedenceIsFlagsThenEnvThenFile(t *testing.T) {
 
 func TestConfigPrintRedactsURLPasswords(t *testing.T) {
 	var stdout bytes.Buffer
-	code := run(context.Background(), []string{"config", "print", "--events", "nats://hc:hunter2@10.0.0.1:4222"}, func(string) string { return "" }, &stdout, &bytes.Buffer{})
+	code := run(context.Background(), []string{"config", "print", "--events", "nats://hc:hunter2@10.0.0.1:4222"}, func(string) string { return "" }, strings.NewReader(""), &stdout, &bytes.Buffer{})
 	if code != 0 || strings.Contains(stdout.String(), "hunter2") || !strings.Contains(stdout.String(), "nats://hc:redacted@10.0.0.1:4222") {
 		t.Fatalf("exit %d, output:\n%s", code, stdout.String())
 	}
@@ -256,7 +256,7 @@ func TestConfigPrintRedactsURLPasswords(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var stdout bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, os.Getenv, &stdout, &bytes.Buffer{}); code != 0 {
+	if code := run(context.Background(), []string{"version"}, os.Getenv, strings.NewReader(""), &stdout, &bytes.Buffer{}); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	if !strings.HasPrefix(stdout.String(), "hoodcloud dev (commit none, built unknown)") {

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/store/secrets"
+)
+
+const adminUsage = `usage: hoodcloud admin COMMAND [flags]
+
+Commands (run them while the appliance is stopped: they open its data dir):
+  create-user --email E [--admin]   create a user; the password is read from
+                                    HOODCLOUD_ADMIN_PASSWORD or the first line of stdin
+  rotate master                     re-encrypt every keyring record under a new master key
+`
+
+// admin runs an operator command against the appliance's state.
+func admin(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, adminUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "create-user":
+		return adminCreateUser(ctx, args[1:], env, stdin, stdout, stderr)
+	case "rotate":
+		return adminRotate(ctx, args[1:], env, stdout, stderr)
+	}
+	return configErrorf("admin: unknown command %q\n%s", args[0], adminUsage)
+}
+
+func adminCreateUser(ctx context.Context, args []string, env func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var email string
+	var isAdmin bool
+	cfg, _, err := loadConfig("admin create-user", args, env, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&email, "email", "", "the user's email (required)")
+		fs.BoolVar(&isAdmin, "admin", false, "make the user an administrator")
+	})
+	if err != nil {
+		return err
+	}
+	if email == "" {
+		return configErrorf("admin create-user: email is required")
+	}
+	password, err := readPassword(env, stdin)
+	if err != nil {
+		return err
+	}
+	return withState(ctx, cfg, stderr, func(m *Main) error {
+		id, err := engine.NewIdentity(engine.IdentityConfig{Users: m.Store})
+		if err != nil {
+			return err
+		}
+		u, err := id.CreateUser(ctx, email, password, isAdmin)
+		if err != nil {
+			return fmt.Errorf("create user: %s", engine.ErrorMessage(err))
+		}
+		fmt.Fprintf(stdout, "created user %s (%s, admin: %t)\n", u.ID, u.Email, u.Admin)
+		return nil
+	})
+}
+
+// readPassword never takes the password from a flag: flags show in ps.
+func readPassword(env func(string) string, stdin io.Reader) (string, error) {
+	if p := env("HOODCLOUD_ADMIN_PASSWORD"); p != "" {
+		return p, nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if p := strings.TrimRight(line, "\r\n"); p != "" {
+		return p, nil
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return "", configErrorf("admin create-user: no password: set HOODCLOUD_ADMIN_PASSWORD or write it on stdin")
+}
+
+func adminRotate(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "master" {
+		return configErrorf("admin rotate: want \"master\" (JWT, sealed-box and CA rotation are not available yet)")
+	}
+	cfg, _, err := loadConfig("admin rotate master", args[1:], env, stderr, nil)
+	if err != nil {
+		return err
+	}
+	return withState(ctx, cfg, stderr, func(m *Main) error {
+		keys := m.Secrets.(*secrets.Keyring)
+		before := keys.MasterKeyID()
+		if err := keys.RotateMaster(ctx); err != nil {
+			return fmt.Errorf("rotate master key: %w", err)
+		}
+		fmt.Fprintf(stdout, "master key rotated: %s -> %s\n", before, keys.MasterKeyID())
+		return nil
+	})
+}
+
+// withState opens the appliance's durable state, runs f and closes it.
+func withState(ctx context.Context, cfg Config, stderr io.Writer, f func(*Main) error) error {
+	cfg.LogLevel = 8 // operator commands print their own results
+	m := NewMain(cfg, stderr)
+	if err := m.OpenState(ctx); err != nil {
+		return &ConfigError{err}
+	}
+	defer m.Close()
+	return f(m)
+}
+

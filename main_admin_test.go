@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func runAdmin(t *testing.T, stdin string, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, append([]string{"admin"}, args...), func(k string) string { return env[k] }, strings.NewReader(stdin), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestAdminCreateUserThenSignIn(t *testing.T) {
+	dir := t.TempDir()
+	code, out, errOut := runAdmin(t, "correct horse battery\n", nil, "create-user", "--data-dir", dir, "--email", "ops@example.com", "--admin")
+	if code != 0 || !strings.Contains(out, "admin: true") {
+		t.Fatalf("create-user = %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = runAdmin(t, "another password\n", nil, "create-user", "--data-dir", dir, "--email", "ops@example.com")
+	if code != 1 || !strings.Contains(errOut, "create user:") {
+		t.Fatalf("a second user with the same email = %d %q, want exit 1 naming the problem", code, errOut)
+	}
+
+	cfg := testConfig(t, dir)
+	m := MustOpenMain(t, cfg)
+	resp, err := http.Post("http://"+m.HTTP.Addr()+"/api/v1/auth/login", "application/json",
+		strings.NewReader(`{"email":"ops@example.com","password":"correct horse battery"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login as the created user = %d, want 200", resp.StatusCode)
+	}
+	code, _, errOut = runAdmin(t, "pw\n", nil, "create-user", "--data-dir", dir, "--email", "x@example.com")
+	if code != 2 || !strings.Contains(errOut, "in use by another hoodcloud process") {
+		t.Fatalf("admin while serving = %d %q, want 2: the data dir is in use", code, errOut)
+	}
+}
+
+func TestAdminRotateMasterKeepsTheApplianceWorking(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	m := MustOpenMain(t, cfg)
+	ca := m.Boot.AgentCA.Raw
+	m.Close()
+
+	code, out, errOut := runAdmin(t, "", nil, "rotate", "master", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "master key rotated") {
+		t.Fatalf("rotate master = %d %q %q", code, out, errOut)
+	}
+	m = MustOpenMain(t, cfg)
+	if !bytes.Equal(m.Boot.AgentCA.Raw, ca) {
+		t.Fatal("the first-boot material must survive the rotation")
+	}
+}
+
+func TestAdminBadInput(t *testing.T) {
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"no command", "", nil, "usage: hoodcloud admin"},
+		{"unknown command", "", []string{"promote"}, `admin: unknown command "promote"`},
+		{"create-user without email", "pw\n", []string{"create-user", "--data-dir", t.TempDir()}, "email is required"},
+		{"create-user without password", "", []string{"create-user", "--data-dir", t.TempDir(), "--email", "a@b.c"}, "no password"},
+		{"rotate what", "", []string{"rotate", "jwt"}, `admin rotate: want "master"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runAdmin(t, tt.stdin, nil, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 mentioning %q", code, errOut, tt.want)
+			}
+		})
+	}
+}
