@@ -111,4 +111,3 @@ func withState(ctx context.Context, cfg Config, stderr io.Writer, f func(*Main) 
 	defer m.Close()
 	return f(m)
 }
-
