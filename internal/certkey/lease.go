@@ -41,8 +41,22 @@ type heldLease struct {
 
 // NewLeases returns the locker on records: a lease lasts ttl after its last
 // renewal and a waiter looks again every poll.
-func NewLeases(records LeaseRecords, ttl, poll time.Duration) *Leases {
-	return &Leases{records: records, ttl: ttl, poll: poll, held: map[string]*heldLease{}, released: make(chan struct{})}
+func NewLeases(records LeaseRecords, opts ...LeaseOption) *Leases {
+	l := &Leases{records: records, ttl: 30 * time.Second, poll: time.Second, held: map[string]*heldLease{}, released: make(chan struct{})}
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+// LeaseOption tunes Leases.
+type LeaseOption func(*Leases)
+
+// WithLockLease sets how long a lock outlives its holder's last renewal
+// (30s by default; renewed every third of it) and how often a waiter
+// retries (1s by default).
+func WithLockLease(lease, poll time.Duration) LeaseOption {
+	return func(l *Leases) { l.ttl, l.poll = lease, poll }
 }
 
 // Lock takes name, waiting while another owner's unexpired lease holds

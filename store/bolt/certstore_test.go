@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/internal/certkey"
+
 	"github.com/caddyserver/certmagic"
 
 	"github.com/hoodcloud/hoodcloud/internal/certstoragetest"
@@ -16,7 +18,7 @@ type certBackend struct{ store *Store }
 const testLease = 600 * time.Millisecond
 
 func (b certBackend) Instance(t *testing.T) certmagic.Storage {
-	c := NewCertStorage(b.store, WithLockLease(testLease, 20*time.Millisecond))
+	c := NewCertStorage(b.store, certkey.WithLockLease(testLease, 20*time.Millisecond))
 	t.Cleanup(func() { c.Close() })
 	return c
 }

@@ -27,32 +27,17 @@ var _ certmagic.Storage = (*CertStorage)(nil)
 type CertStorage struct {
 	*certkey.Leases // Lock, Unlock, Close
 	store           *Store
-	lease, poll     time.Duration
 }
 
 // leaseRecords keeps the locks' leases in certmagic_locks.
 type leaseRecords struct{ store *Store }
 
-// CertOption tunes a CertStorage.
-type CertOption func(*CertStorage)
-
-// WithLockLease sets how long a lock outlives its holder's last renewal
-// (30s by default; renewed every third of it) and how often a waiter
-// retries (1s by default).
-func WithLockLease(lease, poll time.Duration) CertOption {
-	return func(c *CertStorage) { c.lease, c.poll = lease, poll }
-}
-
 // NewCertStorage returns the certificate storage on s; it does no I/O and
 // works once s is open. Close it before s: it renews held locks in the
 // background.
-func NewCertStorage(s *Store, opts ...CertOption) *CertStorage {
-	c := &CertStorage{store: s, lease: 30 * time.Second, poll: time.Second}
-	for _, o := range opts {
-		o(c)
-	}
-	c.Leases = certkey.NewLeases(leaseRecords{s}, c.lease, c.poll)
-	return c
+// Options (certkey.WithLockLease) tune the locks.
+func NewCertStorage(s *Store, opts ...certkey.LeaseOption) *CertStorage {
+	return &CertStorage{store: s, Leases: certkey.NewLeases(leaseRecords{s}, opts...)}
 }
 
 // Store creates or replaces the value at key.

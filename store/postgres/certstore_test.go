@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/internal/certkey"
+
 	"github.com/caddyserver/certmagic"
 
 	"github.com/hoodcloud/hoodcloud/internal/certstoragetest"
@@ -18,7 +20,7 @@ const testLease = 600 * time.Millisecond
 
 func (b certBackend) Instance(t *testing.T) certmagic.Storage {
 	s := mustOpen(t, b.url)
-	c := postgres.NewCertStorage(s, postgres.WithLockLease(testLease, 20*time.Millisecond))
+	c := postgres.NewCertStorage(s, certkey.WithLockLease(testLease, 20*time.Millisecond))
 	t.Cleanup(func() {
 		c.Close()
 		s.Close()
