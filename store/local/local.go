@@ -1,0 +1,499 @@
+// Package local is the default engine.Provisioner: a node's "host" is a
+// directory on the appliance's own machine, and its ops-agent a child
+// process of the appliance, supervised and restarted when it crashes.
+// Hosts outlive the appliance process: Open adopts them again.
+package local
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// ProviderName is the engine.Host.Provider of the hosts this adapter makes.
+const ProviderName = "local"
+
+// TokenEnv is the environment variable that hands the agent its enrolment
+// token, so that the token never shows on a command line.
+const TokenEnv = "HOODCLOUD_AGENT_TOKEN"
+
+// Config configures the provisioner.
+type Config struct {
+	// Dir holds one directory per host, named by node id, e.g.
+	// <data-dir>/hosts. Required; created 0700 by Open.
+	Dir string
+	// Installation identifies this appliance installation (the
+	// engine.LabelInstallation label): ListHosts shows only its hosts.
+	// Required.
+	Installation string
+	// Binary is the hoodcloud binary run as `<Binary> agent …`; default
+	// the running executable.
+	Binary string
+	// Runtime is the agent's --runtime; default "process".
+	Runtime string
+	// AgentArgs are more agent flags, after those the provisioner sets
+	// (e.g. "--heartbeat-interval=5s").
+	AgentArgs []string
+	// Env is added to the agents' environment (KEY=value), which is the
+	// appliance's own without its HOODCLOUD_* settings.
+	Env []string
+	// StopTimeout is how long an agent has to exit after SIGTERM before
+	// its process group is killed; default 15s (the agent gives its chain
+	// 10s).
+	StopTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait before restarting an agent
+	// that exited; defaults 1s and 1m. A run longer than StableAfter
+	// (default 30s) resets the backoff.
+	MinBackoff, MaxBackoff, StableAfter time.Duration
+	Logger                              *slog.Logger // default discards
+}
+
+// Provisioner runs each node's ops-agent as a local process.
+type Provisioner struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	agents map[string]*agentProc  // by node id: the supervised agents
+	locks  map[string]*sync.Mutex // by node id: serialises create and destroy
+	closed bool
+}
+
+var _ engine.Provisioner = (*Provisioner)(nil)
+
+// safeID is what we accept as a node or installation id: it names a
+// directory, so no separators and no dot first.
+var safeID = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$`)
+
+// New checks cfg and fills its defaults. It touches no host directory.
+func New(cfg Config) (*Provisioner, error) {
+	if cfg.Dir == "" {
+		return nil, engine.Errorf(engine.EInvalid, "local provisioner: a hosts directory is required")
+	}
+	if !safeID.MatchString(cfg.Installation) {
+		return nil, engine.Errorf(engine.EInvalid, "local provisioner: the installation id %q is not valid", cfg.Installation)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("local provisioner: hosts dir: %w", err)
+	}
+	cfg.Dir = dir
+	if cfg.Binary == "" {
+		if cfg.Binary, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("local provisioner: find own binary: %w", err)
+		}
+	}
+	cfg = withDefaults(cfg)
+	return &Provisioner{cfg: cfg, log: cfg.Logger, agents: map[string]*agentProc{}, locks: map[string]*sync.Mutex{}}, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Runtime == "" {
+		cfg.Runtime = "process"
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 15 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	if cfg.StableAfter <= 0 {
+		cfg.StableAfter = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return cfg
+}
+
+// Open makes the hosts directory, finishes creations and destructions an
+// appliance crash cut short, and starts the agents of the existing hosts
+// again. They enrolled before, so they need no token.
+func (p *Provisioner) Open(ctx context.Context) error {
+	if err := os.MkdirAll(p.cfg.Dir, 0o700); err != nil {
+		return fmt.Errorf("open local provisioner: %w", err)
+	}
+	if err := p.removeLeftovers(); err != nil {
+		return fmt.Errorf("open local provisioner: %w", err)
+	}
+	recs, err := p.ownRecords()
+	if err != nil {
+		return fmt.Errorf("open local provisioner: %w", err)
+	}
+	for _, rec := range recs {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("open local provisioner: %w", err)
+		}
+		p.adopt(rec)
+	}
+	return nil
+}
+
+// adopt supervises the agent of an existing host, unless it is going away.
+func (p *Provisioner) adopt(rec hostRecord) {
+	unlock := p.lockNode(rec.NodeID)
+	defer unlock()
+	dir := p.hostDir(rec.NodeID)
+	if isDestroying(dir) || p.supervised(rec.NodeID) {
+		return
+	}
+	stopOrphan(dir, p.cfg.StopTimeout)
+	if err := p.supervise(rec, ""); err != nil {
+		p.log.Warn("local host not adopted", "node_id", rec.NodeID, "err", err)
+		return
+	}
+	p.log.Info("local host adopted", "node_id", rec.NodeID)
+}
+
+func (p *Provisioner) supervised(nodeID string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.agents[nodeID] != nil
+}
+
+// Close stops every agent (and its chain) and keeps the host directories,
+// for Open to adopt them again. Further calls fail with EUnavailable.
+func (p *Provisioner) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	agents := p.agents
+	p.agents = map[string]*agentProc{}
+	p.mu.Unlock()
+	for _, a := range agents {
+		a.Stop()
+	}
+	for _, a := range agents {
+		<-a.done
+	}
+	return nil
+}
+
+var errClosed = engine.Errorf(engine.EUnavailable, "the local provisioner is closed")
+
+func (p *Provisioner) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+// CreateHost implements engine.Provisioner: it makes the host directory
+// and starts its agent with the enrolment token, or returns the node's
+// existing host (starting its agent if none runs).
+func (p *Provisioner) CreateHost(ctx context.Context, spec engine.HostSpec) (engine.Host, error) {
+	if err := checkSpec(spec); err != nil {
+		return engine.Host{}, err
+	}
+	if p.isClosed() {
+		return engine.Host{}, errClosed
+	}
+	unlock := p.lockNode(spec.NodeID)
+	defer unlock()
+	rec, err := p.ownRecord(spec.NodeID)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		rec, err = p.createHostDir(spec)
+	case err == nil && isDestroying(p.hostDir(spec.NodeID)):
+		return engine.Host{}, engine.Errorf(engine.EUnavailable, "the local host of node %s is being destroyed; retry when it is gone", spec.NodeID)
+	}
+	if err != nil {
+		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
+	}
+	if err := p.supervise(rec, spec.Bootstrap.EnrollmentToken); err != nil {
+		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
+	}
+	return p.hostOf(rec), nil
+}
+
+func checkSpec(spec engine.HostSpec) error {
+	b := spec.Bootstrap
+	switch {
+	case spec.Provider != "" && spec.Provider != ProviderName:
+		return engine.Errorf(engine.EInvalid, "the local provisioner cannot create a %q host", spec.Provider)
+	case !safeID.MatchString(spec.NodeID):
+		return engine.Errorf(engine.EInvalid, "node id %q cannot name a local host", spec.NodeID)
+	case !validHostPort(b.GatewayAddr):
+		return engine.Errorf(engine.EInvalid, "the bootstrap's gateway address is not host:port")
+	case !validCA(b.CACertPEM):
+		return engine.Errorf(engine.EInvalid, "the bootstrap's ca is not a pem certificate")
+	case b.EnrollmentToken == "":
+		return engine.Errorf(engine.EInvalid, "the bootstrap has no enrolment token")
+	}
+	return nil
+}
+
+func validHostPort(addr string) bool {
+	host, port, err := net.SplitHostPort(addr)
+	return err == nil && host != "" && port != ""
+}
+
+// validCA reports whether caPEM holds a certificate the agent can parse.
+func validCA(caPEM []byte) bool {
+	block, _ := pem.Decode(caPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return false
+	}
+	_, err := x509.ParseCertificate(block.Bytes)
+	return err == nil
+}
+
+// createHostDir makes the node's host directory, or finds the one a racing
+// call made.
+func (p *Provisioner) createHostDir(spec engine.HostSpec) (hostRecord, error) {
+	rec := hostRecord{
+		NodeID: spec.NodeID, Labels: p.labels(spec),
+		GatewayAddr: spec.Bootstrap.GatewayAddr, CreatedAt: time.Now().UTC().Truncate(time.Second),
+	}
+	if err := os.MkdirAll(p.cfg.Dir, 0o700); err != nil {
+		return rec, fmt.Errorf("make hosts dir: %w", err)
+	}
+	err := p.assembleHostDir(rec, spec.Bootstrap.CACertPEM)
+	if errors.Is(err, fs.ErrExist) {
+		return p.ownRecord(spec.NodeID)
+	}
+	if err == nil {
+		p.log.Info("local host created", "node_id", spec.NodeID, "dir", p.hostDir(spec.NodeID))
+	}
+	return rec, err
+}
+
+// labels are the spec's labels with HoodCloud's own over them.
+func (p *Provisioner) labels(spec engine.HostSpec) map[string]string {
+	l := make(map[string]string, len(spec.Labels)+3)
+	for k, v := range spec.Labels {
+		l[k] = v
+	}
+	l[engine.LabelNodeID] = spec.NodeID
+	l[engine.LabelManaged] = engine.LabelManagedValue
+	l[engine.LabelInstallation] = p.cfg.Installation
+	return l
+}
+
+// ownRecord reads the node's host record: fs.ErrNotExist if there is no
+// host directory, EConflict if there is one HoodCloud's labels do not claim
+// for this installation.
+func (p *Provisioner) ownRecord(nodeID string) (hostRecord, error) {
+	dir := p.hostDir(nodeID)
+	rec, err := readRecord(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !dirExists(dir):
+		return rec, fs.ErrNotExist
+	case err != nil || !p.owns(rec) || rec.NodeID != nodeID:
+		return rec, engine.Errorf(engine.EConflict, "%s exists without this installation's labels for node %s", dir, nodeID)
+	}
+	return rec, nil
+}
+
+func (p *Provisioner) owns(rec hostRecord) bool {
+	return rec.Labels[engine.LabelManaged] == engine.LabelManagedValue &&
+		rec.Labels[engine.LabelInstallation] == p.cfg.Installation
+}
+
+// supervise starts supervising the host's agent, if nobody does yet.
+// token is "" for an agent that enrolled before.
+func (p *Provisioner) supervise(rec hostRecord, token string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errClosed
+	}
+	if p.agents[rec.NodeID] != nil {
+		return nil
+	}
+	dir := p.hostDir(rec.NodeID)
+	a := newAgentProc(p.cfg, rec.NodeID, dir, p.agentArgs(rec, dir), p.agentEnv(token))
+	p.agents[rec.NodeID] = a
+	go a.supervise()
+	return nil
+}
+
+func (p *Provisioner) agentArgs(rec hostRecord, dir string) []string {
+	args := []string{
+		"agent",
+		"--gateway", rec.GatewayAddr,
+		"--node-id", rec.NodeID,
+		"--ca-file", filepath.Join(dir, caFile),
+		"--data-dir", filepath.Join(dir, agentDataDir),
+		"--runtime", p.cfg.Runtime,
+	}
+	return append(args, p.cfg.AgentArgs...)
+}
+
+// agentEnv is the appliance's environment without its own settings, which
+// may hold secrets the agent has no business with, plus Env and the token.
+func (p *Provisioner) agentEnv(token string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HOODCLOUD_") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, p.cfg.Env...)
+	if token != "" {
+		env = append(env, TokenEnv+"="+token)
+	}
+	return env
+}
+
+// DestroyHost implements engine.Provisioner: it stops the agent and its
+// process group, then removes the host directory. It returns once the
+// host is gone.
+func (p *Provisioner) DestroyHost(ctx context.Context, h engine.Host) error {
+	if h.ProviderID == "" {
+		return nil
+	}
+	nodeID, err := nodeIDOf(h)
+	if err != nil {
+		return err
+	}
+	unlock := p.lockNode(nodeID)
+	defer unlock()
+	dir := p.hostDir(nodeID)
+	if err := markDestroying(dir); err != nil {
+		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+	}
+	if err := p.stopAgent(ctx, nodeID); err != nil {
+		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+	}
+	if err := p.removeHostDir(nodeID); err != nil {
+		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+	}
+	p.log.InfoContext(ctx, "local host destroyed", "node_id", nodeID)
+	return nil
+}
+
+// stopAgent stops the node's supervised agent, or an orphan nobody
+// supervises, and waits until it is gone or ctx ends.
+func (p *Provisioner) stopAgent(ctx context.Context, nodeID string) error {
+	p.mu.Lock()
+	a := p.agents[nodeID]
+	delete(p.agents, nodeID)
+	p.mu.Unlock()
+	if a == nil {
+		stopOrphan(p.hostDir(nodeID), p.cfg.StopTimeout)
+		return nil
+	}
+	a.Stop()
+	select {
+	case <-a.done:
+		return nil
+	case <-ctx.Done():
+		return engine.Errorf(engine.EUnavailable, "gave up waiting for the agent of node %s to stop: %v", nodeID, ctx.Err())
+	}
+}
+
+// DescribeHost implements engine.Provisioner: the phase comes from the
+// agent process (running, restarting, or not supervised).
+func (p *Provisioner) DescribeHost(ctx context.Context, h engine.Host) (engine.HostStatus, error) {
+	nodeID, err := nodeIDOf(h)
+	if err != nil {
+		return engine.HostStatus{}, err
+	}
+	rec, err := p.ownRecord(nodeID)
+	if errors.Is(err, fs.ErrNotExist) {
+		return engine.HostStatus{}, engine.Errorf(engine.ENotFound, "local host %s does not exist", nodeID)
+	}
+	if err != nil {
+		return engine.HostStatus{}, fmt.Errorf("describe host %s: %w", nodeID, err)
+	}
+	return engine.HostStatus{Host: p.hostOf(rec), Phase: p.phase(nodeID), NodeID: nodeID, CreatedAt: rec.CreatedAt}, nil
+}
+
+func (p *Provisioner) phase(nodeID string) engine.HostPhase {
+	if isDestroying(p.hostDir(nodeID)) {
+		return engine.HostDeleting
+	}
+	p.mu.Lock()
+	a := p.agents[nodeID]
+	p.mu.Unlock()
+	switch {
+	case a == nil:
+		return engine.HostStopped
+	case a.running():
+		return engine.HostRunning
+	default:
+		return engine.HostStarting // waiting to restart a crashed agent
+	}
+}
+
+// ListHosts implements engine.Provisioner from the host records on disk.
+func (p *Provisioner) ListHosts(ctx context.Context) ([]engine.ManagedHost, error) {
+	recs, err := p.ownRecords()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list hosts: %w", err)
+	}
+	hosts := make([]engine.ManagedHost, 0, len(recs))
+	for _, rec := range recs {
+		hosts = append(hosts, engine.ManagedHost{Host: p.hostOf(rec), NodeID: rec.Labels[engine.LabelNodeID], CreatedAt: rec.CreatedAt})
+	}
+	return hosts, nil
+}
+
+// ownRecords reads the records of this installation's hosts; directories
+// without a readable record are skipped (and logged).
+func (p *Provisioner) ownRecords() ([]hostRecord, error) {
+	entries, err := os.ReadDir(p.cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var recs []hostRecord
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		rec, err := readRecord(filepath.Join(p.cfg.Dir, e.Name()))
+		if err != nil {
+			p.log.Warn("local host dir without a readable record skipped", "dir", e.Name(), "err", err)
+			continue
+		}
+		if p.owns(rec) && rec.NodeID == e.Name() {
+			recs = append(recs, rec)
+		}
+	}
+	return recs, nil
+}
+
+func (p *Provisioner) hostOf(rec hostRecord) engine.Host {
+	return engine.Host{Provider: ProviderName, ProviderID: rec.NodeID, Address: p.hostDir(rec.NodeID)}
+}
+
+func nodeIDOf(h engine.Host) (string, error) {
+	if h.Provider != "" && h.Provider != ProviderName {
+		return "", engine.Errorf(engine.EInvalid, "host %s is a %q host, not a local one", h.ProviderID, h.Provider)
+	}
+	if !safeID.MatchString(h.ProviderID) {
+		return "", engine.Errorf(engine.EInvalid, "%q is not a local host id", h.ProviderID)
+	}
+	return h.ProviderID, nil
+}
+
+// lockNode serialises the creation, adoption and destruction of one host.
+func (p *Provisioner) lockNode(nodeID string) (unlock func()) {
+	p.mu.Lock()
+	l := p.locks[nodeID]
+	if l == nil {
+		l = &sync.Mutex{}
+		p.locks[nodeID] = l
+	}
+	p.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
