@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,8 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
+	"github.com/hoodcloud/hoodcloud/store/hetzner"
+	"github.com/hoodcloud/hoodcloud/store/local"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
 	"github.com/hoodcloud/hoodcloud/store/redis"
@@ -37,14 +41,15 @@ type Main struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 
-	Store     engine.Store
-	Secrets   engine.Secrets
-	Boot      *engine.BootMaterial // keys and certificates made on first boot
-	Cache     engine.Cache
-	Events    engine.Events
-	NATS      *hnats.EmbeddedBus // nil with external NATS
-	Workflows *temporal.Client
-	Gateway   *agent.Gateway
+	Store       engine.Store
+	Secrets     engine.Secrets
+	Boot        *engine.BootMaterial // keys and certificates made on first boot
+	Cache       engine.Cache
+	Events      engine.Events
+	NATS        *hnats.EmbeddedBus // nil with external NATS
+	Workflows   *temporal.Client
+	Gateway     *agent.Gateway
+	Provisioner engine.Provisioner
 	// AgentIdentity issues enrolment tokens and agent certificates.
 	AgentIdentity *agent.Identity
 	HTTP          *web.Server
@@ -90,6 +95,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"chain profiles", m.openChains},
 		{"tls", m.openTLS},
 		{"agent gateway", m.openGateway},
+		{"provisioner", m.openProvisioner},
 		{"http", m.openHTTP},
 	})
 	if err != nil {
@@ -456,6 +462,39 @@ func (m *Main) certStorage() interface {
 		return postgres.NewCertStorage(s)
 	}
 	return bolt.NewCertStorage(m.Store.(*bolt.Store))
+}
+
+// openProvisioner picks where node hosts come from. Hosts are labelled
+// with the installation, so a reaper never touches another appliance's.
+func (m *Main) openProvisioner(ctx context.Context) error {
+	var p interface {
+		engine.Provisioner
+		Open(context.Context) error
+		Close() error
+	}
+	var err error
+	switch m.Config.Provisioner {
+	case "hetzner":
+		p, err = hetzner.New(hetzner.Config{Token: m.Config.HetznerToken, Installation: m.installationID(), Logger: m.Logger})
+	default:
+		p, err = local.New(local.Config{Dir: filepath.Join(m.Config.DataDir, "hosts"), Installation: m.installationID(), Logger: m.Logger})
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.Open(ctx); err != nil {
+		return err
+	}
+	m.Provisioner = p
+	m.onClose(func(context.Context) error { return p.Close() })
+	return nil
+}
+
+// installationID names this appliance: stable for its life because it
+// derives from the agent CA made on its first boot.
+func (m *Main) installationID() string {
+	sum := sha256.Sum256(m.Boot.AgentCA.Raw)
+	return "hc-" + hex.EncodeToString(sum[:6])
 }
 
 func (m *Main) openHTTP(context.Context) error {

@@ -55,11 +55,14 @@ type Config struct {
 	AllowHTTP     bool       // plain HTTP on a non-loopback address
 	AgentHosts    stringList // names/IPs in the agent gateway's certificate
 
+	Provisioner  string // local or hetzner
+	HetznerToken string
+
 	explicit map[string]bool // keys set by file, environment or flag
 }
 
 // secretKeys are never printed.
-var secretKeys = map[string]bool{"dev-token": true, "master-key": true}
+var secretKeys = map[string]bool{"dev-token": true, "master-key": true, "hetzner-token": true}
 
 // ConfigError is bad configuration: the process exits 2 and starts nothing.
 type ConfigError struct{ Err error }
@@ -88,6 +91,7 @@ func defaultConfig() Config {
 		ShutdownTimeout:   10 * time.Second,
 
 		ChainsCheckInterval: time.Minute,
+		Provisioner:         "local",
 	}
 }
 
@@ -125,6 +129,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.TLSHosts, "tls-hosts", "comma-separated names/IPs: HTTPS with a certificate from the appliance CA")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default Let's Encrypt)")
 	fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "allow plain HTTP on a non-loopback http-addr")
+	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
+	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
 }
 
@@ -230,6 +236,13 @@ func (c *Config) validate() error {
 		func() error { return checkAddr("agent-addr", c.AgentAddr) },
 		func() error { return checkOneOf("log-format", c.LogFormat, "text", "json") },
 		c.checkAdapters,
+		func() error { return checkOneOf("provisioner", c.Provisioner, "local", "hetzner") },
+		func() error {
+			if c.Provisioner == "hetzner" && c.HetznerToken == "" {
+				return configErrorf("hetzner-token: required with provisioner hetzner (set HOODCLOUD_HETZNER_TOKEN)")
+			}
+			return nil
+		},
 		func() error {
 			if c.servesTLS() {
 				return nil

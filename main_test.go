@@ -197,6 +197,8 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"temporal port in use", serveArgs(t, "--temporal-history-port", busyPort), nil, "temporal history port " + busyPort + " is in use"},
 		{"bad dev output", []string{"dev", "--output", "yaml"}, nil, `output: want one of text, env, json`},
 		{"config without print", []string{"config"}, nil, "usage: hoodcloud config print"},
+		{"unknown provisioner", []string{"serve", "--provisioner", "aws"}, nil, `provisioner: want one of local, hetzner, got "aws"`},
+		{"hetzner without token", []string{"serve", "--provisioner", "hetzner"}, nil, "hetzner-token: required with provisioner hetzner"},
 		{"agent without gateway", []string{"agent", "--node-id", "n1", "--data-dir", t.TempDir()}, nil, "agent: gateway is required"},
 		{"agent with a bad seal key", []string{"agent", "--gateway", "127.0.0.1:1", "--node-id", "n1", "--data-dir", t.TempDir(), "--seal-key", "short"}, nil, "agent: seal-key must be base64 of 32 bytes"},
 		{"agent with an unknown runtime", []string{"agent", "--gateway", "127.0.0.1:1", "--node-id", "n1", "--data-dir", t.TempDir(), "--runtime", "lxc"}, nil, "agent: runtime:"},
