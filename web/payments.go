@@ -1,6 +1,102 @@
 package web
 
-import "github.com/gin-gonic/gin"
+import (
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/hoodcloud/hoodcloud/engine"
+)
 
 // routePayments registers the payment routes and the signed webhook.
-func (s *Server) routePayments(api, authed *gin.RouterGroup) {}
+// The webhook carries no bearer credential: its HMAC signature is the
+// credential, checked before the body is parsed.
+func (s *Server) routePayments(api, authed *gin.RouterGroup) {
+	var wh *engine.PaymentWebhook
+	if s.cfg.Boot != nil && s.cfg.Events != nil {
+		wh = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: s.cfg.Boot.WebhookSecret, Events: s.cfg.Events})
+	}
+	api.POST("/payments/webhook", func(c *gin.Context) { s.paymentWebhook(c, wh) })
+	authed.POST("/payments", requireScope(engine.ScopeSubscriptionsWrite), s.linkPayment)
+}
+
+type linkPaymentRequest struct {
+	ExternalID      string   `json:"external_id"`
+	AmountCents     int64    `json:"amount_cents"`
+	Currency        string   `json:"currency"`
+	SubscriptionIDs []string `json:"subscription_ids"`
+}
+
+type paymentJSON struct {
+	ID              string    `json:"id"`
+	ExternalID      string    `json:"external_id"`
+	AmountCents     int64     `json:"amount_cents"`
+	Currency        string    `json:"currency"`
+	Status          string    `json:"status"`
+	SubscriptionIDs []string  `json:"subscription_ids"`
+	CreatedAt       time.Time `json:"created_at"`
+	CompletedAt     time.Time `json:"completed_at,omitzero"`
+}
+
+func toPaymentJSON(p *engine.Payment) paymentJSON {
+	return paymentJSON{
+		ID: p.ID, ExternalID: p.ExternalID, AmountCents: p.AmountCents, Currency: p.Currency,
+		Status: string(p.Status), SubscriptionIDs: p.SubscriptionIDs, CreatedAt: p.CreatedAt, CompletedAt: p.CompletedAt,
+	}
+}
+
+// linkPayment links a payment to the caller's pending subscriptions: 201
+// when created, 200 when the same request was made before.
+func (s *Server) linkPayment(c *gin.Context) {
+	if s.cfg.Store == nil {
+		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
+		return
+	}
+	var req linkPaymentRequest
+	if err := decodeJSON(c, &req); err != nil {
+		writeError(c, err)
+		return
+	}
+	p, created, err := engine.LinkPayment(c.Request.Context(), s.cfg.Store, principal(c), engine.LinkPaymentRequest{
+		ExternalID: req.ExternalID, AmountCents: req.AmountCents, Currency: req.Currency, SubscriptionIDs: req.SubscriptionIDs,
+	}, time.Now())
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	c.JSON(status, toPaymentJSON(p))
+}
+
+type webhookAcceptedJSON struct {
+	EventID string `json:"event_id"`
+	Status  string `json:"status"`
+}
+
+// paymentWebhook publishes a signed payment notification: 202 once stored
+// on the bus, 401 for a bad or stale signature, 400 for a bad body.
+func (s *Server) paymentWebhook(c *gin.Context, wh *engine.PaymentWebhook) {
+	if wh == nil {
+		writeError(c, engine.Errorf(engine.EUnsupported, "payment webhooks are not configured"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBodyBytes))
+	if err != nil {
+		if tooLarge(err) {
+			writeError(c, engine.Errorf(engine.ETooLarge, "request body exceeds %d bytes", maxBodyBytes))
+			return
+		}
+		writeError(c, engine.Errorf(engine.EInvalid, "unreadable request body"))
+		return
+	}
+	e, err := wh.Receive(c.Request.Context(), c.GetHeader(engine.WebhookTimestampHeader), c.GetHeader(engine.WebhookSignatureHeader), body)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, webhookAcceptedJSON{EventID: e.EventID, Status: "accepted"})
+}

@@ -89,6 +89,7 @@ func New(cfg Config) *Server {
 	s.routeOps()
 	s.routeAPI()
 	s.routePublic()
+	s.routeOpenAPI()
 	s.http = &http.Server{
 		Handler:           s.router,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,315 @@
+package workflows
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"go.temporal.io/sdk/activity"
+)
+
+// CommandRequest names a command the workflow chose the id of, so that a
+// retried activity finds the command an earlier attempt enqueued.
+type CommandRequest struct {
+	NodeID    string
+	CommandID string
+}
+
+// CaptureRequest asks for the chain-generated keys of a node; CommandIDs
+// holds one id per key.
+type CaptureRequest struct {
+	NodeID     string
+	Keys       []ChainKey
+	CommandIDs []string
+}
+
+// WaitProgress is what WaitForCommandCompletion heartbeats: the latest
+// progress and the stall count, which survives a retried attempt.
+type WaitProgress struct {
+	Percent float64
+	Message string
+	Stalls  int
+}
+
+// configurePayload is the JSON of the agent protocol's ConfigurePayload.
+type configurePayload struct {
+	ChainProfileID string            `json:"chain_profile_id"`
+	Components     []configComponent `json:"components,omitempty"`
+	Inputs         map[string]string `json:"inputs,omitempty"`
+}
+
+type configComponent struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Artifact struct {
+		URL    string `json:"url"`
+		SHA256 string `json:"sha256"`
+	} `json:"artifact"`
+}
+
+// captureKeyPayload and captureKeyResult are the protocol's CAPTURE_KEY
+// messages in their JSON form.
+type captureKeyPayload struct {
+	KeyName string `json:"key_name"`
+	KeyPath string `json:"key_path"`
+	KeyType string `json:"key_type"`
+}
+
+type captureKeyResult struct {
+	KeyName      string `json:"key_name"`
+	EncryptedKey []byte `json:"encrypted_key"`
+}
+
+// SendConfigureCommand queues CONFIGURE with the chain's components and the
+// customer's text and proof inputs, and waits for the agent to acknowledge it.
+func (a *Activities) SendConfigureCommand(ctx context.Context, req CommandRequest) error {
+	payload, err := a.configurePayload(ctx, req.NodeID)
+	if err != nil {
+		return classify(err)
+	}
+	return a.sendAndAwaitAck(ctx, req, engine.CommandConfigure, payload)
+}
+
+// StartNode queues START and waits for the agent to acknowledge it.
+func (a *Activities) StartNode(ctx context.Context, req CommandRequest) error {
+	return a.sendAndAwaitAck(ctx, req, engine.CommandStart, nil)
+}
+
+// StopNode queues STOP and waits up to Timing.StopWait for it to finish.
+func (a *Activities) StopNode(ctx context.Context, req CommandRequest) error {
+	if err := a.enqueueOnce(ctx, req, engine.CommandStop, nil); err != nil {
+		return classify(err)
+	}
+	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().StopWait, engine.CommandStatus.Finished)
+	if err != nil {
+		return err
+	}
+	return commandOutcome(c)
+}
+
+func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byte, error) {
+	n, err := a.Store.GetNode(ctx, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("read node %s: %w", nodeID, err)
+	}
+	p, err := a.Chains(n.ChainProfileID)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := a.Store.ListInputs(ctx, n.SubscriptionID)
+	if err != nil {
+		return nil, fmt.Errorf("list inputs of %s: %w", n.SubscriptionID, err)
+	}
+	return json.Marshal(configureOf(p, inputs))
+}
+
+func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput) configurePayload {
+	cp := configurePayload{ChainProfileID: p.ID, Inputs: map[string]string{}}
+	for _, c := range p.Components {
+		cc := configComponent{Name: c.Name, Version: c.Version}
+		cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
+		cp.Components = append(cp.Components, cc)
+	}
+	for _, in := range inputs {
+		if in.Type != engine.InputSecret {
+			cp.Inputs[in.Name] = in.Value
+		}
+	}
+	return cp
+}
+
+func (a *Activities) sendAndAwaitAck(ctx context.Context, req CommandRequest, typ engine.CommandType, payload []byte) error {
+	if err := a.enqueueOnce(ctx, req, typ, payload); err != nil {
+		return classify(err)
+	}
+	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().Ack, acknowledged)
+	if err != nil {
+		return err
+	}
+	if c.Status == engine.CommandFailed || c.Status == engine.CommandCancelled {
+		return commandOutcome(c)
+	}
+	return nil
+}
+
+func acknowledged(s engine.CommandStatus) bool {
+	return s == engine.CommandAcknowledged || s.Finished()
+}
+
+// enqueueOnce queues the command unless an earlier attempt did.
+func (a *Activities) enqueueOnce(ctx context.Context, req CommandRequest, typ engine.CommandType, payload []byte) error {
+	_, err := a.Store.GetCommand(ctx, req.CommandID)
+	if err == nil {
+		return nil
+	}
+	if !engine.IsCode(err, engine.ENotFound) {
+		return fmt.Errorf("read command %s: %w", req.CommandID, err)
+	}
+	c := &engine.Command{ID: req.CommandID, NodeID: req.NodeID, Type: typ, Payload: payload}
+	err = engine.EnqueueCommand(ctx, a.Store, a.Cache, c)
+	if engine.IsCode(err, engine.EConflict) {
+		return nil // a concurrent attempt recorded it
+	}
+	return err
+}
+
+// awaitCommand polls the command until done reports its status, or fails
+// for good after timeout.
+func (a *Activities) awaitCommand(ctx context.Context, id string, timeout time.Duration, done func(engine.CommandStatus) bool) (*engine.Command, error) {
+	deadline := a.now().Add(timeout)
+	for {
+		c, err := a.Store.GetCommand(ctx, id)
+		if err != nil {
+			return nil, classify(fmt.Errorf("read command %s: %w", id, err))
+		}
+		if done(c.Status) {
+			return c, nil
+		}
+		if a.now().After(deadline) {
+			return nil, permanent(engine.EUnavailable, "command %s is still %s after %s", id, c.Status, timeout)
+		}
+		heartbeat(ctx)
+		if err := sleep(ctx, a.timing().Poll); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// commandOutcome is nil for a completed command and a permanent error
+// carrying the agent's message otherwise.
+func commandOutcome(c *engine.Command) error {
+	if c.Status == engine.CommandCompleted {
+		return nil
+	}
+	return permanent(engine.EInternal, "command %s %s: %s", c.ID, c.Status, c.Error)
+}
+
+// WaitForCommandCompletion waits for an acknowledged command to finish,
+// judging by liveness instead of a fixed timeout: it fails when the agent's
+// progress is stalled Timing.StallThreshold readings in a row, or when no
+// fresh progress arrived for Timing.LivenessGrace.
+//
+// The design checks the command id in the agent's running_command_ids;
+// heartbeats do not store those yet, so liveness here is the command being
+// acknowledged plus the freshness of its progress in the Cache.
+func (a *Activities) WaitForCommandCompletion(ctx context.Context, req CommandRequest) error {
+	w := a.resumeWait(ctx)
+	for {
+		c, err := a.Store.GetCommand(ctx, req.CommandID)
+		if err != nil {
+			return classify(fmt.Errorf("read command %s: %w", req.CommandID, err))
+		}
+		if c.Status.Finished() {
+			return commandOutcome(c)
+		}
+		if err := a.checkLiveness(ctx, c, &w); err != nil {
+			return err
+		}
+		heartbeat(ctx, w)
+		if err := sleep(ctx, a.timing().Poll); err != nil {
+			return err
+		}
+	}
+}
+
+// resumeWait picks up the stall count of a previous attempt.
+func (a *Activities) resumeWait(ctx context.Context) WaitProgress {
+	var w WaitProgress
+	if activity.IsActivity(ctx) && activity.HasHeartbeatDetails(ctx) {
+		_ = activity.GetHeartbeatDetails(ctx, &w)
+	}
+	return w
+}
+
+// checkLiveness updates w from the command's progress and fails when the
+// command looks dead.
+func (a *Activities) checkLiveness(ctx context.Context, c *engine.Command, w *WaitProgress) error {
+	t, now := a.timing(), a.now()
+	if c.Status != engine.CommandAcknowledged {
+		if now.Sub(c.CreatedAt) > t.Ack {
+			return permanent(engine.EUnavailable, "command %s was not acknowledged within %s", c.ID, t.Ack)
+		}
+		return nil
+	}
+	p, err := a.Cache.GetProgress(ctx, c.ID)
+	if err != nil && !engine.IsCode(err, engine.ENotFound) {
+		return fmt.Errorf("read progress of command %s: %w", c.ID, err)
+	}
+	last := c.AckedAt
+	if p != nil {
+		w.Percent, w.Message, last = p.Percent, p.Message, later(last, p.UpdatedAt)
+		w.Stalls = stallCount(w.Stalls, p.Stalled)
+	}
+	if w.Stalls >= t.StallThreshold {
+		return permanent(engine.EUnavailable, "command %s stalled %d times in a row", c.ID, w.Stalls)
+	}
+	if !last.IsZero() && now.Sub(last) > t.LivenessGrace {
+		return permanent(engine.EUnavailable, "command %s reported no progress for %s", c.ID, t.LivenessGrace)
+	}
+	return nil
+}
+
+func stallCount(n int, stalled bool) int {
+	if stalled {
+		return n + 1
+	}
+	return 0
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// CaptureChainGeneratedKeys asks the agent for each key file the chain
+// generated and stores the ciphertext it returns. Keys already stored are
+// skipped.
+func (a *Activities) CaptureChainGeneratedKeys(ctx context.Context, req CaptureRequest) error {
+	if len(req.CommandIDs) != len(req.Keys) {
+		return permanent(engine.EInvalid, "capture of node %s: %d keys but %d command ids", req.NodeID, len(req.Keys), len(req.CommandIDs))
+	}
+	for i, k := range req.Keys {
+		if err := a.captureKey(ctx, CommandRequest{NodeID: req.NodeID, CommandID: req.CommandIDs[i]}, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Activities) captureKey(ctx context.Context, req CommandRequest, k ChainKey) error {
+	if has, err := a.hasKey(ctx, req.NodeID, k.Name); err != nil || has {
+		return err
+	}
+	payload, err := json.Marshal(captureKeyPayload{KeyName: k.Name, KeyPath: k.Path, KeyType: k.KeyType})
+	if err != nil {
+		return err
+	}
+	if err := a.enqueueOnce(ctx, req, engine.CommandCaptureKey, payload); err != nil {
+		return classify(err)
+	}
+	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().CaptureWait, engine.CommandStatus.Finished)
+	if err != nil {
+		return err
+	}
+	if err := commandOutcome(c); err != nil {
+		return err
+	}
+	return a.storeCapturedKey(ctx, req.NodeID, k, c.Result)
+}
+
+func (a *Activities) storeCapturedKey(ctx context.Context, nodeID string, k ChainKey, result []byte) error {
+	var r captureKeyResult
+	if err := json.Unmarshal(result, &r); err != nil || len(r.EncryptedKey) == 0 {
+		return permanent(engine.EInvalid, "CAPTURE_KEY of %q on node %s returned no key", k.Name, nodeID)
+	}
+	nk := &engine.NodeKey{NodeID: nodeID, Name: k.Name, KeyType: k.KeyType, Source: sourceChainGenerated, Ciphertext: r.EncryptedKey, CreatedAt: a.now()}
+	if err := a.Store.PutNodeKey(ctx, nk); err != nil {
+		return fmt.Errorf("store captured key %q of node %s: %w", k.Name, nodeID, err)
+	}
+	return nil
+}

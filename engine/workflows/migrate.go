@@ -1,0 +1,116 @@
+package workflows
+
+import (
+	"fmt"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"go.temporal.io/sdk/workflow"
+)
+
+// MigrateInput starts MigrateWorkflow.
+type MigrateInput struct {
+	NodeID string
+}
+
+// MigrateResult is the node's new host and what the backup steps found.
+type MigrateResult struct {
+	NodeID  string
+	OldHost engine.Host
+	NewHost engine.Host
+	Notes   []string
+}
+
+// MigrateWorkflow moves a node to a new host. A failure after the new host
+// exists destroys it; in every failure the old host is kept and the node is
+// left degraded for an operator. Once the node started on the new host, a
+// failure to destroy the old one opens an incident instead.
+func MigrateWorkflow(ctx workflow.Context, in MigrateInput) (*MigrateResult, error) {
+	res := &MigrateResult{NodeID: in.NodeID}
+	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(in.NodeID, engine.NodeMaintenance, "migrating")); err != nil {
+		return nil, fmt.Errorf("mark maintenance: %w", err)
+	}
+	var newHost *ProvisionedHost
+	err := migrate(ctx, res, &newHost)
+	if err != nil {
+		compensateMigration(ctx, in.NodeID, newHost, err)
+		return res, err
+	}
+	return res, nil
+}
+
+func migrate(ctx workflow.Context, res *MigrateResult, newHost **ProvisionedHost) error {
+	nodeID := res.NodeID
+	if err := run(ctx, quick, &res.OldHost, acts.NodeHost, nodeID); err != nil {
+		return fmt.Errorf("read node host: %w", err)
+	}
+	req := HostRequest{NodeID: nodeID, Provider: res.OldHost.Provider, Region: res.OldHost.Region, InstanceType: res.OldHost.InstanceType}
+	var ph ProvisionedHost
+	if err := run(ctx, hostOp, &ph, acts.ProvisionMigrationHost, req); err != nil {
+		return fmt.Errorf("provision new host: %w", err)
+	}
+	*newHost, res.NewHost = &ph, ph.Host
+	if err := bringUpMigrated(ctx, res, ph); err != nil {
+		return err
+	}
+	// The chain runs on the new host from here on: a later failure must
+	// not destroy it, so compensation forgets it.
+	*newHost = nil
+	// The node runs on the new host now: a stuck old host is an operator's
+	// problem, not a reason to undo the move.
+	if err := run(ctx, hostOp, nil, acts.DestroyHost, res.OldHost); err != nil {
+		res.Notes = append(res.Notes, "destroy old host: "+err.Error())
+		_ = run(ctx, quick, nil, acts.OpenIncident, IncidentRequest{
+			NodeID: nodeID, DedupeKey: "migration-old-host", Severity: engine.SeverityWarning,
+			Summary: summary("old host not destroyed after migration", err),
+		})
+	}
+	if err := run(ctx, quick, nil, acts.UpdateHostInfo, HostUpdate{NodeID: nodeID, Host: ph.Host}); err != nil {
+		return fmt.Errorf("update host info: %w", err)
+	}
+	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeSyncing, "migrated")); err != nil {
+		return fmt.Errorf("mark syncing: %w", err)
+	}
+	return nil
+}
+
+// bringUpMigrated readies the new host: agent, configuration, backup (a
+// recorded no-op for now), keys and start.
+func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHost) error {
+	nodeID := res.NodeID
+	if err := run(ctx, waiting, nil, acts.WaitForAgentReady, AgentWait{NodeID: nodeID, Since: ph.Since}); err != nil {
+		return fmt.Errorf("wait for agent: %w", err)
+	}
+	if err := awaitCommand(ctx, acts.SendConfigureCommand, nodeID, "configure"); err != nil {
+		return err
+	}
+	for _, step := range []any{acts.CheckBackup, acts.RestoreSnapshot} {
+		var c MigrationCheck
+		if err := run(ctx, quick, &c, step, nodeID); err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		res.Notes = append(res.Notes, c.Note)
+	}
+	var n engine.Node
+	if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
+		return fmt.Errorf("read node: %w", err)
+	}
+	if err := run(ctx, quick, nil, acts.InjectKeys, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+		return fmt.Errorf("inject keys: %w", err)
+	}
+	return awaitCommand(ctx, acts.StartNode, nodeID, "start")
+}
+
+// compensateMigration destroys the new host if there is one and leaves the
+// node degraded on its old host.
+func compensateMigration(ctx workflow.Context, nodeID string, newHost *ProvisionedHost, cause error) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	logger := workflow.GetLogger(ctx)
+	if newHost != nil {
+		if err := run(ctx, hostOp, nil, acts.DestroyHost, newHost.Host); err != nil {
+			logger.Error("destroy new host after failed migration", "node_id", nodeID, "error", err)
+		}
+	}
+	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeDegraded, summary("migration failed", cause))); err != nil {
+		logger.Error("mark node degraded after failed migration", "node_id", nodeID, "error", err)
+	}
+}

@@ -1,0 +1,187 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// StateChange moves a node to To.
+type StateChange struct {
+	NodeID string
+	To     engine.NodeState
+	Reason string
+}
+
+// IncidentRequest opens an incident unless one with the same dedupe key is
+// open for the node.
+type IncidentRequest struct {
+	NodeID    string
+	DedupeKey string
+	Severity  engine.Severity
+	Summary   string
+}
+
+// HostUpdate records Host as the node's host.
+type HostUpdate struct {
+	NodeID string
+	Host   engine.Host
+}
+
+// SetNodeState moves the node through engine.TransitionNode; a change
+// stored but not announced counts as done.
+func (a *Activities) SetNodeState(ctx context.Context, c StateChange) error {
+	return a.transition(ctx, c.NodeID, c.To, c.Reason)
+}
+
+func (a *Activities) transition(ctx context.Context, nodeID string, to engine.NodeState, reason string) error {
+	_, err := engine.TransitionNode(ctx, a.Store, a.Events, nodeID, to, reason, a.now())
+	if errors.Is(err, engine.ErrNotAnnounced) {
+		return nil
+	}
+	return classify(err)
+}
+
+// NodeHost returns the host the node record holds.
+func (a *Activities) NodeHost(ctx context.Context, nodeID string) (engine.Host, error) {
+	n, err := a.Store.GetNode(ctx, nodeID)
+	if err != nil {
+		return engine.Host{}, classify(fmt.Errorf("read node %s: %w", nodeID, err))
+	}
+	return n.Host, nil
+}
+
+// DestroyNodeHost destroys the host the node record holds, if any.
+func (a *Activities) DestroyNodeHost(ctx context.Context, nodeID string) error {
+	h, err := a.NodeHost(ctx, nodeID)
+	if err != nil {
+		return err
+	}
+	return a.DestroyHost(ctx, h)
+}
+
+// DestroyHost destroys h; one already gone, or never created, is no error.
+func (a *Activities) DestroyHost(ctx context.Context, h engine.Host) error {
+	if h.ProviderID == "" {
+		return nil
+	}
+	if err := a.Provisioner.DestroyHost(ctx, h); err != nil {
+		return classify(fmt.Errorf("destroy host %s/%s: %w", h.Provider, h.ProviderID, err))
+	}
+	return nil
+}
+
+// UpdateHostInfo records the node's new host.
+func (a *Activities) UpdateHostInfo(ctx context.Context, u HostUpdate) error {
+	return a.recordHost(ctx, u.NodeID, u.Host)
+}
+
+// DeleteNodeKeys removes every key of the node, its data key included.
+func (a *Activities) DeleteNodeKeys(ctx context.Context, nodeID string) error {
+	if err := a.Store.DeleteNodeKeys(ctx, nodeID); err != nil {
+		return classify(fmt.Errorf("delete keys of node %s: %w", nodeID, err))
+	}
+	return nil
+}
+
+// RevokeAgent ends the node's agent registration; none is no error.
+func (a *Activities) RevokeAgent(ctx context.Context, nodeID string) error {
+	err := a.Enroller.Revoke(ctx, nodeID)
+	if err == nil || engine.IsCode(err, engine.ENotFound) {
+		return nil
+	}
+	return classify(fmt.Errorf("revoke agent of node %s: %w", nodeID, err))
+}
+
+// OpenIncident opens the incident; an open one with the same node and
+// dedupe key makes it a no-op.
+func (a *Activities) OpenIncident(ctx context.Context, r IncidentRequest) error {
+	if _, err := a.Store.FindOpenIncident(ctx, r.NodeID, r.DedupeKey); err == nil {
+		return nil
+	}
+	in := &engine.Incident{
+		ID: engine.NewID("inc"), NodeID: r.NodeID, DedupeKey: r.DedupeKey,
+		Severity: r.Severity, Summary: r.Summary, OpenedAt: a.now(),
+	}
+	err := a.Store.OpenIncident(ctx, in)
+	if err == nil || engine.IsCode(err, engine.EConflict) {
+		return nil
+	}
+	return classify(fmt.Errorf("open incident for node %s: %w", r.NodeID, err))
+}
+
+// VerifyCleanup checks a terminated node left nothing behind: no keys, and
+// its host gone or going.
+func (a *Activities) VerifyCleanup(ctx context.Context, nodeID string) error {
+	keys, err := a.Store.ListNodeKeys(ctx, nodeID)
+	if err != nil {
+		return fmt.Errorf("list keys of node %s: %w", nodeID, err)
+	}
+	if len(keys) > 0 {
+		return engine.Errorf(engine.EConflict, "node %s still has %d keys", nodeID, len(keys))
+	}
+	h, err := a.NodeHost(ctx, nodeID)
+	if err != nil || h.ProviderID == "" {
+		return err
+	}
+	st, err := a.Provisioner.DescribeHost(ctx, h)
+	switch {
+	case engine.IsCode(err, engine.ENotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("describe host of node %s: %w", nodeID, err)
+	case st.Phase != engine.HostDeleting:
+		return engine.Errorf(engine.EConflict, "host of node %s is still %s", nodeID, st.Phase)
+	}
+	return nil
+}
+
+// ProvisionMigrationHost creates the node's new host without recording it
+// (the old one stays the node's until UpdateHostInfo). It refuses, for good,
+// when the provisioner hands back the old host: CreateHost is idempotent by
+// node, so a provisioner that finds the old host cannot hold two.
+func (a *Activities) ProvisionMigrationHost(ctx context.Context, req HostRequest) (*ProvisionedHost, error) {
+	old, err := a.NodeHost(ctx, req.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	ph, err := a.createHost(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if old.ProviderID != "" && ph.Host.Provider == old.Provider && ph.Host.ProviderID == old.ProviderID {
+		return nil, permanent(engine.EUnsupported, "provisioner %q returned the current host of node %s: it cannot hold a second one", old.Provider, req.NodeID)
+	}
+	return ph, nil
+}
+
+// MigrationCheck is what CheckBackup and RestoreSnapshot report.
+type MigrationCheck struct {
+	NodeID string
+	Note   string
+}
+
+// CheckBackup would find the newest backup of the node's chain data. There
+// is no backup store yet, so it reports that the new host syncs from
+// scratch.
+func (a *Activities) CheckBackup(ctx context.Context, nodeID string) (*MigrationCheck, error) {
+	return &MigrationCheck{NodeID: nodeID, Note: "no backup store configured: the new host syncs from genesis or its chain's own snapshot"}, nil
+}
+
+// RestoreSnapshot would restore that backup on the new host; with none it
+// records that nothing was restored.
+func (a *Activities) RestoreSnapshot(ctx context.Context, nodeID string) (*MigrationCheck, error) {
+	return &MigrationCheck{NodeID: nodeID, Note: "nothing restored"}, nil
+}
+
+// NodeRecord returns the node record (it holds nothing secret): the
+// migration needs its subscription and chain profile.
+func (a *Activities) NodeRecord(ctx context.Context, nodeID string) (*engine.Node, error) {
+	n, err := a.Store.GetNode(ctx, nodeID)
+	if err != nil {
+		return nil, classify(fmt.Errorf("read node %s: %w", nodeID, err))
+	}
+	return n, nil
+}

@@ -1,0 +1,302 @@
+package workflows
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+)
+
+var (
+	oldHost = engine.Host{Provider: "local", ProviderID: "old-1", Address: "10.0.0.1"}
+	newHost = engine.Host{Provider: "local", ProviderID: "new-1", Address: "10.0.0.2"}
+)
+
+// world records the activities a workflow ran, in order, and fails the
+// ones named in fail (for good, so each runs once).
+type world struct {
+	mu    sync.Mutex
+	calls []string
+	fail  map[string]bool
+	plan  ProvisionPlan
+}
+
+func (w *world) hit(name string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, name)
+	if w.fail[name] {
+		return temporal.NewNonRetryableApplicationError("injected failure at "+name, "test", nil)
+	}
+	return nil
+}
+
+func (w *world) ran() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.calls)
+}
+
+// newEnv returns a test environment whose every activity is a recorded fake.
+func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
+	t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterActivity(&Activities{})
+	any2 := []any{mock.Anything, mock.Anything}
+	on := func(fn any, impl any) { env.OnActivity(fn, any2...).Return(impl) }
+	on(acts.ValidateProvisionInputs, func(_ context.Context, id string) (*ProvisionPlan, error) {
+		p := w.plan
+		return &p, w.hit("ValidateProvisionInputs")
+	})
+	on(acts.CreateNodeRecord, func(context.Context, ProvisionPlan) (string, error) {
+		return "node_1", w.hit("CreateNodeRecord")
+	})
+	for name, fn := range map[string]any{"GenerateNodeKeys": acts.GenerateNodeKeys, "PrepareUserProvidedKeys": acts.PrepareUserProvidedKeys, "InjectKeys": acts.InjectKeys} {
+		on(fn, func(context.Context, KeysRequest) error { return w.hit(name) })
+	}
+	on(acts.ProvisionHost, func(context.Context, HostRequest) (*ProvisionedHost, error) {
+		return &ProvisionedHost{Host: oldHost}, w.hit("ProvisionHost")
+	})
+	on(acts.ProvisionMigrationHost, func(context.Context, HostRequest) (*ProvisionedHost, error) {
+		if err := w.hit("ProvisionMigrationHost"); err != nil {
+			return nil, err
+		}
+		return &ProvisionedHost{Host: newHost}, nil
+	})
+	on(acts.WaitForAgentReady, func(context.Context, AgentWait) error { return w.hit("WaitForAgentReady") })
+	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StartNode": acts.StartNode, "StopNode": acts.StopNode, "WaitForCommandCompletion": acts.WaitForCommandCompletion} {
+		on(fn, func(context.Context, CommandRequest) error { return w.hit(name) })
+	}
+	on(acts.CaptureChainGeneratedKeys, func(context.Context, CaptureRequest) error { return w.hit("CaptureChainGeneratedKeys") })
+	on(acts.MarkInputsApplied, func(context.Context, string) error { return w.hit("MarkInputsApplied") })
+	on(acts.SetNodeState, func(_ context.Context, c StateChange) error { return w.hit("SetNodeState:" + string(c.To)) })
+	for name, fn := range map[string]any{"DestroyNodeHost": acts.DestroyNodeHost, "DeleteNodeKeys": acts.DeleteNodeKeys, "RevokeAgent": acts.RevokeAgent, "VerifyCleanup": acts.VerifyCleanup} {
+		on(fn, func(context.Context, string) error { return w.hit(name) })
+	}
+	on(acts.OpenIncident, func(_ context.Context, r IncidentRequest) error {
+		return w.hit("OpenIncident:" + r.DedupeKey)
+	})
+	on(acts.NodeHost, func(context.Context, string) (engine.Host, error) { return oldHost, w.hit("NodeHost") })
+	on(acts.NodeRecord, func(context.Context, string) (*engine.Node, error) {
+		return &engine.Node{ID: "node_1", SubscriptionID: "sub_1", ChainProfileID: "chain"}, w.hit("NodeRecord")
+	})
+	on(acts.DestroyHost, func(_ context.Context, h engine.Host) error { return w.hit("DestroyHost:" + h.ProviderID) })
+	on(acts.UpdateHostInfo, func(_ context.Context, u HostUpdate) error { return w.hit("UpdateHostInfo:" + u.Host.ProviderID) })
+	for name, fn := range map[string]any{"CheckBackup": acts.CheckBackup, "RestoreSnapshot": acts.RestoreSnapshot} {
+		on(fn, func(_ context.Context, id string) (*MigrationCheck, error) {
+			return &MigrationCheck{NodeID: id, Note: name}, w.hit(name)
+		})
+	}
+	return env
+}
+
+func failing(names ...string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+var (
+	bringUpSteps = []string{"WaitForAgentReady", "SendConfigureCommand", "WaitForCommandCompletion"}
+	startSteps   = []string{"InjectKeys", "StartNode", "WaitForCommandCompletion", "MarkInputsApplied", "SetNodeState:running"}
+	compensation = []string{"DestroyNodeHost", "DeleteNodeKeys", "SetNodeState:failed", "OpenIncident:provision-failed"}
+)
+
+func seq(parts ...[]string) []string { return slices.Concat(parts...) }
+
+func TestProvisionRunsEveryStepOfItsPlan(t *testing.T) {
+	head := []string{"ValidateProvisionInputs", "CreateNodeRecord", "GenerateNodeKeys"}
+	tests := []struct {
+		name string
+		plan ProvisionPlan
+		want []string
+	}{
+		{"appliance-generated keys only", ProvisionPlan{},
+			seq(head, []string{"ProvisionHost"}, bringUpSteps, startSteps)},
+		{"user-provided keys are prepared before the host", ProvisionPlan{UserProvidedKeys: []string{"validator_key"}},
+			seq(head, []string{"PrepareUserProvidedKeys", "ProvisionHost"}, bringUpSteps, startSteps)},
+		{"chain-generated keys are captured after CONFIGURE", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "config/node_key.json"}}},
+			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"CaptureChainGeneratedKeys"}, startSteps)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world{plan: tt.plan}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(ProvisionWorkflow, ProvisionInput{SubscriptionID: "sub_1"})
+			var res ProvisionResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatalf("provision failed: %v", err)
+			}
+			if res.NodeID != "node_1" || res.Host != oldHost {
+				t.Errorf("result = %+v", res)
+			}
+			if got := w.ran(); !slices.Equal(got, tt.want) {
+				t.Errorf("ran\n %v\nwant\n %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProvisionFailureAfterTheNodeExistsIsCompensated(t *testing.T) {
+	full := ProvisionPlan{UserProvidedKeys: []string{"k"}, ChainGeneratedKeys: []ChainKey{{Name: "c"}}}
+	steps := []string{
+		"GenerateNodeKeys", "PrepareUserProvidedKeys", "ProvisionHost", "WaitForAgentReady",
+		"SendConfigureCommand", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "InjectKeys",
+		"StartNode", "MarkInputsApplied", "SetNodeState:running",
+	}
+	for _, step := range steps {
+		t.Run(step, func(t *testing.T) {
+			w := &world{plan: full, fail: failing(step)}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(ProvisionWorkflow, ProvisionInput{SubscriptionID: "sub_1"})
+			err := env.GetWorkflowError()
+			if err == nil || !strings.Contains(err.Error(), "injected failure at "+step) {
+				t.Fatalf("workflow error = %v, want the injected failure", err)
+			}
+			got := w.ran()
+			if tail := got[len(got)-len(compensation):]; !slices.Equal(tail, compensation) {
+				t.Errorf("ran %v\nwant it to end with %v", got, compensation)
+			}
+		})
+	}
+}
+
+func TestProvisionFailureBeforeTheNodeExistsCompensatesNothing(t *testing.T) {
+	for _, step := range []string{"ValidateProvisionInputs", "CreateNodeRecord"} {
+		t.Run(step, func(t *testing.T) {
+			w := &world{fail: failing(step)}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(ProvisionWorkflow, ProvisionInput{SubscriptionID: "sub_1"})
+			if env.GetWorkflowError() == nil {
+				t.Fatal("provision succeeded")
+			}
+			if got := w.ran(); got[len(got)-1] != step {
+				t.Errorf("ran %v after the failure at %s", got, step)
+			}
+		})
+	}
+}
+
+func TestTerminateIsBestEffort(t *testing.T) {
+	all := []string{"SetNodeState:terminating", "StopNode", "DeleteNodeKeys", "DestroyNodeHost", "RevokeAgent", "VerifyCleanup", "SetNodeState:terminated"}
+	tests := []struct {
+		name     string
+		fail     []string
+		partial  []string
+		wantFail bool
+	}{
+		{"every step succeeds", nil, nil, false},
+		{"a dead agent and a stuck host are recorded", []string{"StopNode", "DestroyNodeHost", "VerifyCleanup"},
+			[]string{"stop node", "destroy host", "verify cleanup"}, false},
+		{"only the final state change is critical", []string{"SetNodeState:terminated"}, nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world{fail: failing(tt.fail...)}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(TerminateWorkflow, TerminateInput{NodeID: "node_1", Reason: "expired"})
+			if got := w.ran(); !slices.Equal(got, all) {
+				t.Errorf("ran %v, want every step %v", got, all)
+			}
+			err := env.GetWorkflowError()
+			if (err != nil) != tt.wantFail {
+				t.Fatalf("workflow error = %v, want failure %v", err, tt.wantFail)
+			}
+			if tt.wantFail {
+				return
+			}
+			var res TerminateResult
+			if err := env.GetWorkflowResult(&res); err != nil {
+				t.Fatal(err)
+			}
+			if len(res.PartialFailures) != len(tt.partial) {
+				t.Fatalf("partial failures = %q, want %q", res.PartialFailures, tt.partial)
+			}
+			for i, p := range tt.partial {
+				if !strings.HasPrefix(res.PartialFailures[i], p+": ") {
+					t.Errorf("partial failure %d = %q, want %q", i, res.PartialFailures[i], p)
+				}
+			}
+		})
+	}
+}
+
+func TestMigrateMovesTheNodeToANewHost(t *testing.T) {
+	w := &world{}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
+	var res MigrateResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"SetNodeState:maintenance", "NodeHost", "ProvisionMigrationHost", "WaitForAgentReady",
+		"SendConfigureCommand", "WaitForCommandCompletion", "CheckBackup", "RestoreSnapshot", "NodeRecord",
+		"InjectKeys", "StartNode", "WaitForCommandCompletion", "DestroyHost:old-1", "UpdateHostInfo:new-1",
+		"SetNodeState:syncing",
+	}
+	if got := w.ran(); !slices.Equal(got, want) {
+		t.Errorf("ran\n %v\nwant\n %v", got, want)
+	}
+	if res.OldHost != oldHost || res.NewHost != newHost || len(res.Notes) != 2 {
+		t.Errorf("result = %+v", res)
+	}
+}
+
+func TestMigrateCompensation(t *testing.T) {
+	tests := []struct {
+		name, fail string
+		tail       []string
+	}{
+		{"no new host: nothing destroyed", "ProvisionMigrationHost", []string{"ProvisionMigrationHost", "SetNodeState:degraded"}},
+		{"new host destroyed, old kept", "StartNode", []string{"StartNode", "DestroyHost:new-1", "SetNodeState:degraded"}},
+		{"started on the new host: it is kept", "UpdateHostInfo:new-1", []string{"UpdateHostInfo:new-1", "SetNodeState:degraded"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &world{fail: failing(tt.fail)}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
+			if env.GetWorkflowError() == nil {
+				t.Fatal("migration succeeded")
+			}
+			got := w.ran()
+			if tail := got[len(got)-len(tt.tail):]; !slices.Equal(tail, tt.tail) {
+				t.Errorf("ran %v\nwant it to end with %v", got, tt.tail)
+			}
+			if slices.Contains(got, "DestroyHost:old-1") && tt.fail != "UpdateHostInfo:new-1" {
+				t.Error("the old host was destroyed")
+			}
+			if tt.fail == "UpdateHostInfo:new-1" && slices.Contains(got, "DestroyHost:new-1") {
+				t.Error("the new host was destroyed though the chain runs on it")
+			}
+		})
+	}
+}
+
+func TestMigrateKeepsTheNewHostWhenTheOldOneWillNotGo(t *testing.T) {
+	w := &world{fail: failing("DestroyHost:old-1")}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
+	var res MigrateResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatalf("migration failed: %v", err)
+	}
+	got := w.ran()
+	want := []string{"DestroyHost:old-1", "OpenIncident:migration-old-host", "UpdateHostInfo:new-1", "SetNodeState:syncing"}
+	if tail := got[len(got)-len(want):]; !slices.Equal(tail, want) {
+		t.Errorf("ran %v\nwant it to end with %v", got, want)
+	}
+	if slices.Contains(got, "DestroyHost:new-1") {
+		t.Error("the new host was destroyed")
+	}
+}
