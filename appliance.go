@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/engine/workflows"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/hetzner"
 	"github.com/hoodcloud/hoodcloud/store/local"
@@ -47,7 +49,8 @@ type Main struct {
 	Cache       engine.Cache
 	Events      engine.Events
 	NATS        *hnats.EmbeddedBus // nil with external NATS
-	Workflows   *temporal.Client
+	Temporal    *temporal.Client   // the SDK connection and our worker
+	Workflows   engine.Workflows
 	Gateway     *agent.Gateway
 	Provisioner engine.Provisioner
 	// AgentIdentity issues enrolment tokens and agent certificates.
@@ -56,9 +59,9 @@ type Main struct {
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
 
-	temporal *devserver.Server // nil with an external Temporal
-	bootDone chan struct{}
-	bootErr  error
+	temporalServer *devserver.Server // nil with an external Temporal
+	bootDone       chan struct{}
+	bootErr        error
 
 	checks  []engine.HealthCheck
 	up      *prometheus.GaugeVec
@@ -90,12 +93,14 @@ func (m *Main) Open(ctx context.Context) error {
 		{"cache", m.openCache},
 		{"command queue", m.rebuildCommandQueue},
 		{"events", m.openEvents},
-		{"workflows", m.openWorkflows},
+		{"temporal server", m.openTemporalServer},
 		{"first-boot material", m.awaitBootMaterial},
 		{"chain profiles", m.openChains},
 		{"tls", m.openTLS},
 		{"agent gateway", m.openGateway},
 		{"provisioner", m.openProvisioner},
+		{"workflows", m.openWorkflows},
+		{"payments", m.openPayments},
 		{"http", m.openHTTP},
 	})
 	if err != nil {
@@ -148,8 +153,8 @@ func (m *Main) Run(ctx context.Context) error {
 // Close stops every opened component in reverse order within the
 // shutdown timeout. Safe to call twice.
 func (m *Main) Close() error {
-	if m.temporal != nil {
-		m.temporal.Quiet()
+	if m.temporalServer != nil {
+		m.temporalServer.Quiet()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
@@ -347,26 +352,90 @@ func (m *Main) useEvents(bus engine.Events) error {
 	return nil
 }
 
+// openTemporalServer starts the embedded Temporal, when configured.
+func (m *Main) openTemporalServer(ctx context.Context) error {
+	if m.Config.Temporal != "embedded" {
+		return nil
+	}
+	_, err := m.openEmbeddedTemporal(ctx)
+	return err
+}
+
+// openWorkflows connects to Temporal and starts our worker. It comes after
+// every port the activities use: after a restart, in-flight activities run
+// as soon as the worker polls.
 func (m *Main) openWorkflows(ctx context.Context) error {
 	addr := m.Config.Temporal
-	if addr == "embedded" {
-		srv, err := m.openEmbeddedTemporal(ctx)
-		if err != nil {
-			return err
-		}
-		addr = srv.FrontendAddress()
+	if m.temporalServer != nil {
+		addr = m.temporalServer.FrontendAddress()
 	}
 	c, err := temporal.New(temporal.Config{HostPort: addr, Namespace: m.Config.TemporalNamespace, Logger: m.Logger})
 	if err != nil {
 		return err
 	}
+	temporal.RegisterWorkflows(c, m.activities())
 	if err := c.Open(ctx); err != nil {
 		return err
 	}
-	m.Workflows = c
+	m.Temporal = c
+	m.Workflows = temporal.NewWorkflows(c, m.Store)
 	m.onClose(func(context.Context) error { return c.Close() })
 	m.addCheck("workflows", true, c.Ping)
 	return nil
+}
+
+// activities gives the workflows the appliance's ports.
+func (m *Main) activities() *workflows.Activities {
+	return &workflows.Activities{
+		Store:       m.Store,
+		Cache:       m.Cache,
+		Events:      m.Events,
+		Secrets:     m.Secrets,
+		Provisioner: m.Provisioner,
+		Enroller:    m.AgentIdentity,
+		Chains:      m.Chains.Get,
+		OpenSealed:  func(b []byte) ([]byte, error) { return engine.OpenSealedBox(m.Boot.SealedBoxKey, b) },
+		Bootstrap: engine.HostBootstrap{
+			GatewayAddr: m.Gateway.Addr(),
+			CACertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Boot.AgentCA.Raw}),
+		},
+	}
+}
+
+// openPayments consumes payment.completed for as long as the appliance
+// runs. Not leader-gated: the consumer is idempotent.
+func (m *Main) openPayments(ctx context.Context) error {
+	c, err := engine.NewPaymentConsumer(engine.PaymentConsumerConfig{
+		Store:     m.Store,
+		Cache:     m.Cache,
+		Workflows: m.Workflows,
+		Logger:    m.Logger,
+		Expiry: func(d string, from time.Time) (time.Time, error) {
+			return profile.Duration(d).Expiry(from)
+		},
+		Placement: m.placement,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	stop, err := c.Start(runCtx, m.Events)
+	if err != nil {
+		cancel()
+		return err
+	}
+	m.onClose(func(context.Context) error { stop(); cancel(); return nil })
+	return nil
+}
+
+// placement resolves where a paid line item runs, from the chain profiles.
+func (m *Main) placement(it engine.PaymentLineItem) (string, string, string, error) {
+	p, err := m.Chains.Get(it.ChainProfileID)
+	if err != nil {
+		return "", "", "", err
+	}
+	pl, err := p.Resolve(it.NodeType, it.Duration)
+	return pl.Provider, pl.Region, pl.InstanceType, err
 }
 
 func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, error) {
@@ -384,7 +453,7 @@ func (m *Main) openEmbeddedTemporal(ctx context.Context) (*devserver.Server, err
 	if err := srv.Open(ctx); err != nil {
 		return nil, err
 	}
-	m.temporal = srv
+	m.temporalServer = srv
 	m.onClose(func(context.Context) error { return srv.Close() })
 	return srv, nil
 }
@@ -516,6 +585,10 @@ func (m *Main) openHTTP(context.Context) error {
 		Cache:      m.Cache,
 		Registerer: m.Registry,
 		Chains:     m.Chains,
+		Store:      m.Store,
+		Events:     m.Events,
+		Workflows:  m.Workflows,
+		Boot:       m.Boot,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()

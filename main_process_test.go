@@ -56,14 +56,14 @@ func TestSignalsStopWithinTenSecondsAndExitZero(t *testing.T) {
 func TestApplianceWithExternalTemporal(t *testing.T) {
 	first := MustOpenMain(t, testConfig(t, t.TempDir()))
 	cfg := testConfig(t, t.TempDir())
-	cfg.Temporal = first.temporal.FrontendAddress()
+	cfg.Temporal = first.temporalServer.FrontendAddress()
 	second := MustOpenMain(t, cfg)
-	if second.temporal != nil {
+	if second.temporalServer != nil {
 		t.Fatal("an embedded Temporal was started although an external one is configured")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if out, err := second.Workflows.RoundTrip(ctx, "through-external"); err != nil || out != "pong" {
+	if out, err := second.Temporal.RoundTrip(ctx, "through-external"); err != nil || out != "pong" {
 		t.Fatalf("workflow through the external Temporal = %q, %v", out, err)
 	}
 }

@@ -79,7 +79,7 @@ func TestApplianceRoundTripSurvivesRestart(t *testing.T) {
 		t.Fatal("the first start must create the admin bootstrap token")
 	}
 	firstCA := m.Boot.AgentCA.Raw
-	if out, err := m.Workflows.RoundTrip(ctx, "before-restart"); err != nil || out != "pong" {
+	if out, err := m.Temporal.RoundTrip(ctx, "before-restart"); err != nil || out != "pong" {
 		t.Fatalf("workflow = %q, %v; want pong", out, err)
 	}
 	publishAndConsume(t, m.Events, "RESTART", "first")
@@ -91,13 +91,13 @@ func TestApplianceRoundTripSurvivesRestart(t *testing.T) {
 	if m.Boot.AdminTokenNew || !bytes.Equal(m.Boot.AgentCA.Raw, firstCA) {
 		t.Fatal("a restart must reuse the first-boot material, not make new")
 	}
-	if _, err := m.Workflows.SDK().WorkflowService().DescribeWorkflowExecution(ctx, describe(cfg.TemporalNamespace, "before-restart")); err != nil {
+	if _, err := m.Temporal.SDK().WorkflowService().DescribeWorkflowExecution(ctx, describe(cfg.TemporalNamespace, "before-restart")); err != nil {
 		t.Fatalf("workflow history lost across restart: %v", err)
 	}
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	if out, err := m.Workflows.RoundTrip(wctx, "after-restart"); err != nil || out != "pong" {
+	if out, err := m.Temporal.RoundTrip(wctx, "after-restart"); err != nil || out != "pong" {
 		t.Fatalf("workflow after restart = %q, %v; want pong within 15s", out, err)
 	}
 	t.Logf("workflow after restart completed in %s", time.Since(start).Round(time.Millisecond))
