@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// TestSignedPaymentActivatesAndStartsProvisioning follows a customer from
+// sign-up to the hand-off to provisioning, through the real HTTP API, the
+// embedded JetStream and the embedded Temporal.
+func TestSignedPaymentActivatesAndStartsProvisioning(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DevToken = "e2e-admin"
+	m := MustOpenMain(t, cfg)
+	api := apiClient{t: t, base: "http://" + m.HTTP.Addr() + "/api/v1"}
+
+	api.token = "e2e-admin"
+	api.do("POST", "/users", `{"email":"alice@example.com","password":"a long enough password"}`, 201, nil)
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	api.do("POST", "/auth/login", `{"email":"alice@example.com","password":"a long enough password"}`, 200, &tokens)
+	api.token = tokens.AccessToken
+
+	var sub struct{ ID, Status string }
+	api.do("POST", "/subscriptions", `{"chain_profile_id":"ethereum-holesky","node_type":"full","duration":"1m"}`, 201, &sub)
+	api.do("POST", "/subscriptions", `{"chain_profile_id":"ethereum-holesky","node_type":"full","duration":"1m"}`, 200, nil)
+	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"fee_recipient","value":"0x52908400098527886E0F7030069857D2E4169EE7"}]}`, 200, nil)
+	var pay struct{ ID string }
+	api.do("POST", "/payments", `{"external_id":"inv-1","amount_cents":4900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+
+	body := []byte(`{"event_id":"evt-1","payment_id":"` + pay.ID + `"}`)
+	for range 2 { // a provider retrying its webhook changes nothing
+		api.webhook(body, m.Boot.WebhookSecret, 202)
+	}
+	api.webhook(body, []byte("not the secret"), 401)
+
+	waitFor(t, 20*time.Second, "the subscription to be active and its node created", func() bool {
+		s, err := m.Store.GetSubscription(t.Context(), sub.ID)
+		if err != nil || s.Status != engine.SubscriptionActive {
+			return false
+		}
+		_, err = m.Store.GetNodeBySubscription(t.Context(), sub.ID)
+		return err == nil
+	})
+	p, err := m.Store.GetPayment(t.Context(), pay.ID)
+	if err != nil || p.Status != engine.PaymentCompleted {
+		t.Fatalf("payment = %+v, %v; want completed", p, err)
+	}
+}
+
+type apiClient struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (a apiClient) do(method, path, body string, want int, out any) {
+	a.t.Helper()
+	req, _ := http.NewRequest(method, a.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	a.check(req, want, out)
+}
+
+func (a apiClient) webhook(body, secret []byte, want int) {
+	a.t.Helper()
+	now := time.Now()
+	req, _ := http.NewRequest("POST", a.base+"/payments/webhook", strings.NewReader(string(body)))
+	req.Header.Set(engine.WebhookTimestampHeader, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(engine.WebhookSignatureHeader, engine.SignWebhook(secret, now, body))
+	a.check(req, want, nil)
+}
+
+func (a apiClient) check(req *http.Request, want int, out any) {
+	a.t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		a.t.Fatalf("%s %s = %d %s, want %d", req.Method, req.URL.Path, resp.StatusCode, raw, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			a.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
