@@ -2,15 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 // TestMain lets a test run this binary as the real hoodcloud command, so
@@ -27,7 +27,7 @@ func TestSignalsStopWithinTenSecondsAndExitZero(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], serveArgs(t, "--log-level", "info")[0:]...)
 			cmd.Env = append(os.Environ(), "HOODCLOUD_TEST_AS_CLI=1")
-			var stdout syncBuffer
+			var stdout testenv.LogBuffer
 			cmd.Stdout = &stdout
 			stderr, _ := cmd.StderrPipe()
 			if err := cmd.Start(); err != nil {
@@ -84,10 +84,10 @@ func assertTokenShownOnlyOnStdout(t *testing.T, stdout, logs string) {
 
 // waitForLine reads r until a line contains want, and keeps collecting the
 // rest so the child never blocks on a full pipe.
-func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want string) *syncBuffer {
+func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want string) *testenv.LogBuffer {
 	t.Helper()
 	found := make(chan struct{})
-	var all syncBuffer
+	var all testenv.LogBuffer
 	go func() {
 		s := bufio.NewScanner(r)
 		seen := false
@@ -105,22 +105,4 @@ func waitForLine(t *testing.T, r interface{ Read([]byte) (int, error) }, want st
 		t.Fatalf("no %q within 30s", want)
 	}
 	return &all
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,10 +14,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/hoodcloud/hoodcloud/agent/simnode"
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -80,24 +80,6 @@ func testCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return cert, key
 }
 
-// syncBuffer collects logs from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testEnv is a control plane: a bbolt Store, an embedded Redis Cache, an
 // agent CA and a gateway on 127.0.0.1.
 type testEnv struct {
@@ -107,7 +89,7 @@ type testEnv struct {
 	caFile   string
 	gw       *Gateway
 	addr     string
-	logs     *syncBuffer
+	logs     *testenv.LogBuffer
 	nodes    engine.NodeStore // what the gateway touches
 	cfg      GatewayConfig
 }
@@ -115,7 +97,7 @@ type testEnv struct {
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &testEnv{logs: &syncBuffer{}}
+	e := &testEnv{logs: &testenv.LogBuffer{}}
 	e.store = bolt.New(filepath.Join(t.TempDir(), "hoodcloud.db"))
 	if err := e.store.Open(ctx); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent/simnode"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"golang.org/x/crypto/nacl/box"
 )
@@ -25,7 +26,7 @@ type runningAgent struct {
 	cfg    AgentConfig
 	cancel context.CancelFunc
 	done   chan error
-	logs   *syncBuffer
+	logs   *testenv.LogBuffer
 }
 
 // agentConfig is a fast agent for nodeID against e's gateway.
@@ -40,7 +41,7 @@ func (e *testEnv) agentConfig(t *testing.T, nodeID string, rt Runtime) AgentConf
 
 func startAgent(t *testing.T, cfg AgentConfig) *runningAgent {
 	t.Helper()
-	ra := &runningAgent{cfg: cfg, done: make(chan error, 1), logs: &syncBuffer{}}
+	ra := &runningAgent{cfg: cfg, done: make(chan error, 1), logs: &testenv.LogBuffer{}}
 	cfg.Logger = slog.New(slog.NewTextHandler(ra.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ra.cancel = cancel

@@ -12,9 +12,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -220,7 +221,7 @@ func TestBadControlFileIsReportedAndIgnored(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testenv.LogBuffer{}
 			cfg := testConfig(t, func(c *simnode.Config) {
 				c.Peers = 3
 				c.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -412,7 +413,7 @@ func waitForMode(t *testing.T, n *simnode.Node, mode simnode.Mode) {
 	}
 }
 
-func waitForLog(t *testing.T, logs *syncBuffer, text string) {
+func waitForLog(t *testing.T, logs *testenv.LogBuffer, text string) {
 	t.Helper()
 	deadline := time.Now().Add(patient)
 	for !strings.Contains(logs.String(), text) {
@@ -430,22 +431,4 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// syncBuffer is a log sink the node writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package profile_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,6 +14,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
@@ -169,24 +170,6 @@ func TestReloadKeepsCurrentSetWhenNewSetIsInvalid(t *testing.T) {
 	}
 }
 
-// logBuffer is a log destination safe for the watcher goroutine and the test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -203,7 +186,7 @@ func TestWatchSwapsAndRejectsOnce(t *testing.T) {
 	c := mustLoad(t, defaults(t), cfg)
 	var swaps atomic.Int32
 	c.OnSwap(func(*profile.Set) { swaps.Add(1) })
-	logs := &logBuffer{}
+	logs := &testenv.LogBuffer{}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -216,9 +199,9 @@ func TestWatchSwapsAndRejectsOnce(t *testing.T) {
 	eventually(t, "gamma to appear", func() bool { _, err := c.Get("gamma"); return err == nil })
 
 	writeFile(t, dir, "gamma.yaml", "id: gamma\n")
-	eventually(t, "the rejection to be logged", func() bool { return logs.count("chain profiles rejected") > 0 })
+	eventually(t, "the rejection to be logged", func() bool { return strings.Count(logs.String(), "chain profiles rejected") > 0 })
 	time.Sleep(50 * time.Millisecond) // ten more ticks over the same bad files
-	if n := logs.count("chain profiles rejected"); n != 1 {
+	if n := strings.Count(logs.String(), "chain profiles rejected"); n != 1 {
 		t.Fatalf("rejection logged %d times, want once", n)
 	}
 	if p, err := c.Get("gamma"); err != nil || p.Version != "1" {

@@ -1,7 +1,6 @@
 package hetzner_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
+
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/hetzner"
 	"gopkg.in/yaml.v3"
@@ -30,33 +31,15 @@ const (
 	agentSum    = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 )
 
-// logBuffer collects what the adapter logs, safely across goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	api  *fakeAPI
 	prov *hetzner.Provisioner
-	logs *logBuffer
+	logs *testenv.LogBuffer
 }
 
 func newFixture(t *testing.T, tweak ...func(*hetzner.Config)) *fixture {
 	t.Helper()
-	f := &fixture{api: newFakeAPI(t), logs: &logBuffer{}}
+	f := &fixture{api: newFakeAPI(t), logs: &testenv.LogBuffer{}}
 	cfg := hetzner.Config{
 		Token: apiToken, Installation: "inst-1", BaseURL: f.api.ts.URL + "/v1",
 		PollInterval: time.Millisecond, ActionTimeout: 2 * time.Second, RequestTimeout: 2 * time.Second,

@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
+
 	"github.com/hoodcloud/hoodcloud/engine"
 )
 
@@ -58,12 +60,12 @@ type fixture struct {
 	t       *testing.T
 	root    string // the hosts dir
 	records string // where fake agents record their runs
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	return &fixture{t: t, root: filepath.Join(t.TempDir(), "hosts"), records: t.TempDir(), logs: &syncBuffer{}}
+	return &fixture{t: t, root: filepath.Join(t.TempDir(), "hosts"), records: t.TempDir(), logs: &testenv.LogBuffer{}}
 }
 
 // open starts a provisioner of installation over the fixture's dir.
@@ -556,28 +558,4 @@ func nodeIDs(hosts []engine.ManagedHost) []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *syncBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
 }
