@@ -386,7 +386,13 @@ func (m *Main) openWorkflows(ctx context.Context) error {
 
 // activities gives the workflows the appliance's ports.
 func (m *Main) activities() *workflows.Activities {
+	var sim *workflows.Simulation
+	if m.Config.Provisioner == "local" {
+		exe, _ := os.Executable()
+		sim = &workflows.Simulation{Binary: exe}
+	}
 	return &workflows.Activities{
+		Simulation:  sim,
 		Store:       m.Store,
 		Cache:       m.Cache,
 		Events:      m.Events,
@@ -546,7 +552,17 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 	case "hetzner":
 		p, err = hetzner.New(hetzner.Config{Token: m.Config.HetznerToken, Installation: m.installationID(), Logger: m.Logger})
 	default:
-		p, err = local.New(local.Config{Dir: filepath.Join(m.Config.DataDir, "hosts"), Installation: m.installationID(), Logger: m.Logger})
+		var lp *local.Provisioner
+		lp, err = local.New(local.Config{
+			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
+			Installation: m.installationID(),
+			// Local agents cost nothing to hear from often, and each command
+			// waits for a heartbeat to be delivered.
+			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
+			Env:       m.Config.agentEnv,
+			Logger:    m.Logger,
+		})
+		p = localPlacements{lp}
 	}
 	if err != nil {
 		return err
@@ -557,6 +573,15 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 	m.Provisioner = p
 	m.onClose(func(context.Context) error { return p.Close() })
 	return nil
+}
+
+// localPlacements puts every host on this machine, whatever provider the
+// chain profile names: the local provisioner simulates them all.
+type localPlacements struct{ *local.Provisioner }
+
+func (l localPlacements) CreateHost(ctx context.Context, spec engine.HostSpec) (engine.Host, error) {
+	spec.Provider = local.ProviderName
+	return l.Provisioner.CreateHost(ctx, spec)
 }
 
 // installationID names this appliance: stable for its life because it

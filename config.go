@@ -59,6 +59,7 @@ type Config struct {
 	HetznerToken string
 
 	explicit map[string]bool // keys set by file, environment or flag
+	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
 }
 
 // secretKeys are never printed.

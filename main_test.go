@@ -30,7 +30,8 @@ func testConfig(t *testing.T, dir string) Config {
 	cfg.DataDir = dir
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AgentAddr = "127.0.0.1:0"
-	cfg.LogLevel = 8 // errors only: keep test output readable
+	cfg.LogLevel = 8                                   // errors only: keep test output readable
+	cfg.agentEnv = []string{"HOODCLOUD_TEST_AS_CLI=1"} // local agents run this test binary as hoodcloud
 	if err := cfg.pickFreeTemporalPorts(); err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,9 @@ func (t Timing) withDefaults() Timing {
 // ports. Register a *Activities on the worker; workflows call the methods
 // by name.
 type Activities struct {
+	// Simulation, when set, configures simulated chain nodes instead of
+	// the chain profile's binaries (the local provisioner).
+	Simulation  *Simulation
 	Store       engine.Store
 	Cache       engine.Cache
 	Events      engine.Events

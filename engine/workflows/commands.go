@@ -45,9 +45,21 @@ type configComponent struct {
 	Name     string `json:"name"`
 	Version  string `json:"version"`
 	Artifact struct {
-		URL    string `json:"url"`
-		SHA256 string `json:"sha256"`
+		URL    string `json:"url,omitempty"`
+		SHA256 string `json:"sha256,omitempty"`
 	} `json:"artifact"`
+	Args []string `json:"args,omitempty"`
+}
+
+// Simulation runs the simulated chain node in place of every chain binary:
+// with the local provisioner (dev, CI, evaluation) nothing is downloaded
+// and the node behaves like a chain that syncs and makes blocks.
+type Simulation struct {
+	Binary string // the hoodcloud binary, run as `Binary simnode …`
+}
+
+func (s *Simulation) command(c profile.Component) []string {
+	return []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
 }
 
 // captureKeyPayload and captureKeyResult are the protocol's CAPTURE_KEY
@@ -103,14 +115,18 @@ func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("list inputs of %s: %w", n.SubscriptionID, err)
 	}
-	return json.Marshal(configureOf(p, inputs))
+	return json.Marshal(configureOf(p, inputs, a.Simulation))
 }
 
-func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput) configurePayload {
+func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, sim *Simulation) configurePayload {
 	cp := configurePayload{ChainProfileID: p.ID, Inputs: map[string]string{}}
 	for _, c := range p.Components {
 		cc := configComponent{Name: c.Name, Version: c.Version}
-		cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
+		if sim != nil {
+			cc.Args = sim.command(c)
+		} else {
+			cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
+		}
 		cp.Components = append(cp.Components, cc)
 	}
 	for _, in := range inputs {

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"golang.org/x/crypto/nacl/box"
+)
+
+// TestPaymentToRunningNode is the vertical slice: a customer pays and gets
+// a running node, here a validator of the Cosmos-like demo chain whose
+// binaries the local provisioner runs as simulated nodes.
+func TestPaymentToRunningNode(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DevToken = "e2e-admin"
+	m := MustOpenMain(t, cfg)
+	api := apiClient{t: t, base: "http://" + m.HTTP.Addr() + "/api/v1", token: "e2e-admin"}
+	api.do("POST", "/users", `{"email":"val@example.com","password":"a long enough password"}`, 201, nil)
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	api.do("POST", "/auth/login", `{"email":"val@example.com","password":"a long enough password"}`, 200, &tokens)
+	api.token = tokens.AccessToken
+
+	var sub struct{ ID string }
+	api.do("POST", "/subscriptions", `{"chain_profile_id":"cosmos-demo","node_type":"validator","duration":"1m"}`, 201, &sub)
+	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"test"}`))
+	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"e2e-validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
+	var pay struct{ ID string }
+	api.do("POST", "/payments", `{"external_id":"inv-2","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	api.webhook([]byte(`{"event_id":"evt-2","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
+
+	var node *engine.Node
+	waitFor(t, 90*time.Second, "the node to run", func() bool {
+		n, err := m.Store.GetNodeBySubscription(t.Context(), sub.ID)
+		if err == nil && n.State == engine.NodeFailed {
+			t.Fatalf("provisioning failed: node %+v", n)
+		}
+		node = n
+		return err == nil && n.State == engine.NodeRunning
+	})
+	keys, err := m.Store.ListNodeKeys(t.Context(), node.ID)
+	if err != nil || len(keys) < 3 { // dek, generated node_key, user-provided priv_validator_key
+		t.Fatalf("node keys = %d, %v; want the DEK and both chain keys", len(keys), err)
+	}
+	if _, err := os.Stat(filepath.Join(node.Host.Address, "agent")); err != nil {
+		t.Fatalf("host directory: %v", err)
+	}
+
+	// Cancelling the subscription takes the node away again.
+	api.do("POST", "/subscriptions/"+sub.ID+"/cancel", "", 200, nil)
+	waitFor(t, 60*time.Second, "the node to be terminated", func() bool {
+		n, err := m.Store.GetNode(t.Context(), node.ID)
+		return err == nil && n.State == engine.NodeTerminated
+	})
+	if _, err := os.Stat(node.Host.Address); !os.IsNotExist(err) {
+		t.Fatalf("host directory still there after terminate: %v", err)
+	}
+	if keys, err := m.Store.ListNodeKeys(t.Context(), node.ID); err != nil || len(keys) != 0 {
+		t.Fatalf("node keys after terminate = %d, %v; want none", len(keys), err)
+	}
+}
+
+// sealTo is what a client does: ephemeral public key || nonce || box.
+func sealTo(t *testing.T, pub []byte, msg []byte) string {
+	t.Helper()
+	ephPub, ephPriv, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nonce, peer = [24]byte{}, [32]byte{}
+	rand.Read(nonce[:])
+	copy(peer[:], pub)
+	out := append(append([]byte{}, ephPub[:]...), nonce[:]...)
+	return base64.StdEncoding.EncodeToString(box.Seal(out, msg, &nonce, &peer, ephPriv))
+}
