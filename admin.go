@@ -19,6 +19,7 @@ Commands (run them while the appliance is stopped: they open its data dir):
   create-user --email E [--admin]   create a user; the password is read from
                                     HOODCLOUD_ADMIN_PASSWORD or the first line of stdin
   rotate master                     re-encrypt every keyring record under a new master key
+  reap [--dry-run]                  destroy hosts that belong to no live node
 `
 
 // admin runs an operator command against the appliance's state.
@@ -32,6 +33,8 @@ func admin(ctx context.Context, args []string, env func(string) string, stdin io
 		return adminCreateUser(ctx, args[1:], env, stdin, stdout, stderr)
 	case "rotate":
 		return adminRotate(ctx, args[1:], env, stdout, stderr)
+	case "reap":
+		return adminReap(ctx, args[1:], env, stdout, stderr)
 	}
 	return configErrorf("admin: unknown command %q\n%s", args[0], adminUsage)
 }
@@ -110,4 +113,32 @@ func withState(ctx context.Context, cfg Config, stderr io.Writer, f func(*Main) 
 	}
 	defer m.Close()
 	return f(m)
+}
+
+func adminReap(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	var dryRun bool
+	cfg, _, err := loadConfig("admin reap", args, env, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dryRun, "dry-run", false, "list what would be destroyed, destroy nothing")
+	})
+	if err != nil {
+		return err
+	}
+	return withState(ctx, cfg, stderr, func(m *Main) error {
+		m.inspectHosts = true // the appliance is stopped: start no agent
+		if err := m.openProvisioner(ctx); err != nil {
+			return err
+		}
+		reaped, err := engine.ReapHosts(ctx, m.Provisioner, m.Store, dryRun)
+		verb := "destroyed"
+		if dryRun {
+			verb = "would destroy"
+		}
+		for _, r := range reaped {
+			fmt.Fprintf(stdout, "%s %s host %s (node %q): %s\n", verb, r.Host.Host.Provider, r.Host.Host.ProviderID, r.Host.NodeID, r.Reason)
+		}
+		if len(reaped) == 0 {
+			fmt.Fprintln(stdout, "no leftover hosts")
+		}
+		return err
+	})
 }

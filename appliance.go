@@ -60,6 +60,7 @@ type Main struct {
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
 
 	temporalServer *devserver.Server // nil with an external Temporal
+	inspectHosts   bool              // open the provisioner without starting agents
 	bootDone       chan struct{}
 	bootErr        error
 
@@ -561,6 +562,7 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
 			Env:       m.Config.agentEnv,
 			Logger:    m.Logger,
+			Inspect:   m.inspectHosts,
 		})
 		p = localPlacements{lp}
 	}

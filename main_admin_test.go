@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
+	"os"
+
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 func runAdmin(t *testing.T, stdin string, env map[string]string, args ...string) (int, string, string) {
@@ -83,5 +88,39 @@ func TestAdminBadInput(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want 2 mentioning %q", code, errOut, tt.want)
 			}
 		})
+	}
+}
+
+func TestAdminReapDestroysHostsOfNoNode(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	m := MustOpenMain(t, cfg)
+	host, err := m.Provisioner.CreateHost(t.Context(), engine.HostSpec{
+		NodeID:   "node_gone",
+		Provider: "local",
+		Bootstrap: engine.HostBootstrap{
+			GatewayAddr:     m.Gateway.Addr(),
+			CACertPEM:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Boot.AgentCA.Raw}),
+			EnrollmentToken: "unused",
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	code, out, errOut := runAdmin(t, "", nil, "reap", "--dry-run", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "would destroy local host node_gone") {
+		t.Fatalf("reap --dry-run = %d %q %q", code, out, errOut)
+	}
+	if _, err := os.Stat(host.Address); err != nil {
+		t.Fatalf("a dry run must destroy nothing: %v", err)
+	}
+	code, out, _ = runAdmin(t, "", nil, "reap", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "destroyed local host node_gone") {
+		t.Fatalf("reap = %d %q", code, out)
+	}
+	if _, err := os.Stat(host.Address); !os.IsNotExist(err) {
+		t.Fatalf("the leftover host directory is still there: %v", err)
 	}
 }

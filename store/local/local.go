@@ -59,6 +59,9 @@ type Config struct {
 	// (default 30s) resets the backoff.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
 	Logger                              *slog.Logger // default discards
+	// Inspect opens without starting any agent: for operator commands that
+	// only list or destroy hosts while the appliance is stopped.
+	Inspect bool
 }
 
 // Provisioner runs each node's ops-agent as a local process.
@@ -140,7 +143,9 @@ func (p *Provisioner) Open(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("open local provisioner: %w", err)
 		}
-		p.adopt(rec)
+		if !p.cfg.Inspect {
+			p.adopt(rec)
+		}
 	}
 	return nil
 }
