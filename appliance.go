@@ -388,12 +388,17 @@ func (m *Main) openWorkflows(ctx context.Context) error {
 // activities gives the workflows the appliance's ports.
 func (m *Main) activities() *workflows.Activities {
 	var sim *workflows.Simulation
+	var timing workflows.Timing
 	if m.Config.Provisioner == "local" {
 		exe, _ := os.Executable()
 		sim = &workflows.Simulation{Binary: exe}
+		// Local hosts answer within a heartbeat (1s): poll more often than
+		// for cloud hosts, which take minutes to boot.
+		timing.Poll = 200 * time.Millisecond
 	}
 	return &workflows.Activities{
 		Simulation:  sim,
+		Timing:      timing,
 		Store:       m.Store,
 		Cache:       m.Cache,
 		Events:      m.Events,

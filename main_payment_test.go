@@ -57,7 +57,7 @@ func TestSignedPaymentActivatesAndStartsProvisioning(t *testing.T) {
 }
 
 type apiClient struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 }
@@ -99,7 +99,7 @@ func (a apiClient) check(req *http.Request, want int, out any) {
 	}
 }
 
-func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+func waitFor(t testing.TB, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !ok() {

@@ -67,7 +67,7 @@ func TestPaymentToRunningNode(t *testing.T) {
 }
 
 // sealTo is what a client does: ephemeral public key || nonce || box.
-func sealTo(t *testing.T, pub []byte, msg []byte) string {
+func sealTo(t testing.TB, pub []byte, msg []byte) string {
 	t.Helper()
 	ephPub, ephPriv, err := box.GenerateKey(rand.Reader)
 	if err != nil {

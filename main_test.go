@@ -24,7 +24,7 @@ import (
 // testConfig is an appliance on a temp dir with every listener on a free
 // port. The Temporal ports are fixed for the life of the test, so a
 // restart finds them again, as in production.
-func testConfig(t *testing.T, dir string) Config {
+func testConfig(t testing.TB, dir string) Config {
 	t.Helper()
 	cfg := defaultConfig()
 	cfg.DataDir = dir
@@ -39,7 +39,7 @@ func testConfig(t *testing.T, dir string) Config {
 }
 
 // MustOpenMain starts the appliance and waits for /readyz healthy.
-func MustOpenMain(t *testing.T, cfg Config) *Main {
+func MustOpenMain(t testing.TB, cfg Config) *Main {
 	t.Helper()
 	m := NewMain(cfg, testWriter{t})
 	if err := m.Open(context.Background()); err != nil {
@@ -50,7 +50,7 @@ func MustOpenMain(t *testing.T, cfg Config) *Main {
 	return m
 }
 
-func waitHealthy(t *testing.T, base string) {
+func waitHealthy(t testing.TB, base string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -291,7 +291,7 @@ func describe(ns, id string) *workflowservice.DescribeWorkflowExecutionRequest {
 	return &workflowservice.DescribeWorkflowExecutionRequest{Namespace: ns, Execution: &commonpb.WorkflowExecution{WorkflowId: id}}
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// BenchmarkPaymentToRunning measures what a customer waits for: from the
+// signed payment webhook to the node running, on the embedded appliance
+// with the local provisioner. Run with a fixed count, e.g.
+//
+//	go test -run '^$' -bench PaymentToRunning -benchtime 5x .
+func BenchmarkPaymentToRunning(b *testing.B) {
+	for _, concurrent := range []int{1, 10} {
+		b.Run(fmt.Sprintf("concurrent-%d", concurrent), func(b *testing.B) {
+			cfg := testConfig(b, b.TempDir())
+			cfg.DevToken = "bench-admin"
+			m := MustOpenMain(b, cfg)
+			customers := make([]apiClient, concurrent)
+			for i := range customers {
+				customers[i] = signUp(b, m, fmt.Sprintf("c%d@example.com", i))
+			}
+			var latencies []time.Duration
+			var mu sync.Mutex
+			b.ResetTimer()
+			for n := range b.N {
+				var wg sync.WaitGroup
+				for i, c := range customers {
+					wg.Go(func() {
+						d := payAndWaitRunning(b, m, c, fmt.Sprintf("%d-%d", n, i))
+						mu.Lock()
+						latencies = append(latencies, d)
+						mu.Unlock()
+					})
+				}
+				wg.Wait()
+			}
+			b.StopTimer()
+			slices.Sort(latencies)
+			b.ReportMetric(float64(latencies[len(latencies)/2].Milliseconds()), "p50-ms")
+			b.ReportMetric(float64(latencies[(len(latencies)*99)/100].Milliseconds()), "p99-ms")
+		})
+	}
+}
+
+func signUp(tb testing.TB, m *Main, email string) apiClient {
+	api := apiClient{t: tb, base: "http://" + m.HTTP.Addr() + "/api/v1", token: m.Config.DevToken}
+	api.do("POST", "/users", `{"email":"`+email+`","password":"a long enough password"}`, 201, nil)
+	var tokens struct {
+		AccessToken string `json:"access_token"`
+	}
+	api.do("POST", "/auth/login", `{"email":"`+email+`","password":"a long enough password"}`, 200, &tokens)
+	api.token = tokens.AccessToken
+	return api
+}
+
+// payAndWaitRunning buys a demo validator and returns webhook → running.
+func payAndWaitRunning(tb testing.TB, m *Main, api apiClient, ref string) time.Duration {
+	var sub struct{ ID string }
+	api.do("POST", "/subscriptions", `{"chain_profile_id":"cosmos-demo","node_type":"validator","duration":"1m"}`, 201, &sub)
+	sealed := sealTo(tb, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"bench"}`))
+	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"bench"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
+	var pay struct{ ID string }
+	api.do("POST", "/payments", `{"external_id":"inv-`+ref+`","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	start := time.Now()
+	api.webhook([]byte(`{"event_id":"evt-`+ref+`","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
+	waitFor(tb, 5*time.Minute, "the node to run", func() bool {
+		n, err := m.Store.GetNodeBySubscription(tb.Context(), sub.ID)
+		if err == nil && n.State == engine.NodeFailed {
+			tb.Fatalf("provisioning failed: node %+v", n)
+		}
+		return err == nil && n.State == engine.NodeRunning
+	})
+	return time.Since(start)
+}
