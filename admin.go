@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -20,6 +23,9 @@ Commands (run them while the appliance is stopped: they open its data dir):
                                     HOODCLOUD_ADMIN_PASSWORD or the first line of stdin
   rotate master                     re-encrypt every keyring record under a new master key
   reap [--dry-run]                  destroy hosts that belong to no live node
+
+Against a running appliance (admin token in HOODCLOUD_ADMIN_TOKEN):
+  mark-paid [--api-url URL] PAYMENT_ID   complete a payment by hand (staging)
 `
 
 // admin runs an operator command against the appliance's state.
@@ -35,6 +41,8 @@ func admin(ctx context.Context, args []string, env func(string) string, stdin io
 		return adminRotate(ctx, args[1:], env, stdout, stderr)
 	case "reap":
 		return adminReap(ctx, args[1:], env, stdout, stderr)
+	case "mark-paid":
+		return adminMarkPaid(ctx, args[1:], env, stdout, stderr)
 	}
 	return configErrorf("admin: unknown command %q\n%s", args[0], adminUsage)
 }
@@ -141,4 +149,42 @@ func adminReap(ctx context.Context, args []string, env func(string) string, stdo
 		}
 		return err
 	})
+}
+
+// adminMarkPaid asks the running appliance to complete a payment: the
+// payment.completed message goes through the same consumer as a webhook.
+func adminMarkPaid(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("admin mark-paid", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("api-url", "http://127.0.0.1:8080", "the appliance's HTTP address")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		return configErrorf("admin mark-paid: want exactly one PAYMENT_ID")
+	}
+	token := env("HOODCLOUD_ADMIN_TOKEN")
+	if token == "" {
+		return configErrorf("admin mark-paid: set HOODCLOUD_ADMIN_TOKEN to an admin token")
+	}
+	u := strings.TrimRight(*apiURL, "/") + "/api/v1/payments/" + url.PathEscape(fs.Arg(0)) + "/mark-paid"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return configErrorf("admin mark-paid: api-url: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin mark-paid: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		var body struct {
+			Error struct{ Code, Message string }
+		}
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+		return fmt.Errorf("admin mark-paid: %s: %s", resp.Status, body.Error.Message)
+	}
+	fmt.Fprintf(stdout, "payment %s marked paid\n", fs.Arg(0))
+	return nil
 }

@@ -80,6 +80,8 @@ func TestAdminBadInput(t *testing.T) {
 		{"create-user without email", "pw\n", []string{"create-user", "--data-dir", t.TempDir()}, "email is required"},
 		{"create-user without password", "", []string{"create-user", "--data-dir", t.TempDir(), "--email", "a@b.c"}, "no password"},
 		{"rotate what", "", []string{"rotate", "jwt"}, `admin rotate: want "master"`},
+		{"mark-paid without id", "", []string{"mark-paid"}, "want exactly one PAYMENT_ID"},
+		{"mark-paid without token", "", []string{"mark-paid", "pay_1"}, "set HOODCLOUD_ADMIN_TOKEN"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -50,6 +50,17 @@ func TestSignedPaymentActivatesAndStartsProvisioning(t *testing.T) {
 		_, err = m.Store.GetNodeBySubscription(t.Context(), sub.ID)
 		return err == nil
 	})
+	// Marking it paid again by hand (staging) changes nothing.
+	code, out, errOut := runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
+		"mark-paid", "--api-url", "http://"+m.HTTP.Addr(), pay.ID)
+	if code != 0 || !strings.Contains(out, "marked paid") {
+		t.Fatalf("admin mark-paid = %d %q %q", code, out, errOut)
+	}
+	code, _, errOut = runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
+		"mark-paid", "--api-url", "http://"+m.HTTP.Addr(), "pay_unknown")
+	if code != 1 || !strings.Contains(errOut, "404") {
+		t.Fatalf("mark-paid of an unknown payment = %d %q, want exit 1 with the 404", code, errOut)
+	}
 	p, err := m.Store.GetPayment(t.Context(), pay.ID)
 	if err != nil || p.Status != engine.PaymentCompleted {
 		t.Fatalf("payment = %+v, %v; want completed", p, err)
