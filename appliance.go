@@ -425,7 +425,10 @@ func (m *Main) openPayments(ctx context.Context) error {
 		Expiry: func(d string, from time.Time) (time.Time, error) {
 			return profile.Duration(d).Expiry(from)
 		},
-		Placement: m.placement,
+		Placement:      m.placement,
+		MaxDeliver:     m.Config.PaymentMaxDeliver,
+		AckWait:        m.Config.PaymentAckWait,
+		IdempotencyTTL: m.Config.PaymentIdempotencyTTL,
 	})
 	if err != nil {
 		return err

@@ -58,6 +58,10 @@ type Config struct {
 	Provisioner  string // local or hetzner
 	HetznerToken string
 
+	PaymentMaxDeliver     int           // deliveries of a payment.completed before it is given up
+	PaymentAckWait        time.Duration // redelivery after an unacknowledged delivery
+	PaymentIdempotencyTTL time.Duration // how long the cache remembers a processed payment event
+
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
 }
@@ -93,6 +97,10 @@ func defaultConfig() Config {
 
 		ChainsCheckInterval: time.Minute,
 		Provisioner:         "local",
+
+		PaymentMaxDeliver:     5,
+		PaymentAckWait:        30 * time.Second,
+		PaymentIdempotencyTTL: 24 * time.Hour,
 	}
 }
 
@@ -130,6 +138,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.TLSHosts, "tls-hosts", "comma-separated names/IPs: HTTPS with a certificate from the appliance CA")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default Let's Encrypt)")
 	fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "allow plain HTTP on a non-loopback http-addr")
+	fs.IntVar(&c.PaymentMaxDeliver, "payment-max-deliver", c.PaymentMaxDeliver, "deliveries of a payment.completed message before it is given up")
+	fs.DurationVar(&c.PaymentAckWait, "payment-ack-wait", c.PaymentAckWait, "redelivery delay of an unacknowledged payment message")
+	fs.DurationVar(&c.PaymentIdempotencyTTL, "payment-idempotency-ttl", c.PaymentIdempotencyTTL, "how long the cache remembers a processed payment event")
 	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
 	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
@@ -238,6 +249,12 @@ func (c *Config) validate() error {
 		func() error { return checkOneOf("log-format", c.LogFormat, "text", "json") },
 		c.checkAdapters,
 		func() error { return checkOneOf("provisioner", c.Provisioner, "local", "hetzner") },
+		func() error {
+			if c.PaymentMaxDeliver < 1 || c.PaymentAckWait <= 0 || c.PaymentIdempotencyTTL <= 0 {
+				return configErrorf("payment-max-deliver must be >= 1, payment-ack-wait and payment-idempotency-ttl positive")
+			}
+			return nil
+		},
 		func() error {
 			if c.Provisioner == "hetzner" && c.HetznerToken == "" {
 				return configErrorf("hetzner-token: required with provisioner hetzner (set HOODCLOUD_HETZNER_TOKEN)")

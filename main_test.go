@@ -198,6 +198,7 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"temporal port in use", serveArgs(t, "--temporal-history-port", busyPort), nil, "temporal history port " + busyPort + " is in use"},
 		{"bad dev output", []string{"dev", "--output", "yaml"}, nil, `output: want one of text, env, json`},
 		{"config without print", []string{"config"}, nil, "usage: hoodcloud config print"},
+		{"payment max deliver zero", []string{"serve", "--payment-max-deliver", "0"}, nil, "payment-max-deliver must be >= 1"},
 		{"unknown provisioner", []string{"serve", "--provisioner", "aws"}, nil, `provisioner: want one of local, hetzner, got "aws"`},
 		{"hetzner without token", []string{"serve", "--provisioner", "hetzner"}, nil, "hetzner-token: required with provisioner hetzner"},
 		{"agent without gateway", []string{"agent", "--node-id", "n1", "--data-dir", t.TempDir()}, nil, "agent: gateway is required"},
