@@ -143,6 +143,7 @@ func (m *Main) OpenState(ctx context.Context) error {
 // Run serves until ctx ends, then stops in order.
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
+	go m.expireSubscriptions(ctx, time.Minute)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}
@@ -184,6 +185,27 @@ func (m *Main) Health(ctx context.Context) engine.HealthReport {
 
 func (m *Main) addCheck(name string, critical bool, check func(context.Context) error) {
 	m.checks = append(m.checks, engine.HealthCheck{Name: name, Critical: critical, Check: check})
+}
+
+// expireSubscriptions ends subscriptions whose time is up and terminates
+// their nodes. One instance runs it until leader election exists.
+func (m *Main) expireSubscriptions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := engine.ExpireSubscriptions(ctx, m.Store, m.Store, m.Workflows, now.UTC(), 500)
+			if n > 0 {
+				m.Logger.Info("subscriptions expired", "count", n)
+			}
+			if err != nil {
+				m.Logger.Warn("expiring subscriptions", "err", err)
+			}
+		}
+	}
 }
 
 // watchHealth keeps the component gauges fresh between scrapes of /readyz.
