@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/assets"
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/engine/workflows"
+	"github.com/hoodcloud/hoodcloud/store/bolt"
+	"github.com/hoodcloud/hoodcloud/store/hetzner"
+	"github.com/hoodcloud/hoodcloud/store/local"
+	"github.com/hoodcloud/hoodcloud/store/postgres"
+	"github.com/hoodcloud/hoodcloud/store/temporal"
+	"github.com/hoodcloud/hoodcloud/web"
+	"github.com/hoodcloud/hoodcloud/web/tlsconf"
+)
+
+// The services the appliance runs on that infrastructure: chain profiles,
+// TLS, the agent gateway, the provisioner, workflows, payments and HTTP.
+
+// openWorkflows connects to Temporal and starts our worker. It comes after
+// every port the activities use: after a restart, in-flight activities run
+// as soon as the worker polls.
+func (m *Main) openWorkflows(ctx context.Context) error {
+	addr := m.Config.Temporal
+	if m.temporalServer != nil {
+		addr = m.temporalServer.FrontendAddress()
+	}
+	c, err := temporal.New(temporal.Config{HostPort: addr, Namespace: m.Config.TemporalNamespace, Logger: m.Logger})
+	if err != nil {
+		return err
+	}
+	temporal.RegisterWorkflows(c, m.activities())
+	if err := c.Open(ctx); err != nil {
+		return err
+	}
+	m.Temporal = c
+	m.Workflows = temporal.NewWorkflows(c, m.Store)
+	m.onClose(func(context.Context) error { return c.Close() })
+	m.addCheck("workflows", true, c.Ping)
+	return nil
+}
+
+// activities gives the workflows the appliance's ports.
+func (m *Main) activities() *workflows.Activities {
+	var sim *workflows.Simulation
+	var timing workflows.Timing
+	if m.Config.Provisioner == "local" {
+		exe, _ := os.Executable()
+		sim = &workflows.Simulation{Binary: exe}
+		// Local hosts answer within a heartbeat (1s): poll more often than
+		// for cloud hosts, which take minutes to boot.
+		timing.Poll = 200 * time.Millisecond
+	}
+	return &workflows.Activities{
+		Simulation:  sim,
+		Timing:      timing,
+		Store:       m.Store,
+		Cache:       m.Cache,
+		Events:      m.Events,
+		Secrets:     m.Secrets,
+		Provisioner: m.Provisioner,
+		Enroller:    m.AgentIdentity,
+		Chains:      m.Chains.Get,
+		OpenSealed:  func(b []byte) ([]byte, error) { return engine.OpenSealedBox(m.Boot.SealedBoxKey, b) },
+		Bootstrap: engine.HostBootstrap{
+			GatewayAddr: m.Gateway.Addr(),
+			CACertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Boot.AgentCA.Raw}),
+		},
+	}
+}
+
+// openPayments consumes payment.completed for as long as the appliance
+// runs. Not leader-gated: the consumer is idempotent.
+func (m *Main) openPayments(ctx context.Context) error {
+	c, err := engine.NewPaymentConsumer(engine.PaymentConsumerConfig{
+		Store:     m.Store,
+		Cache:     m.Cache,
+		Workflows: m.Workflows,
+		Logger:    m.Logger,
+		Expiry: func(d string, from time.Time) (time.Time, error) {
+			return profile.Duration(d).Expiry(from)
+		},
+		Placement:      m.placement,
+		MaxDeliver:     m.Config.PaymentMaxDeliver,
+		AckWait:        m.Config.PaymentAckWait,
+		IdempotencyTTL: m.Config.PaymentIdempotencyTTL,
+	})
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	stop, err := c.Start(runCtx, m.Events)
+	if err != nil {
+		cancel()
+		return err
+	}
+	m.onClose(func(context.Context) error { stop(); cancel(); return nil })
+	return nil
+}
+
+// placement resolves where a paid line item runs, from the chain profiles.
+func (m *Main) placement(it engine.PaymentLineItem) (string, string, string, error) {
+	p, err := m.Chains.Get(it.ChainProfileID)
+	if err != nil {
+		return "", "", "", err
+	}
+	pl, err := p.Resolve(it.NodeType, it.Duration)
+	return pl.Provider, pl.Region, pl.InstanceType, err
+}
+
+func (m *Main) openGateway(context.Context) error {
+	m.AgentIdentity = agent.NewIdentity(m.Boot.AgentCA, m.Boot.AgentCAKey, m.Store)
+	g := agent.NewGateway(agent.GatewayConfig{
+		Addr:     m.Config.AgentAddr,
+		Logger:   m.Logger,
+		Identity: m.AgentIdentity,
+		Nodes:    m.Store,
+		Commands: m.Store,
+		Cache:    m.Cache,
+		Hosts:    m.Config.AgentHosts,
+	})
+	if err := g.Open(); err != nil {
+		return err
+	}
+	m.Gateway = g
+	m.onClose(func(ctx context.Context) error { g.Close(ctx); return nil })
+	return nil
+}
+
+// openChains loads the embedded chain profiles, overridden by the chains
+// dir when one is configured.
+func (m *Main) openChains(context.Context) error {
+	sources := []profile.Source{{Name: "assets", FS: assets.Chains}}
+	if dir := m.Config.ChainsDir; dir != "" {
+		sources = append(sources, profile.Source{Name: dir, FS: os.DirFS(dir)})
+	}
+	c, err := profile.LoadCatalog(sources...)
+	if err != nil {
+		return err
+	}
+	m.Chains = c
+	return nil
+}
+
+// openTLS picks how the API is served: ACME certificates for public
+// domains, a certificate from the appliance CA for named hosts, or plain
+// HTTP on loopback.
+func (m *Main) openTLS(ctx context.Context) error {
+	if !m.Config.servesTLS() {
+		return nil
+	}
+	storage := m.certStorage()
+	src, err := tlsconf.New(tlsconf.Config{
+		Domains:       m.Config.TLSDomains,
+		Email:         m.Config.TLSEmail,
+		ACMEDirectory: m.Config.ACMEDirectory,
+		HostNames:     m.Config.TLSHosts,
+		Storage:       storage,
+		CA:            m.Boot.AgentCA,
+		CAKey:         m.Boot.AgentCAKey,
+		Logger:        m.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if err := src.Open(ctx); err != nil {
+		return err
+	}
+	m.TLS = src
+	// Before the Store closes: the storage renews its locks in the background.
+	m.onClose(func(context.Context) error { src.Close(); storage.Close(); return nil })
+	return nil
+}
+
+// certStorage keeps ACME material in the Store so instances share it.
+func (m *Main) certStorage() interface {
+	certmagic.Storage
+	Close()
+} {
+	if s, ok := m.Store.(*postgres.Store); ok {
+		return postgres.NewCertStorage(s)
+	}
+	return bolt.NewCertStorage(m.Store.(*bolt.Store))
+}
+
+// openProvisioner picks where node hosts come from. Hosts are labelled
+// with the installation, so a reaper never touches another appliance's.
+func (m *Main) openProvisioner(ctx context.Context) error {
+	var p interface {
+		engine.Provisioner
+		Open(context.Context) error
+		Close() error
+	}
+	var err error
+	switch m.Config.Provisioner {
+	case "hetzner":
+		p, err = hetzner.New(hetzner.Config{Token: m.Config.HetznerToken, Installation: m.installationID(), Logger: m.Logger})
+	default:
+		var lp *local.Provisioner
+		lp, err = local.New(local.Config{
+			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
+			Installation: m.installationID(),
+			// Local agents cost nothing to hear from often, and each command
+			// waits for a heartbeat to be delivered.
+			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
+			Env:       m.Config.agentEnv,
+			Logger:    m.Logger,
+			Inspect:   m.inspectHosts,
+		})
+		p = localPlacements{lp}
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.Open(ctx); err != nil {
+		return err
+	}
+	m.Provisioner = p
+	m.onClose(func(context.Context) error { return p.Close() })
+	return nil
+}
+
+// localPlacements puts every host on this machine, whatever provider the
+// chain profile names: the local provisioner simulates them all.
+type localPlacements struct{ *local.Provisioner }
+
+func (l localPlacements) CreateHost(ctx context.Context, spec engine.HostSpec) (engine.Host, error) {
+	spec.Provider = local.ProviderName
+	return l.Provisioner.CreateHost(ctx, spec)
+}
+
+// installationID names this appliance: stable for its life because it
+// derives from the agent CA made on its first boot.
+func (m *Main) installationID() string {
+	sum := sha256.Sum256(m.Boot.AgentCA.Raw)
+	return "hc-" + hex.EncodeToString(sum[:6])
+}
+
+func (m *Main) openHTTP(context.Context) error {
+	identity, err := engine.NewIdentity(engine.IdentityConfig{
+		Users:           m.Store,
+		SigningKey:      m.Boot.JWTKey,
+		BootstrapTokens: []string{m.Boot.AdminToken, m.Config.DevToken},
+	})
+	if err != nil {
+		return err
+	}
+	cfg := web.Config{
+		Addr:       m.Config.HTTPAddr,
+		Version:    version,
+		Logger:     m.Logger,
+		Gatherer:   m.Registry,
+		Health:     m.Health,
+		Identity:   identity,
+		Cache:      m.Cache,
+		Registerer: m.Registry,
+		Chains:     m.Chains,
+		Store:      m.Store,
+		Events:     m.Events,
+		Workflows:  m.Workflows,
+		Boot:       m.Boot,
+	}
+	if m.TLS != nil {
+		cfg.TLS = m.TLS.TLSConfig()
+		cfg.CAPEM = m.TLS.CAPEM
+	}
+	s := web.New(cfg)
+	if err := s.Open(); err != nil {
+		return err
+	}
+	m.HTTP = s
+	m.onClose(s.Close)
+	return nil
+}
