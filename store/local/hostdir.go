@@ -12,17 +12,21 @@ import (
 	"time"
 )
 
-// The files of a host directory. The enrolment token is never written:
-// the agent keeps the credentials it enrols for in its data dir.
+// The files of a host directory. The enrolment token is kept (0600, like
+// the env file a cloud host gets) only until the agent holds its
+// certificate: an agent interrupted while enrolling, by an appliance
+// crash say, needs it again when the host is adopted after the restart.
 const (
-	hostFile       = "host.json"  // hostRecord: labels, so ListHosts survives a restart
-	caFile         = "ca.pem"     // the appliance agent CA, 0600
-	agentDataDir   = "agent"      // the agent's --data-dir
-	logFile        = "agent.log"  // the agent's stdout and stderr
-	pidFile        = "agent.pid"  // the agent's pid, to stop an orphan after an appliance crash
-	destroyingFile = "destroying" // present once a destruction began: never restart the agent
-	creatingPrefix = ".creating-" // a host directory being assembled, renamed into place when whole
-	removingPrefix = ".removing-" // a destroyed host's directory, renamed away before its removal
+	tokenFile      = "enroll.token"         // the one-time enrolment token, until the agent enrolled
+	agentCertFile  = "agent/agent-cert.pem" // written by the agent once enrolled
+	hostFile       = "host.json"            // hostRecord: labels, so ListHosts survives a restart
+	caFile         = "ca.pem"               // the appliance agent CA, 0600
+	agentDataDir   = "agent"                // the agent's --data-dir
+	logFile        = "agent.log"            // the agent's stdout and stderr
+	pidFile        = "agent.pid"            // the agent's pid, to stop an orphan after an appliance crash
+	destroyingFile = "destroying"           // present once a destruction began: never restart the agent
+	creatingPrefix = ".creating-"           // a host directory being assembled, renamed into place when whole
+	removingPrefix = ".removing-"           // a destroyed host's directory, renamed away before its removal
 )
 
 // hostRecord is what host.json holds.

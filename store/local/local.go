@@ -159,7 +159,7 @@ func (p *Provisioner) adopt(rec hostRecord) {
 		return
 	}
 	stopOrphan(dir, p.cfg.StopTimeout)
-	if err := p.supervise(rec, ""); err != nil {
+	if err := p.supervise(rec, pendingToken(dir)); err != nil {
 		p.log.Warn("local host not adopted", "node_id", rec.NodeID, "err", err)
 		return
 	}
@@ -219,10 +219,45 @@ func (p *Provisioner) CreateHost(ctx context.Context, spec engine.HostSpec) (eng
 	if err != nil {
 		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
 	}
-	if err := p.supervise(rec, spec.Bootstrap.EnrollmentToken); err != nil {
+	token := spec.Bootstrap.EnrollmentToken
+	if err := keepToken(p.hostDir(spec.NodeID), token); err != nil {
+		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
+	}
+	if err := p.supervise(rec, token); err != nil {
 		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
 	}
 	return p.hostOf(rec), nil
+}
+
+// keepToken stores the token of a host whose agent has not enrolled yet.
+func keepToken(dir, token string) error {
+	if enrolled(dir) {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, tokenFile), []byte(token), 0o600); err != nil {
+		return errors.New("keep the enrolment token: cannot write it") // never the token itself
+	}
+	return nil
+}
+
+// pendingToken is the kept token of a host whose agent has not enrolled;
+// once it has, the token is spent and removed.
+func pendingToken(dir string) string {
+	path := filepath.Join(dir, tokenFile)
+	if enrolled(dir) {
+		os.Remove(path)
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+func enrolled(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, agentCertFile))
+	return err == nil
 }
 
 func checkSpec(spec engine.HostSpec) error {

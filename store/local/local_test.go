@@ -376,6 +376,25 @@ func TestListHostsShowsThisInstallationsHosts(t *testing.T) {
 	}
 }
 
+func TestAgentInterruptedWhileEnrollingGetsItsTokenBack(t *testing.T) {
+	f := newFixture(t)
+	p := f.open(testInstallation)
+	h := f.mustCreate(p, "node_1")
+	first := f.awaitRuns("node_1", 1)[0]
+	if st, err := os.Stat(filepath.Join(h.Address, "enroll.token")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the token of a host not yet enrolled must be kept 0600: %v", err)
+	}
+	p.Close()
+	awaitDead(t, first.PID, first.ChainPID)
+
+	f.open(testInstallation) // the appliance restarts before the agent enrolled
+	runs := f.awaitRuns("node_1", 2)
+	readopted := runs[slices.IndexFunc(runs, func(r run) bool { return r.PID != first.PID })]
+	if !readopted.HasToken {
+		t.Fatal("an agent that never enrolled was re-adopted without its token: it can never enrol")
+	}
+}
+
 func TestRestartKeepsAndReadoptsHosts(t *testing.T) {
 	f := newFixture(t)
 	p := f.open(testInstallation)
@@ -389,6 +408,10 @@ func TestRestartKeepsAndReadoptsHosts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(h.Address, "host.json")); err != nil {
 		t.Fatalf("close removed the host: %v", err)
 	}
+	// The agent enrolled before the restart: it holds its certificate.
+	if err := os.WriteFile(filepath.Join(h.Address, "agent", "agent-cert.pem"), []byte("cert"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := p.CreateHost(context.Background(), spec("node_2")); !engine.IsCode(err, engine.EUnavailable) {
 		t.Errorf("create after close = %v, want unavailable", err)
 	}
@@ -401,6 +424,9 @@ func TestRestartKeepsAndReadoptsHosts(t *testing.T) {
 	readopted := runs[slices.IndexFunc(runs, func(r run) bool { return r.PID != first.PID })]
 	if readopted.HasToken {
 		t.Error("a re-adopted agent got a token; it should reuse its enrolled credentials")
+	}
+	if _, err := os.Stat(filepath.Join(h.Address, "enroll.token")); !os.IsNotExist(err) {
+		t.Errorf("the spent enrolment token is still kept: %v", err)
 	}
 	if !slices.Equal(readopted.Args, first.Args) {
 		t.Errorf("re-adopted args = %q, want %q", readopted.Args, first.Args)
