@@ -19,7 +19,25 @@ const (
 	// created the host, so that two appliances sharing a cloud project never
 	// list, or reap, each other's hosts.
 	LabelInstallation = "hoodcloud-installation"
+	// LabelIncarnation holds HostSpec.Incarnation on every host but a
+	// node's first.
+	LabelIncarnation = "hoodcloud-incarnation"
 )
+
+// ValidIncarnation reports whether inc can tell a node's hosts apart: empty,
+// or 1 to 16 lower-case letters and digits, so that it fits every
+// provider's host names and labels.
+func ValidIncarnation(inc string) bool {
+	if len(inc) > 16 {
+		return false
+	}
+	for i := range len(inc) {
+		if c := inc[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
 
 // HostBootstrap is what a new host needs to fetch, start and enrol its
 // ops-agent. EnrollmentToken is a secret: String, GoString and LogValue
@@ -58,7 +76,11 @@ func (b HostBootstrap) LogValue() slog.Value {
 
 // HostSpec asks a provisioner for the host of one node.
 type HostSpec struct {
-	NodeID       string // required; becomes the LabelNodeID label
+	NodeID string // required; becomes the LabelNodeID label
+	// Incarnation tells hosts of the same node apart: empty for the node's
+	// first host; a migration names the new host it wants, so that the
+	// node can hold two hosts while it moves. See ValidIncarnation.
+	Incarnation  string
 	Provider     string // the provisioner's name ("local", "hetzner"); empty: any
 	Region       string // provider region or location, e.g. "fsn1"; empty: the provider's choice
 	InstanceType string // provider machine type, e.g. "cx22"
@@ -72,6 +94,7 @@ type HostSpec struct {
 func (s HostSpec) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("node_id", s.NodeID),
+		slog.String("incarnation", s.Incarnation),
 		slog.String("provider", s.Provider),
 		slog.String("region", s.Region),
 		slog.String("instance_type", s.InstanceType),
@@ -112,11 +135,12 @@ type ManagedHost struct {
 // malformed, EUnavailable when the provider cannot be reached, rate-limits
 // us or rejects our credentials (an operator must act; a retry may succeed).
 type Provisioner interface {
-	// CreateHost creates the host of spec.NodeID, boots it with
-	// spec.Bootstrap and returns it once the provider reports it created
-	// (the agent enrols later, on its own). Idempotent: if the node already
-	// has a host (found by its LabelNodeID label), that host is returned and
-	// nothing is created. Returns EInvalid for a spec it cannot satisfy (no
+	// CreateHost creates the host of spec.NodeID and spec.Incarnation,
+	// boots it with spec.Bootstrap and returns it once the provider reports
+	// it created (the agent enrols later, on its own). Idempotent: if the
+	// node already has a host of that incarnation (found by its LabelNodeID
+	// and LabelIncarnation labels), that host is returned and nothing is
+	// created. Returns EInvalid for a spec it cannot satisfy (no
 	// node id, an unknown provider, a malformed bootstrap), EConflict if a
 	// machine with the node's host name exists without HoodCloud's labels.
 	CreateHost(ctx context.Context, spec HostSpec) (Host, error)

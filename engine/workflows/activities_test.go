@@ -479,3 +479,43 @@ func TestGenerateKeyMaterial(t *testing.T) {
 		t.Error("an unknown key type was accepted")
 	}
 }
+
+func TestRestoreAgentRegistrationGivesTheNodeBackToTheOldAgent(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	nodeID := f.node(t, f.subscription(t, moniker))
+	if reg, err := f.acts.AgentRegistration(ctx, nodeID); err != nil || reg != nil {
+		t.Fatalf("registration of a node never enrolled = %+v, %v; want nil, nil", reg, err)
+	}
+	at := time.Now().UTC().Truncate(time.Second)
+	old := engine.AgentRegistration{NodeID: nodeID, CertSerial: "old", EnrolledAt: at}
+	if err := f.store.PutAgentRegistration(ctx, &old); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := f.acts.AgentRegistration(ctx, nodeID)
+	if err != nil || saved == nil || saved.CertSerial != "old" {
+		t.Fatalf("saved registration = %+v, %v", saved, err)
+	}
+	// The new host's agent enrols for the same node, then the migration fails.
+	if err := f.store.PutAgentRegistration(ctx, &engine.AgentRegistration{NodeID: nodeID, CertSerial: "new", EnrolledAt: at.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // activities run at least once
+		if err := f.acts.RestoreAgentRegistration(ctx, *saved); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if reg, _ := f.store.GetAgentRegistration(ctx, nodeID); reg.CertSerial != "old" {
+		t.Fatalf("registration after restore = %+v, want the old agent's", reg)
+	}
+
+	if err := f.store.RevokeAgentRegistration(ctx, nodeID, at.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.acts.RestoreAgentRegistration(ctx, *saved); err != nil {
+		t.Fatal(err)
+	}
+	if reg, _ := f.store.GetAgentRegistration(ctx, nodeID); reg.RevokedAt.IsZero() {
+		t.Fatal("restoring un-revoked a terminated node's agent")
+	}
+}

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -29,32 +31,57 @@ func MigrateWorkflow(ctx workflow.Context, in MigrateInput) (*MigrateResult, err
 	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(in.NodeID, engine.NodeMaintenance, "migrating")); err != nil {
 		return nil, fmt.Errorf("mark maintenance: %w", err)
 	}
-	var newHost *ProvisionedHost
-	err := migrate(ctx, res, &newHost)
+	var m migration
+	err := migrate(ctx, res, &m)
 	if err != nil {
-		compensateMigration(ctx, in.NodeID, newHost, err)
+		compensateMigration(ctx, in.NodeID, m, err)
 		return res, err
 	}
 	return res, nil
 }
 
-func migrate(ctx workflow.Context, res *MigrateResult, newHost **ProvisionedHost) error {
+// migration is what compensation must undo: the new host, and the old
+// host's agent registration, which the new host's agent replaced when it
+// enrolled for the same node.
+type migration struct {
+	newHost  *ProvisionedHost
+	oldAgent *engine.AgentRegistration
+}
+
+// keepOldAgent is the version of MigrateWorkflow that remembers the old
+// host's agent registration; runs begun before it replay without.
+const keepOldAgent = "migrate-keeps-old-agent"
+
+// incarnation names the run's new host: one per run, so that a retried
+// activity finds the same host and a later migration makes another.
+func incarnation(ctx workflow.Context) string {
+	sum := sha256.Sum256([]byte(workflow.GetInfo(ctx).WorkflowExecution.RunID))
+	return "m" + hex.EncodeToString(sum[:5])
+}
+
+func migrate(ctx workflow.Context, res *MigrateResult, m *migration) error {
 	nodeID := res.NodeID
 	if err := run(ctx, quick, &res.OldHost, acts.NodeHost, nodeID); err != nil {
 		return fmt.Errorf("read node host: %w", err)
 	}
 	req := HostRequest{NodeID: nodeID, Provider: res.OldHost.Provider, Region: res.OldHost.Region, InstanceType: res.OldHost.InstanceType}
+	if workflow.GetVersion(ctx, keepOldAgent, workflow.DefaultVersion, 1) >= 1 {
+		req.Incarnation = incarnation(ctx)
+		if err := run(ctx, quick, &m.oldAgent, acts.AgentRegistration, nodeID); err != nil {
+			return fmt.Errorf("read the old host's agent: %w", err)
+		}
+	}
 	var ph ProvisionedHost
 	if err := run(ctx, hostOp, &ph, acts.ProvisionMigrationHost, req); err != nil {
 		return fmt.Errorf("provision new host: %w", err)
 	}
-	*newHost, res.NewHost = &ph, ph.Host
+	m.newHost, res.NewHost = &ph, ph.Host
 	if err := bringUpMigrated(ctx, res, ph); err != nil {
 		return err
 	}
 	// The chain runs on the new host from here on: a later failure must
 	// not destroy it, so compensation forgets it.
-	*newHost = nil
+	*m = migration{}
 	// The node runs on the new host now: a stuck old host is an operator's
 	// problem, not a reason to undo the move.
 	if err := run(ctx, hostOp, nil, acts.DestroyHost, res.OldHost); err != nil {
@@ -100,14 +127,19 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 	return awaitCommand(ctx, acts.StartNode, nodeID, "start")
 }
 
-// compensateMigration destroys the new host if there is one and leaves the
-// node degraded on its old host.
-func compensateMigration(ctx workflow.Context, nodeID string, newHost *ProvisionedHost, cause error) {
+// compensateMigration destroys the new host if there is one, gives the
+// node back to its old host's agent and leaves the node degraded.
+func compensateMigration(ctx workflow.Context, nodeID string, m migration, cause error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	logger := workflow.GetLogger(ctx)
-	if newHost != nil {
-		if err := run(ctx, hostOp, nil, acts.DestroyHost, newHost.Host); err != nil {
+	if m.newHost != nil {
+		if err := run(ctx, hostOp, nil, acts.DestroyHost, m.newHost.Host); err != nil {
 			logger.Error("destroy new host after failed migration", "node_id", nodeID, "error", err)
+		}
+		if m.oldAgent != nil {
+			if err := run(ctx, quick, nil, acts.RestoreAgentRegistration, *m.oldAgent); err != nil {
+				logger.Error("give the node back to its old agent after failed migration", "node_id", nodeID, "error", err)
+			}
 		}
 	}
 	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeDegraded, summary("migration failed", cause))); err != nil {

@@ -67,6 +67,7 @@ func (a *Activities) DestroyHost(ctx context.Context, h engine.Host) error {
 	if h.ProviderID == "" {
 		return nil
 	}
+	defer keepBeating(ctx)()
 	if err := a.Provisioner.DestroyHost(ctx, h); err != nil {
 		return classify(fmt.Errorf("destroy host %s/%s: %w", h.Provider, h.ProviderID, err))
 	}
@@ -155,6 +156,37 @@ func (a *Activities) ProvisionMigrationHost(ctx context.Context, req HostRequest
 		return nil, permanent(engine.EUnsupported, "provisioner %q returned the current host of node %s: it cannot hold a second one", old.Provider, req.NodeID)
 	}
 	return ph, nil
+}
+
+// AgentRegistration returns the node's agent registration, nil if it has
+// none.
+func (a *Activities) AgentRegistration(ctx context.Context, nodeID string) (*engine.AgentRegistration, error) {
+	reg, err := a.Store.GetAgentRegistration(ctx, nodeID)
+	if engine.IsCode(err, engine.ENotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("read agent of node %s: %w", nodeID, err))
+	}
+	return reg, nil
+}
+
+// RestoreAgentRegistration makes reg the node's registration again, so the
+// agent that holds its certificate is served again: after a failed
+// migration, the old host's agent. A revoked node (terminated meanwhile)
+// stays revoked.
+func (a *Activities) RestoreAgentRegistration(ctx context.Context, reg engine.AgentRegistration) error {
+	cur, err := a.Store.GetAgentRegistration(ctx, reg.NodeID)
+	if err != nil && !engine.IsCode(err, engine.ENotFound) {
+		return classify(fmt.Errorf("read agent of node %s: %w", reg.NodeID, err))
+	}
+	if err == nil && !cur.RevokedAt.IsZero() {
+		return nil
+	}
+	if err := a.Store.PutAgentRegistration(ctx, &reg); err != nil {
+		return classify(fmt.Errorf("restore agent of node %s: %w", reg.NodeID, err))
+	}
+	return nil
 }
 
 // MigrationCheck is what CheckBackup and RestoreSnapshot report.

@@ -36,6 +36,7 @@ type ChainKey struct {
 // HostRequest asks for a host of a node.
 type HostRequest struct {
 	NodeID       string
+	Incarnation  string // engine.HostSpec.Incarnation: empty for the node's first host
 	Provider     string
 	Region       string
 	InstanceType string
@@ -157,6 +158,7 @@ func (a *Activities) ProvisionHost(ctx context.Context, req HostRequest) (*Provi
 }
 
 func (a *Activities) createHost(ctx context.Context, req HostRequest) (*ProvisionedHost, error) {
+	defer keepBeating(ctx)()
 	since := a.now()
 	token, err := a.Enroller.IssueEnrollmentToken(ctx, req.NodeID, a.timing().EnrollmentTTL)
 	if err != nil {
@@ -165,7 +167,7 @@ func (a *Activities) createHost(ctx context.Context, req HostRequest) (*Provisio
 	boot := a.Bootstrap
 	boot.EnrollmentToken = token
 	h, err := a.Provisioner.CreateHost(ctx, engine.HostSpec{
-		NodeID: req.NodeID, Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Bootstrap: boot,
+		NodeID: req.NodeID, Incarnation: req.Incarnation, Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Bootstrap: boot,
 	})
 	if err != nil {
 		return nil, classify(fmt.Errorf("create host of node %s: %w", req.NodeID, err))
@@ -275,6 +277,31 @@ func heartbeat(ctx context.Context, details ...any) {
 		activity.RecordHeartbeat(ctx, details...)
 	}
 }
+
+// keepBeating heartbeats every beatEvery until stop is called, for an
+// activity blocked in one long call (a provider's API) that cannot
+// heartbeat itself.
+func keepBeating(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(beatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				heartbeat(ctx)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// beatEvery is well inside beatTimeout.
+const beatEvery = 3 * time.Second
 
 // sleep waits d or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {

@@ -27,22 +27,30 @@ type activityProfile struct {
 	attempts     int32
 }
 
+// The heartbeat timeouts are short so that activities a crashed worker was
+// running are retried within seconds of its restart, not when a long
+// start-to-close timeout runs out; activities that may run long heartbeat
+// (keepBeating for provider calls).
 var (
 	// quick: reads and writes of our own ports.
-	quick = activityProfile{startToClose: time.Minute, attempts: 3}
+	quick = activityProfile{startToClose: 20 * time.Second, attempts: 5}
 	// hostOp: provider calls, which may take minutes.
-	hostOp = activityProfile{startToClose: 15 * time.Minute, attempts: 3}
+	hostOp = activityProfile{startToClose: 15 * time.Minute, heartbeat: beatTimeout, attempts: 3}
 	// waiting: activities that poll with heartbeats and judge time out
 	// themselves (their Timing); the limits here only bound a lost worker.
-	waiting = activityProfile{startToClose: time.Hour, heartbeat: time.Minute, attempts: 3}
+	waiting = activityProfile{startToClose: time.Hour, heartbeat: beatTimeout, attempts: 3}
 	// longRun: a command such as a snapshot download may run for hours;
 	// liveness, not this limit, fails it.
-	longRun = activityProfile{startToClose: 48 * time.Hour, heartbeat: time.Minute, attempts: 3}
+	longRun = activityProfile{startToClose: 48 * time.Hour, heartbeat: beatTimeout, attempts: 3}
 	// critical: the final state change of terminate is retried longest.
-	critical = activityProfile{startToClose: time.Minute, attempts: 10}
+	critical = activityProfile{startToClose: 20 * time.Second, attempts: 10}
 	// once: best-effort steps whose failure is only recorded.
-	once = activityProfile{startToClose: 5 * time.Minute, heartbeat: time.Minute, attempts: 2}
+	once = activityProfile{startToClose: 5 * time.Minute, heartbeat: beatTimeout, attempts: 2}
 )
+
+// beatTimeout is how long an activity may go without a heartbeat before
+// Temporal presumes its worker dead and retries it elsewhere.
+const beatTimeout = 10 * time.Second
 
 func withProfile(ctx workflow.Context, p activityProfile) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{

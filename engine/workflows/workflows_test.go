@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -64,11 +65,20 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	on(acts.ProvisionHost, func(context.Context, HostRequest) (*ProvisionedHost, error) {
 		return &ProvisionedHost{Host: oldHost}, w.hit("ProvisionHost")
 	})
-	on(acts.ProvisionMigrationHost, func(context.Context, HostRequest) (*ProvisionedHost, error) {
+	on(acts.ProvisionMigrationHost, func(_ context.Context, r HostRequest) (*ProvisionedHost, error) {
+		if !engine.ValidIncarnation(r.Incarnation) || r.Incarnation == "" {
+			return nil, fmt.Errorf("migration host asked with incarnation %q: want a new host's", r.Incarnation)
+		}
 		if err := w.hit("ProvisionMigrationHost"); err != nil {
 			return nil, err
 		}
 		return &ProvisionedHost{Host: newHost}, nil
+	})
+	on(acts.AgentRegistration, func(context.Context, string) (*engine.AgentRegistration, error) {
+		return &engine.AgentRegistration{NodeID: "node_1", CertSerial: "old-agent"}, w.hit("AgentRegistration")
+	})
+	on(acts.RestoreAgentRegistration, func(_ context.Context, r engine.AgentRegistration) error {
+		return w.hit("RestoreAgentRegistration:" + r.CertSerial)
 	})
 	on(acts.WaitForAgentReady, func(context.Context, AgentWait) error { return w.hit("WaitForAgentReady") })
 	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StartNode": acts.StartNode, "StopNode": acts.StopNode, "WaitForCommandCompletion": acts.WaitForCommandCompletion} {
@@ -239,7 +249,7 @@ func TestMigrateMovesTheNodeToANewHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"SetNodeState:maintenance", "NodeHost", "ProvisionMigrationHost", "WaitForAgentReady",
+		"SetNodeState:maintenance", "NodeHost", "AgentRegistration", "ProvisionMigrationHost", "WaitForAgentReady",
 		"SendConfigureCommand", "WaitForCommandCompletion", "CheckBackup", "RestoreSnapshot", "NodeRecord",
 		"InjectKeys", "StartNode", "WaitForCommandCompletion", "DestroyHost:old-1", "UpdateHostInfo:new-1",
 		"SetNodeState:syncing",
@@ -258,7 +268,7 @@ func TestMigrateCompensation(t *testing.T) {
 		tail       []string
 	}{
 		{"no new host: nothing destroyed", "ProvisionMigrationHost", []string{"ProvisionMigrationHost", "SetNodeState:degraded"}},
-		{"new host destroyed, old kept", "StartNode", []string{"StartNode", "DestroyHost:new-1", "SetNodeState:degraded"}},
+		{"new host destroyed, old kept and its agent served again", "StartNode", []string{"StartNode", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "SetNodeState:degraded"}},
 		{"started on the new host: it is kept", "UpdateHostInfo:new-1", []string{"UpdateHostInfo:new-1", "SetNodeState:degraded"}},
 	}
 	for _, tt := range tests {

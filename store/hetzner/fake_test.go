@@ -194,12 +194,19 @@ func (f *fakeAPI) listServers(w http.ResponseWriter, q url.Values) {
 	}}})
 }
 
-// selects evaluates a label selector of "key==value" terms joined by commas.
+// selects evaluates a label selector of "key==value" and "!key" (key
+// absent) terms joined by commas.
 func selects(selector string, labels map[string]string) bool {
 	if selector == "" {
 		return true
 	}
 	for _, term := range strings.Split(selector, ",") {
+		if k, absent := strings.CutPrefix(term, "!"); absent {
+			if _, ok := labels[k]; ok {
+				return false
+			}
+			continue
+		}
 		k, v, ok := strings.Cut(term, "==")
 		if !ok || labels[k] != v {
 			return false

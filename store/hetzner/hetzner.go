@@ -123,7 +123,7 @@ func (p *Provisioner) CreateHost(ctx context.Context, spec engine.HostSpec) (eng
 	if err := p.checkSpec(spec); err != nil {
 		return engine.Host{}, err
 	}
-	existing, err := p.findNodeServer(ctx, spec.NodeID)
+	existing, err := p.findNodeServer(ctx, spec.NodeID, spec.Incarnation)
 	if err != nil {
 		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
 	}
@@ -135,7 +135,7 @@ func (p *Provisioner) CreateHost(ctx context.Context, spec engine.HostSpec) (eng
 	if engine.IsCode(err, engine.EConflict) {
 		// The name is taken: by a racing attempt of ours (labelled: use
 		// it) or by a foreign server (the conflict stands).
-		if raced, ferr := p.findNodeServer(ctx, spec.NodeID); ferr == nil && raced != nil {
+		if raced, ferr := p.findNodeServer(ctx, spec.NodeID, spec.Incarnation); ferr == nil && raced != nil {
 			return p.reuse(ctx, spec.NodeID, *raced)
 		}
 	}
@@ -151,16 +151,23 @@ func (p *Provisioner) checkSpec(spec engine.HostSpec) error {
 		return engine.Errorf(engine.EInvalid, "hetzner cannot create a %q host", spec.Provider)
 	case !labelValue.MatchString(spec.NodeID):
 		return engine.Errorf(engine.EInvalid, "node id %q is not a valid hetzner label value", spec.NodeID)
+	case !engine.ValidIncarnation(spec.Incarnation):
+		return engine.Errorf(engine.EInvalid, "host incarnation %q is not 1 to 16 lower-case letters and digits", spec.Incarnation)
 	case spec.InstanceType == "":
 		return engine.Errorf(engine.EInvalid, "a hetzner host needs an instance type (server type)")
 	}
 	return nil
 }
 
-// findNodeServer returns the oldest server labelled with the node's id, or
-// nil if there is none.
-func (p *Provisioner) findNodeServer(ctx context.Context, nodeID string) (*server, error) {
+// findNodeServer returns the oldest server labelled with the node's id and
+// incarnation, or nil if there is none.
+func (p *Provisioner) findNodeServer(ctx context.Context, nodeID, incarnation string) (*server, error) {
 	selector := engine.LabelNodeID + "==" + nodeID + "," + engine.LabelInstallation + "==" + p.cfg.Installation
+	if incarnation == "" {
+		selector += ",!" + engine.LabelIncarnation // the node's first host
+	} else {
+		selector += "," + engine.LabelIncarnation + "==" + incarnation
+	}
 	var r serversResponse
 	q := url.Values{"label_selector": {selector}, "sort": {"created:asc"}}
 	if err := p.do(ctx, call{method: http.MethodGet, path: "/servers", query: q}, &r); err != nil {
@@ -179,7 +186,7 @@ func (p *Provisioner) createServer(ctx context.Context, spec engine.HostSpec) (s
 		return server{}, err
 	}
 	req := createServerRequest{
-		Name: serverName(spec.NodeID), ServerType: spec.InstanceType, Location: spec.Region,
+		Name: serverName(spec.NodeID, spec.Incarnation), ServerType: spec.InstanceType, Location: spec.Region,
 		Image: p.cfg.Image, Labels: p.labels(spec), UserData: userData, SSHKeys: p.cfg.SSHKeys,
 		StartAfterCreate: true,
 	}
@@ -210,6 +217,10 @@ func (p *Provisioner) labels(spec engine.HostSpec) map[string]string {
 	l[engine.LabelNodeID] = spec.NodeID
 	l[engine.LabelManaged] = engine.LabelManagedValue
 	l[engine.LabelInstallation] = p.cfg.Installation
+	delete(l, engine.LabelIncarnation)
+	if spec.Incarnation != "" {
+		l[engine.LabelIncarnation] = spec.Incarnation
+	}
 	return l
 }
 
@@ -363,9 +374,15 @@ func (p *Provisioner) managedSelector() string {
 	return engine.LabelManaged + "==" + engine.LabelManagedValue + "," + engine.LabelInstallation + "==" + p.cfg.Installation
 }
 
-// serverName is the node's server name: a hostname (lower case letters,
-// digits, dashes), so a node id's underscores become dashes.
-func serverName(nodeID string) string {
+// serverName is the name of the node's host: a hostname (lower case
+// letters, digits, dashes), so a node id's underscores become dashes; a
+// host other than the node's first ends with its incarnation.
+func serverName(nodeID, incarnation string) string {
+	if incarnation != "" {
+		// Keep the incarnation when the node id is cut to fit 63 bytes.
+		base := serverName(nodeID, "")
+		return base[:min(len(base), 62-len(incarnation))] + "-" + incarnation
+	}
 	name := []byte("hc-" + strings.ToLower(nodeID))
 	for i, c := range name {
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {

@@ -119,7 +119,7 @@ func TestCreateHostCreatesOnceAndWaitsForTheAction(t *testing.T) {
 	}
 	lookup := f.api.calls("")[0]
 	if lookup.Method != "GET" || lookup.Path != "/v1/servers" ||
-		lookup.Query.Get("label_selector") != "hoodcloud-node-id==node_1,hoodcloud-installation==inst-1" {
+		lookup.Query.Get("label_selector") != "hoodcloud-node-id==node_1,hoodcloud-installation==inst-1,!hoodcloud-incarnation" {
 		t.Errorf("first request %s, want the lookup of the node's server by label", lookup)
 	}
 	posts := f.api.calls("POST")
@@ -140,6 +140,41 @@ func TestCreateHostCreatesOnceAndWaitsForTheAction(t *testing.T) {
 	}
 	if n := len(f.api.calls("POST")); n != 1 || f.api.serverCount() != 1 {
 		t.Errorf("after a second CreateHost: %d POSTs, %d servers; want 1 and 1", n, f.api.serverCount())
+	}
+}
+
+func TestCreateHostOfAnotherIncarnationMakesASecondServer(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	first, err := f.prov.CreateHost(ctx, hostSpec(t, "node_1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := hostSpec(t, "node_1")
+	spec.Incarnation = "m3"
+	second, err := f.prov.CreateHost(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.ProviderID == first.ProviderID || f.api.serverCount() != 2 {
+		t.Fatalf("second host %+v beside %+v, %d servers; want a second server", second, first, f.api.serverCount())
+	}
+	if again, err := f.prov.CreateHost(ctx, spec); err != nil || again != second {
+		t.Fatalf("CreateHost of m3 again = %+v, %v; want %+v", again, err, second)
+	}
+	if again, err := f.prov.CreateHost(ctx, hostSpec(t, "node_1")); err != nil || again != first {
+		t.Fatalf("CreateHost of the first incarnation again = %+v, %v; want %+v", again, err, first)
+	}
+	posts := f.api.calls("POST")
+	var body struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	}
+	if err := json.Unmarshal(posts[len(posts)-1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.Name != "hc-node-1-m3" || body.Labels[engine.LabelIncarnation] != "m3" || body.Labels[engine.LabelNodeID] != "node_1" {
+		t.Errorf("second server created as %+v", body)
 	}
 }
 

@@ -32,12 +32,16 @@ const (
 // hostRecord is what host.json holds.
 type hostRecord struct {
 	NodeID      string            `json:"node_id"`
+	Incarnation string            `json:"incarnation,omitempty"`
 	Labels      map[string]string `json:"labels"`
 	GatewayAddr string            `json:"gateway_addr"`
 	CreatedAt   time.Time         `json:"created_at"`
 }
 
-func (p *Provisioner) hostDir(nodeID string) string { return filepath.Join(p.cfg.Dir, nodeID) }
+func (r hostRecord) hostID() string { return hostID(r.NodeID, r.Incarnation) }
+
+// hostDir is the directory of host id.
+func (p *Provisioner) hostDir(id string) string { return filepath.Join(p.cfg.Dir, id) }
 
 // readRecord reads the host.json of dir; fs.ErrNotExist if there is none.
 func readRecord(dir string) (hostRecord, error) {
@@ -57,7 +61,7 @@ func readRecord(dir string) (hostRecord, error) {
 // CreateHost would return. fs.ErrExist if the host directory appeared
 // meanwhile.
 func (p *Provisioner) assembleHostDir(rec hostRecord, caPEM []byte) error {
-	tmp, err := os.MkdirTemp(p.cfg.Dir, creatingPrefix+rec.NodeID+"-")
+	tmp, err := os.MkdirTemp(p.cfg.Dir, creatingPrefix+rec.hostID()+"-")
 	if err != nil {
 		return fmt.Errorf("make host dir: %w", err)
 	}
@@ -65,8 +69,8 @@ func (p *Provisioner) assembleHostDir(rec hostRecord, caPEM []byte) error {
 	if err := writeHostFiles(tmp, rec, caPEM); err != nil {
 		return err
 	}
-	err = os.Rename(tmp, p.hostDir(rec.NodeID))
-	if err != nil && dirExists(p.hostDir(rec.NodeID)) {
+	err = os.Rename(tmp, p.hostDir(rec.hostID()))
+	if err != nil && dirExists(p.hostDir(rec.hostID())) {
 		return fs.ErrExist
 	}
 	if err != nil {
@@ -131,15 +135,15 @@ func readPID(dir string) int {
 // removeHostDir moves the host directory into a trash directory, so the
 // host is gone at once, then deletes it; Open finishes a deletion an
 // appliance crash cut short.
-func (p *Provisioner) removeHostDir(nodeID string) error {
-	if !dirExists(p.hostDir(nodeID)) {
+func (p *Provisioner) removeHostDir(id string) error {
+	if !dirExists(p.hostDir(id)) {
 		return nil
 	}
-	trash, err := os.MkdirTemp(p.cfg.Dir, removingPrefix+nodeID+"-")
+	trash, err := os.MkdirTemp(p.cfg.Dir, removingPrefix+id+"-")
 	if err != nil {
 		return fmt.Errorf("remove host dir: %w", err)
 	}
-	if err := os.Rename(p.hostDir(nodeID), filepath.Join(trash, nodeID)); err != nil {
+	if err := os.Rename(p.hostDir(id), filepath.Join(trash, id)); err != nil {
 		_ = os.Remove(trash)
 		return fmt.Errorf("remove host dir: %w", err)
 	}

@@ -152,24 +152,25 @@ func (p *Provisioner) Open(ctx context.Context) error {
 
 // adopt supervises the agent of an existing host, unless it is going away.
 func (p *Provisioner) adopt(rec hostRecord) {
-	unlock := p.lockNode(rec.NodeID)
+	id := rec.hostID()
+	unlock := p.lockHost(id)
 	defer unlock()
-	dir := p.hostDir(rec.NodeID)
-	if isDestroying(dir) || p.supervised(rec.NodeID) {
+	dir := p.hostDir(id)
+	if isDestroying(dir) || p.supervised(id) {
 		return
 	}
 	stopOrphan(dir, p.cfg.StopTimeout)
 	if err := p.supervise(rec, pendingToken(dir)); err != nil {
-		p.log.Warn("local host not adopted", "node_id", rec.NodeID, "err", err)
+		p.log.Warn("local host not adopted", "host", id, "err", err)
 		return
 	}
-	p.log.Info("local host adopted", "node_id", rec.NodeID)
+	p.log.Info("local host adopted", "host", id)
 }
 
-func (p *Provisioner) supervised(nodeID string) bool {
+func (p *Provisioner) supervised(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.agents[nodeID] != nil
+	return p.agents[id] != nil
 }
 
 // Close stops every agent (and its chain) and keeps the host directories,
@@ -207,20 +208,21 @@ func (p *Provisioner) CreateHost(ctx context.Context, spec engine.HostSpec) (eng
 	if p.isClosed() {
 		return engine.Host{}, errClosed
 	}
-	unlock := p.lockNode(spec.NodeID)
+	id := hostID(spec.NodeID, spec.Incarnation)
+	unlock := p.lockHost(id)
 	defer unlock()
-	rec, err := p.ownRecord(spec.NodeID)
+	rec, err := p.ownRecord(id)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		rec, err = p.createHostDir(spec)
-	case err == nil && isDestroying(p.hostDir(spec.NodeID)):
-		return engine.Host{}, engine.Errorf(engine.EUnavailable, "the local host of node %s is being destroyed; retry when it is gone", spec.NodeID)
+	case err == nil && isDestroying(p.hostDir(id)):
+		return engine.Host{}, engine.Errorf(engine.EUnavailable, "the local host %s of node %s is being destroyed; retry when it is gone", id, spec.NodeID)
 	}
 	if err != nil {
 		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
 	}
 	token := spec.Bootstrap.EnrollmentToken
-	if err := keepToken(p.hostDir(spec.NodeID), token); err != nil {
+	if err := keepToken(p.hostDir(id), token); err != nil {
 		return engine.Host{}, fmt.Errorf("create host of node %s: %w", spec.NodeID, err)
 	}
 	if err := p.supervise(rec, token); err != nil {
@@ -267,6 +269,8 @@ func checkSpec(spec engine.HostSpec) error {
 		return engine.Errorf(engine.EInvalid, "the local provisioner cannot create a %q host", spec.Provider)
 	case !safeID.MatchString(spec.NodeID):
 		return engine.Errorf(engine.EInvalid, "node id %q cannot name a local host", spec.NodeID)
+	case !engine.ValidIncarnation(spec.Incarnation):
+		return engine.Errorf(engine.EInvalid, "host incarnation %q is not 1 to 16 lower-case letters and digits", spec.Incarnation)
 	case !validHostPort(b.GatewayAddr):
 		return engine.Errorf(engine.EInvalid, "the bootstrap's gateway address is not host:port")
 	case !validCA(b.CACertPEM):
@@ -296,7 +300,7 @@ func validCA(caPEM []byte) bool {
 // call made.
 func (p *Provisioner) createHostDir(spec engine.HostSpec) (hostRecord, error) {
 	rec := hostRecord{
-		NodeID: spec.NodeID, Labels: p.labels(spec),
+		NodeID: spec.NodeID, Incarnation: spec.Incarnation, Labels: p.labels(spec),
 		GatewayAddr: spec.Bootstrap.GatewayAddr, CreatedAt: time.Now().UTC().Truncate(time.Second),
 	}
 	if err := os.MkdirAll(p.cfg.Dir, 0o700); err != nil {
@@ -304,10 +308,10 @@ func (p *Provisioner) createHostDir(spec engine.HostSpec) (hostRecord, error) {
 	}
 	err := p.assembleHostDir(rec, spec.Bootstrap.CACertPEM)
 	if errors.Is(err, fs.ErrExist) {
-		return p.ownRecord(spec.NodeID)
+		return p.ownRecord(rec.hostID())
 	}
 	if err == nil {
-		p.log.Info("local host created", "node_id", spec.NodeID, "dir", p.hostDir(spec.NodeID))
+		p.log.Info("local host created", "node_id", spec.NodeID, "dir", p.hostDir(rec.hostID()))
 	}
 	return rec, err
 }
@@ -321,20 +325,23 @@ func (p *Provisioner) labels(spec engine.HostSpec) map[string]string {
 	l[engine.LabelNodeID] = spec.NodeID
 	l[engine.LabelManaged] = engine.LabelManagedValue
 	l[engine.LabelInstallation] = p.cfg.Installation
+	if spec.Incarnation != "" {
+		l[engine.LabelIncarnation] = spec.Incarnation
+	}
 	return l
 }
 
-// ownRecord reads the node's host record: fs.ErrNotExist if there is no
+// ownRecord reads the record of host id: fs.ErrNotExist if there is no
 // host directory, EConflict if there is one HoodCloud's labels do not claim
 // for this installation.
-func (p *Provisioner) ownRecord(nodeID string) (hostRecord, error) {
-	dir := p.hostDir(nodeID)
+func (p *Provisioner) ownRecord(id string) (hostRecord, error) {
+	dir := p.hostDir(id)
 	rec, err := readRecord(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !dirExists(dir):
 		return rec, fs.ErrNotExist
-	case err != nil || !p.owns(rec) || rec.NodeID != nodeID:
-		return rec, engine.Errorf(engine.EConflict, "%s exists without this installation's labels for node %s", dir, nodeID)
+	case err != nil || !p.owns(rec) || rec.hostID() != id:
+		return rec, engine.Errorf(engine.EConflict, "%s exists without this installation's labels for host %s", dir, id)
 	}
 	return rec, nil
 }
@@ -352,12 +359,13 @@ func (p *Provisioner) supervise(rec hostRecord, token string) error {
 	if p.closed {
 		return errClosed
 	}
-	if p.agents[rec.NodeID] != nil {
+	id := rec.hostID()
+	if p.agents[id] != nil {
 		return nil
 	}
-	dir := p.hostDir(rec.NodeID)
+	dir := p.hostDir(id)
 	a := newAgentProc(p.cfg, rec.NodeID, dir, p.agentArgs(rec, dir), p.agentEnv(token))
-	p.agents[rec.NodeID] = a
+	p.agents[id] = a
 	go a.supervise()
 	return nil
 }
@@ -397,35 +405,35 @@ func (p *Provisioner) DestroyHost(ctx context.Context, h engine.Host) error {
 	if h.ProviderID == "" {
 		return nil
 	}
-	nodeID, err := nodeIDOf(h)
+	id, err := hostIDOf(h)
 	if err != nil {
 		return err
 	}
-	unlock := p.lockNode(nodeID)
+	unlock := p.lockHost(id)
 	defer unlock()
-	dir := p.hostDir(nodeID)
+	dir := p.hostDir(id)
 	if err := markDestroying(dir); err != nil {
-		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+		return fmt.Errorf("destroy host %s: %w", id, err)
 	}
-	if err := p.stopAgent(ctx, nodeID); err != nil {
-		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+	if err := p.stopAgent(ctx, id); err != nil {
+		return fmt.Errorf("destroy host %s: %w", id, err)
 	}
-	if err := p.removeHostDir(nodeID); err != nil {
-		return fmt.Errorf("destroy host %s: %w", nodeID, err)
+	if err := p.removeHostDir(id); err != nil {
+		return fmt.Errorf("destroy host %s: %w", id, err)
 	}
-	p.log.InfoContext(ctx, "local host destroyed", "node_id", nodeID)
+	p.log.InfoContext(ctx, "local host destroyed", "host", id)
 	return nil
 }
 
-// stopAgent stops the node's supervised agent, or an orphan nobody
+// stopAgent stops the host's supervised agent, or an orphan nobody
 // supervises, and waits until it is gone or ctx ends.
-func (p *Provisioner) stopAgent(ctx context.Context, nodeID string) error {
+func (p *Provisioner) stopAgent(ctx context.Context, id string) error {
 	p.mu.Lock()
-	a := p.agents[nodeID]
-	delete(p.agents, nodeID)
+	a := p.agents[id]
+	delete(p.agents, id)
 	p.mu.Unlock()
 	if a == nil {
-		stopOrphan(p.hostDir(nodeID), p.cfg.StopTimeout)
+		stopOrphan(p.hostDir(id), p.cfg.StopTimeout)
 		return nil
 	}
 	a.Stop()
@@ -433,33 +441,33 @@ func (p *Provisioner) stopAgent(ctx context.Context, nodeID string) error {
 	case <-a.done:
 		return nil
 	case <-ctx.Done():
-		return engine.Errorf(engine.EUnavailable, "gave up waiting for the agent of node %s to stop: %v", nodeID, ctx.Err())
+		return engine.Errorf(engine.EUnavailable, "gave up waiting for the agent of host %s to stop: %v", id, ctx.Err())
 	}
 }
 
 // DescribeHost implements engine.Provisioner: the phase comes from the
 // agent process (running, restarting, or not supervised).
 func (p *Provisioner) DescribeHost(ctx context.Context, h engine.Host) (engine.HostStatus, error) {
-	nodeID, err := nodeIDOf(h)
+	id, err := hostIDOf(h)
 	if err != nil {
 		return engine.HostStatus{}, err
 	}
-	rec, err := p.ownRecord(nodeID)
+	rec, err := p.ownRecord(id)
 	if errors.Is(err, fs.ErrNotExist) {
-		return engine.HostStatus{}, engine.Errorf(engine.ENotFound, "local host %s does not exist", nodeID)
+		return engine.HostStatus{}, engine.Errorf(engine.ENotFound, "local host %s does not exist", id)
 	}
 	if err != nil {
-		return engine.HostStatus{}, fmt.Errorf("describe host %s: %w", nodeID, err)
+		return engine.HostStatus{}, fmt.Errorf("describe host %s: %w", id, err)
 	}
-	return engine.HostStatus{Host: p.hostOf(rec), Phase: p.phase(nodeID), NodeID: nodeID, CreatedAt: rec.CreatedAt}, nil
+	return engine.HostStatus{Host: p.hostOf(rec), Phase: p.phase(id), NodeID: rec.NodeID, CreatedAt: rec.CreatedAt}, nil
 }
 
-func (p *Provisioner) phase(nodeID string) engine.HostPhase {
-	if isDestroying(p.hostDir(nodeID)) {
+func (p *Provisioner) phase(id string) engine.HostPhase {
+	if isDestroying(p.hostDir(id)) {
 		return engine.HostDeleting
 	}
 	p.mu.Lock()
-	a := p.agents[nodeID]
+	a := p.agents[id]
 	p.mu.Unlock()
 	switch {
 	case a == nil:
@@ -504,7 +512,7 @@ func (p *Provisioner) ownRecords() ([]hostRecord, error) {
 			p.log.Warn("local host dir without a readable record skipped", "dir", e.Name(), "err", err)
 			continue
 		}
-		if p.owns(rec) && rec.NodeID == e.Name() {
+		if p.owns(rec) && rec.hostID() == e.Name() {
 			recs = append(recs, rec)
 		}
 	}
@@ -512,26 +520,38 @@ func (p *Provisioner) ownRecords() ([]hostRecord, error) {
 }
 
 func (p *Provisioner) hostOf(rec hostRecord) engine.Host {
-	return engine.Host{Provider: ProviderName, ProviderID: rec.NodeID, Address: p.hostDir(rec.NodeID)}
+	id := rec.hostID()
+	return engine.Host{Provider: ProviderName, ProviderID: id, Address: p.hostDir(id)}
 }
 
-func nodeIDOf(h engine.Host) (string, error) {
+// hostID names a local host, and its directory: the node id, then
+// "@incarnation" for every host of the node but its first.
+func hostID(nodeID, incarnation string) string {
+	if incarnation == "" {
+		return nodeID
+	}
+	return nodeID + "@" + incarnation
+}
+
+// hostIDOf checks that h is a local host and returns its id.
+func hostIDOf(h engine.Host) (string, error) {
 	if h.Provider != "" && h.Provider != ProviderName {
 		return "", engine.Errorf(engine.EInvalid, "host %s is a %q host, not a local one", h.ProviderID, h.Provider)
 	}
-	if !safeID.MatchString(h.ProviderID) {
+	nodeID, inc, _ := strings.Cut(h.ProviderID, "@")
+	if !safeID.MatchString(nodeID) || !engine.ValidIncarnation(inc) || strings.HasSuffix(h.ProviderID, "@") {
 		return "", engine.Errorf(engine.EInvalid, "%q is not a local host id", h.ProviderID)
 	}
 	return h.ProviderID, nil
 }
 
-// lockNode serialises the creation, adoption and destruction of one host.
-func (p *Provisioner) lockNode(nodeID string) (unlock func()) {
+// lockHost serialises the creation, adoption and destruction of one host.
+func (p *Provisioner) lockHost(id string) (unlock func()) {
 	p.mu.Lock()
-	l := p.locks[nodeID]
+	l := p.locks[id]
 	if l == nil {
 		l = &sync.Mutex{}
-		p.locks[nodeID] = l
+		p.locks[id] = l
 	}
 	p.mu.Unlock()
 	l.Lock()

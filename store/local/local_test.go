@@ -520,6 +520,9 @@ func TestCreateHostRefusesBadSpecs(t *testing.T) {
 			s.Bootstrap.CACertPEM = []byte("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
 		}},
 		{"no token", func(s *engine.HostSpec) { s.Bootstrap.EnrollmentToken = "" }},
+		{"incarnation with a separator", func(s *engine.HostSpec) { s.Incarnation = "m/1" }},
+		{"upper-case incarnation", func(s *engine.HostSpec) { s.Incarnation = "M1" }},
+		{"incarnation too long", func(s *engine.HostSpec) { s.Incarnation = strings.Repeat("a", 17) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -532,6 +535,44 @@ func TestCreateHostRefusesBadSpecs(t *testing.T) {
 	}
 	if _, err := p.DescribeHost(context.Background(), engine.Host{Provider: "hetzner", ProviderID: "1"}); !engine.IsCode(err, engine.EInvalid) {
 		t.Errorf("describe of a hetzner host = %v, want invalid", err)
+	}
+	for _, id := range []string{"node_1@", "node_1@M1", "../x@m1"} {
+		if _, err := p.DescribeHost(context.Background(), engine.Host{Provider: ProviderName, ProviderID: id}); !engine.IsCode(err, engine.EInvalid) {
+			t.Errorf("describe of host id %q = %v, want invalid", id, err)
+		}
+	}
+}
+
+func TestANodeHoldsASecondHostWhileItMigrates(t *testing.T) {
+	f := newFixture(t)
+	p := f.open(testInstallation)
+	first := f.mustCreate(p, "node_1")
+	next := spec("node_1")
+	next.Incarnation = "m7"
+	second, err := p.CreateHost(context.Background(), next)
+	if err != nil {
+		t.Fatalf("create the second host: %v", err)
+	}
+	if second.ProviderID == first.ProviderID || second.Address == first.Address {
+		t.Fatalf("second host %+v is the first one %+v", second, first)
+	}
+	f.awaitRuns("node_1", 2) // one agent per host, both for node_1
+	if again, err := p.CreateHost(context.Background(), next); err != nil || again != second {
+		t.Fatalf("second create of incarnation m7 = %+v, %v; want %+v", again, err, second)
+	}
+	hosts, err := p.ListHosts(context.Background())
+	if err != nil || len(hosts) != 2 || hosts[0].NodeID != "node_1" || hosts[1].NodeID != "node_1" {
+		t.Fatalf("list = %+v, %v; want two hosts of node_1", hosts, err)
+	}
+
+	if err := p.DestroyHost(context.Background(), first); err != nil {
+		t.Fatalf("destroy the first host: %v", err)
+	}
+	if st := describe(t, p, second); st.NodeID != "node_1" || st.Phase != engine.HostRunning {
+		t.Errorf("second host after the first's destruction = %+v, want node_1 running", st)
+	}
+	if _, err := p.DescribeHost(context.Background(), first); !engine.IsCode(err, engine.ENotFound) {
+		t.Errorf("describe the destroyed first host = %v, want not_found", err)
 	}
 }
 
