@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/store/vault"
+
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"github.com/hoodcloud/hoodcloud/web/tlsconf"
 	"gopkg.in/yaml.v3"
@@ -31,6 +33,7 @@ type Config struct {
 	Cache    string // embedded, redis://…
 	Events   string // embedded, nats://…
 	Temporal string // embedded, host:port
+	Secrets  string // embedded (the local keyring), vault://…
 
 	NATSListen        string // TCP listener of the embedded NATS; "" for none
 	TemporalNamespace string
@@ -87,6 +90,7 @@ func defaultConfig() Config {
 		Cache:             "embedded",
 		Events:            "embedded",
 		Temporal:          "embedded",
+		Secrets:           "embedded",
 		TemporalNamespace: "hoodcloud",
 		TemporalHost:      "127.0.0.1",
 		TemporalPorts:     devserver.DefaultPorts(),
@@ -114,6 +118,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "gRPC gateway for ops-agents")
 	fs.StringVar(&c.Store, "store", c.Store, "store: bolt:///path (default: under the data dir) or postgres://…")
 	fs.StringVar(&c.Cache, "cache", c.Cache, "cache: embedded or redis://…")
+	fs.StringVar(&c.Secrets, "secrets", c.Secrets, "secrets: embedded (the local keyring) or vault://host:8200?role-id-file=…&secret-id-file=…")
 	fs.StringVar(&c.Events, "events", c.Events, "events: embedded or nats://…")
 	fs.StringVar(&c.Temporal, "temporal", c.Temporal, "workflows: embedded or host:port of a Temporal frontend")
 	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "TCP listener of the embedded NATS (empty: in-process only)")
@@ -305,6 +310,11 @@ func (c *Config) checkAdapters() error {
 	if c.Store != "" {
 		if err := checkURL("store", c.Store, "bolt", "postgres", "postgresql"); err != nil {
 			return err
+		}
+	}
+	if c.Secrets != "embedded" {
+		if _, err := vault.ParseURL(c.Secrets); err != nil {
+			return configErrorf("secrets: want \"embedded\" or a vault:// URL: %v", err)
 		}
 	}
 	if c.Temporal != "embedded" {

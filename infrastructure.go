@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hoodcloud/hoodcloud/store/vault"
+
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
@@ -65,15 +67,11 @@ func (m *Main) openStore(ctx context.Context) error {
 	return nil
 }
 
-// openSecrets opens the local keyring on the Store and makes or loads the
-// first-boot material.
+// openSecrets opens the local keyring on the Store, or Vault, and makes or
+// loads the first-boot material.
 func (m *Main) openSecrets(ctx context.Context) error {
-	keys := secrets.New(m.Store, secrets.Options{
-		DataDir:       m.Config.DataDir,
-		MasterKeyFile: m.Config.MasterKeyFile,
-		MasterKey:     m.Config.MasterKey,
-	})
-	if err := keys.Open(ctx); err != nil {
+	keys, err := m.secretsBackend(ctx)
+	if err != nil {
 		return err
 	}
 	m.Secrets = keys
@@ -90,6 +88,27 @@ func (m *Main) openSecrets(ctx context.Context) error {
 	// Runs before keys.Close: never close the keyring under the generator.
 	m.onClose(func(context.Context) error { <-done; return nil })
 	return nil
+}
+
+// secretsBackend opens the configured Secrets adapter.
+func (m *Main) secretsBackend(ctx context.Context) (engine.Secrets, error) {
+	if m.Config.Secrets != "embedded" {
+		opts, err := vault.ParseURL(m.Config.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		opts.Logger = m.Logger.With("component", "vault")
+		return vault.Open(ctx, opts)
+	}
+	keys := secrets.New(m.Store, secrets.Options{
+		DataDir:       m.Config.DataDir,
+		MasterKeyFile: m.Config.MasterKeyFile,
+		MasterKey:     m.Config.MasterKey,
+	})
+	if err := keys.Open(ctx); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 func (m *Main) awaitBootMaterial(context.Context) error {

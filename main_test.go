@@ -189,6 +189,8 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"unknown log format", []string{"serve", "--log-format", "xml"}, nil, `log-format: want one of text, json, got "xml"`},
 		{"unknown log level", []string{"serve", "--log-level", "loud"}, nil, "log-level"},
 		{"unsupported events scheme", []string{"serve", "--events", "kafka://x"}, nil, `events: unsupported scheme "kafka"`},
+		{"secrets neither embedded nor vault", []string{"serve", "--secrets", "aws-kms://x"}, nil, `secrets: want "embedded" or a vault:// URL`},
+		{"vault URL carrying a token", []string{"serve", "--secrets", "vault://s3cr3t@vault:8200"}, nil, "must not carry credentials"},
 		{"bad temporal address", []string{"serve", "--temporal", "nowhere"}, nil, `temporal: want "embedded" or host:port`},
 		{"bad environment value", []string{"serve"}, map[string]string{"HOODCLOUD_SHUTDOWN_TIMEOUT": "soon"}, "HOODCLOUD_SHUTDOWN_TIMEOUT"},
 		{"unknown key in the file", []string{"serve", "--config", badYAML}, nil, `unknown key "nope"`},
