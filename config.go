@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/store/vault"
-
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
+	"github.com/hoodcloud/hoodcloud/store/vault"
 	"github.com/hoodcloud/hoodcloud/web/tlsconf"
 	"gopkg.in/yaml.v3"
 )

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/hoodcloud/hoodcloud/store/vault"
-
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
@@ -16,6 +14,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
+	"github.com/hoodcloud/hoodcloud/store/vault"
 )
 
 // The infrastructure the appliance stands on: the data dir, store, keys,
