@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -143,16 +142,6 @@ func crashProvisions(t *testing.T) int {
 	return n
 }
 
-// requireLoopbackRange: sign-up is limited per client IP, so each customer
-// signs up from an address of its own in 127.0.0.0/8, all loopback on Linux.
-func requireLoopbackRange(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("needs 127.0.0.0/8 on loopback: %v", err)
-	}
-	l.Close()
-}
-
 // crashServeArgs are the serve flags of both runs: every port fixed, so
 // the restarted appliance is found where agents and Temporal expect it.
 func crashServeArgs(t *testing.T, dir string) []string {
@@ -265,12 +254,7 @@ type crashClient struct {
 // limit of sign-up and sign-in applies to each customer apart; i 0 is
 // 127.0.0.1.
 func newCrashClient(base, token string, i int) *crashClient {
-	local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(i/250), byte(1+i%250))}
-	dialer := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
-	return &crashClient{base: base + "/api/v1", token: token, http: &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4},
-	}}
+	return &crashClient{base: base + "/api/v1", token: token, http: loopbackClient(i)}
 }
 
 func (c *crashClient) do(method, path, body string, want int, out any) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -68,9 +69,10 @@ func TestSignedPaymentActivatesAndStartsProvisioning(t *testing.T) {
 }
 
 type apiClient struct {
-	t     testing.TB
-	base  string
-	token string
+	t      testing.TB
+	base   string
+	token  string
+	client *http.Client // nil: http.DefaultClient
 }
 
 func (a apiClient) do(method, path, body string, want int, out any) {
@@ -94,7 +96,11 @@ func (a apiClient) webhook(body, secret []byte, want int) {
 
 func (a apiClient) check(req *http.Request, want int, out any) {
 	a.t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	client := a.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -118,5 +124,26 @@ func waitFor(t testing.TB, limit time.Duration, what string, ok func() bool) {
 			t.Fatalf("waited %s for %s", limit, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// requireLoopbackRange: sign-up is limited per client IP, so each customer
+// signs up from an address of its own in 127.0.0.0/8, all loopback on Linux.
+func requireLoopbackRange(t testing.TB) {
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("needs 127.0.0.0/8 on loopback: %v", err)
+	}
+	l.Close()
+}
+
+// loopbackClient connects from 127.0.0.x (x from i; i 0 is 127.0.0.1),
+// so that per-IP limits count each client apart.
+func loopbackClient(i int) *http.Client {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, byte(i/250), byte(1+i%250))}
+	dialer := &net.Dialer{LocalAddr: local, Timeout: 10 * time.Second}
+	return &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{DialContext: dialer.DialContext, MaxIdleConnsPerHost: 4},
 	}
 }

@@ -52,6 +52,29 @@ func TestPaymentToRunningNode(t *testing.T) {
 		t.Fatalf("host directory: %v", err)
 	}
 
+	// An administrator moves the node to a new host; the old one goes.
+	admin := api
+	admin.token = "e2e-admin"
+	admin.do("POST", "/nodes/"+node.ID+"/migrate", "", 202, nil)
+	oldHost := node.Host
+	waitFor(t, 90*time.Second, "the node to run on a new host", func() bool {
+		n, err := m.Store.GetNode(t.Context(), node.ID)
+		if err == nil && (n.State == engine.NodeDegraded || n.State == engine.NodeFailed) {
+			t.Fatalf("migration failed: node %+v", n)
+		}
+		node = n
+		return err == nil && n.Host.ProviderID != oldHost.ProviderID && n.State == engine.NodeSyncing
+	})
+	if _, err := os.Stat(oldHost.Address); !os.IsNotExist(err) {
+		t.Fatalf("old host directory still there after the migration: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(node.Host.Address, "agent")); err != nil {
+		t.Fatalf("new host directory: %v", err)
+	}
+	if keys, err := m.Store.ListNodeKeys(t.Context(), node.ID); err != nil || len(keys) < 3 {
+		t.Fatalf("node keys after the migration = %d, %v; want them all kept", len(keys), err)
+	}
+
 	// Cancelling the subscription takes the node away again.
 	api.do("POST", "/subscriptions/"+sub.ID+"/cancel", "", 200, nil)
 	waitFor(t, 60*time.Second, "the node to be terminated", func() bool {
