@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
@@ -18,6 +19,9 @@ type DockerConfig struct {
 	Network    string    // default "host": chains need their p2p ports
 	User       string    // uid:gid inside the container; empty keeps the image's
 	Commander  Commander // default ExecCommander
+	// UpgradeCheck is how long after an upgrade's start the container must
+	// be running for the upgrade to count; default 5s.
+	UpgradeCheck time.Duration
 }
 
 // DockerRuntime runs each component as a container. A component's
@@ -43,11 +47,15 @@ func NewDockerRuntime(cfg DockerConfig) *DockerRuntime {
 	if cfg.Commander == nil {
 		cfg.Commander = ExecCommander{}
 	}
+	if cfg.UpgradeCheck <= 0 {
+		cfg.UpgradeCheck = 5 * time.Second
+	}
 	return &DockerRuntime{cfg: cfg}
 }
 
-// Configure writes the files and pulls every image.
-func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
+// checkImages refuses a configuration whose components do not name usable
+// images.
+func checkImages(p *agentv1.ConfigurePayload) error {
 	if len(p.GetComponents()) == 0 {
 		return permanent("the configuration names no component")
 	}
@@ -58,6 +66,25 @@ func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePaylo
 		if _, err := dockerImage(c); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Restore takes back the components of a configuration applied before.
+func (r *DockerRuntime) Restore(p *agentv1.ConfigurePayload) error {
+	if err := checkImages(p); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.components = p.GetComponents()
+	r.mu.Unlock()
+	return nil
+}
+
+// Configure writes the files and pulls every image.
+func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
+	if err := checkImages(p); err != nil {
+		return err
 	}
 	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
 		return err
@@ -108,16 +135,22 @@ func (r *DockerRuntime) Start(ctx context.Context) error {
 		return err
 	}
 	for _, c := range comps {
-		_, _ = r.cfg.Commander.Run(ctx, "docker", "rm", "-f", r.container(c))
-		args, err := r.RunArgs(c)
-		if err != nil {
-			return err
-		}
-		if _, err := r.cfg.Commander.Run(ctx, "docker", args...); err != nil {
+		if err := r.runContainer(ctx, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// runContainer replaces the component's container with a fresh one.
+func (r *DockerRuntime) runContainer(ctx context.Context, c *agentv1.Component) error {
+	_, _ = r.cfg.Commander.Run(ctx, "docker", "rm", "-f", r.container(c))
+	args, err := r.RunArgs(c)
+	if err != nil {
+		return err
+	}
+	_, err = r.cfg.Commander.Run(ctx, "docker", args...)
+	return err
 }
 
 // RunArgs is the `docker run` argument list of a component.

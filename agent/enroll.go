@@ -91,8 +91,11 @@ func readCAFile(path string) (*x509.Certificate, error) {
 // errEnrollRejected means the gateway refused the token: retrying is useless.
 var errEnrollRejected = errors.New("the gateway refused the enrollment token")
 
-// enroll generates a key and CSR, exchanges the token for a certificate
-// over TLS verified against the CA file, and stores all three in dataDir.
+// enroll exchanges the token for a certificate over TLS verified against
+// the CA file, and stores it and the CA in dataDir. The key is stored
+// before the first attempt, so an agent that dies before storing the
+// certificate enrols again with the same key, which the gateway accepts
+// with the same token.
 func enroll(ctx context.Context, cfg AgentConfig) (*agentCredentials, error) {
 	if cfg.EnrollmentToken == "" || cfg.CAFile == "" {
 		return nil, errors.New("not enrolled: an enrollment token and the CA file are required")
@@ -101,19 +104,74 @@ func enroll(ctx context.Context, cfg AgentConfig) (*agentCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := loadOrCreateKey(cfg.DataDir)
 	if err != nil {
-		return nil, fmt.Errorf("agent key: %w", err)
+		return nil, err
 	}
-	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cfg.NodeID}}, key)
+	csr, err := nodeCSR(cfg.NodeID, key)
 	if err != nil {
-		return nil, fmt.Errorf("agent CSR: %w", err)
+		return nil, err
 	}
 	resp, err := callEnroll(ctx, cfg, &agentCredentials{ca: ca}, csr)
 	if err != nil {
 		return nil, err
 	}
-	return storeCredentials(cfg.DataDir, key, resp)
+	return storeCertificate(cfg.DataDir, key, resp.GetCertificateChainDer(), resp.GetCaCertificateDer())
+}
+
+// loadOrCreateKey returns the agent's key, creating and storing it (0600)
+// the first time.
+func loadOrCreateKey(dir string) (*ecdsa.PrivateKey, error) {
+	path := filepath.Join(dir, keyFile)
+	keyPEM, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return createKey(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read agent key: %w", err)
+	}
+	defer engine.Zero(keyPEM)
+	block, _ := pem.Decode(keyPEM)
+	if block == nil {
+		return nil, errors.New("the agent key file holds no PEM block")
+	}
+	defer engine.Zero(block.Bytes)
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, errors.New("the agent key does not parse")
+	}
+	key, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("the agent key is not an ECDSA key")
+	}
+	return key, nil
+}
+
+func createKey(path string) (*ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("agent key: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode agent key: %w", err)
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	engine.Zero(keyDER)
+	defer engine.Zero(keyPEM)
+	if err := writeFileAtomic(path, keyPEM); err != nil {
+		return nil, fmt.Errorf("store %s: %w", keyFile, err)
+	}
+	return key, nil
+}
+
+// nodeCSR asks for a certificate for key; the gateway names the node.
+func nodeCSR(nodeID string, key *ecdsa.PrivateKey) ([]byte, error) {
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: nodeID}}, key)
+	if err != nil {
+		return nil, fmt.Errorf("agent CSR: %w", err)
+	}
+	return csr, nil
 }
 
 func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredentials, csr []byte) (*agentv1.EnrollResponse, error) {
@@ -135,29 +193,28 @@ func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredential
 	}
 }
 
-// storeCredentials writes key, certificate and CA, 0600 each.
-func storeCredentials(dir string, key *ecdsa.PrivateKey, resp *agentv1.EnrollResponse) (*agentCredentials, error) {
-	if len(resp.GetCertificateChainDer()) == 0 {
-		return nil, errors.New("enroll: the gateway returned no certificate")
+// storeCertificate writes the CA and the certificate chain, 0600 each,
+// after checking the certificate is for key. Each write replaces the file
+// atomically; the certificate goes last, as its presence means enrolled.
+func storeCertificate(dir string, key *ecdsa.PrivateKey, chain [][]byte, caDER []byte) (*agentCredentials, error) {
+	if len(chain) == 0 || len(caDER) == 0 {
+		return nil, errors.New("the gateway returned no certificate")
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	leaf, err := x509.ParseCertificate(chain[0])
 	if err != nil {
-		return nil, fmt.Errorf("encode agent key: %w", err)
+		return nil, fmt.Errorf("parse the issued certificate: %w", err)
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	engine.Zero(keyDER)
-	defer engine.Zero(keyPEM)
+	if !key.PublicKey.Equal(leaf.PublicKey) {
+		return nil, errors.New("the issued certificate is not for the agent's key")
+	}
 	var certPEM []byte
-	for _, der := range resp.GetCertificateChainDer() {
+	for _, der := range chain {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: resp.GetCaCertificateDer()})
-	for name, b := range map[string][]byte{keyFile: keyPEM, caFile: caPEM} {
-		if err := writeFileAtomic(filepath.Join(dir, name), b); err != nil {
-			return nil, fmt.Errorf("store %s: %w", name, err)
-		}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	if err := writeFileAtomic(filepath.Join(dir, caFile), caPEM); err != nil {
+		return nil, fmt.Errorf("store %s: %w", caFile, err)
 	}
-	// The certificate last: its presence means enrolled.
 	if err := writeFileAtomic(filepath.Join(dir, certFile), certPEM); err != nil {
 		return nil, fmt.Errorf("store %s: %w", certFile, err)
 	}

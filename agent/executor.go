@@ -47,7 +47,7 @@ func (a *opsAgent) executeOne(ctx context.Context, c *agentv1.Command) {
 	e := event{Kind: "completed", CommandID: c.GetId(), Result: result}
 	if err != nil {
 		var ce *commandError
-		e = event{Kind: "failed", CommandID: c.GetId(), Error: err.Error(), Retryable: !errors.As(err, &ce) || ce.retryable}
+		e = event{Kind: "failed", CommandID: c.GetId(), Error: err.Error(), Retryable: !errors.As(err, &ce) || ce.retryable, Result: result}
 	}
 	a.cfg.Logger.Info("command finished", "command_id", c.GetId(), "outcome", e.Kind)
 	if err := a.outbox.add(e); err != nil {
@@ -56,7 +56,8 @@ func (a *opsAgent) executeOne(ctx context.Context, c *agentv1.Command) {
 }
 
 // execute dispatches on the command type; only results travel, and a
-// CAPTURE_KEY result is ciphertext.
+// CAPTURE_KEY result is ciphertext. What changes the runtime is saved, so
+// an agent that restarts resumes it (see runtimeState).
 func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress ProgressFunc) ([]byte, error) {
 	rt := a.cfg.Runtime
 	switch c.GetType() {
@@ -65,22 +66,59 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
 			return nil, permanent(err.Error())
 		}
-		return nil, rt.Configure(ctx, &p, progress)
+		if err := rt.Configure(ctx, &p, progress); err != nil {
+			return nil, err
+		}
+		return nil, a.state.configured(&p)
 	case agentv1.CommandType_COMMAND_TYPE_START:
-		return nil, rt.Start(ctx)
+		return nil, a.startChain(ctx, rt.Start)
 	case agentv1.CommandType_COMMAND_TYPE_STOP:
+		if err := a.state.setRunning(false); err != nil {
+			return nil, err
+		}
 		return nil, rt.Stop(ctx)
 	case agentv1.CommandType_COMMAND_TYPE_RESTART:
-		return nil, rt.Restart(ctx)
+		return nil, a.startChain(ctx, rt.Restart)
 	case agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY:
 		var p agentv1.CaptureKeyPayload
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
 			return nil, permanent(err.Error())
 		}
 		return captureKeyResult(a.cfg.ChainDir, &p, a.cfg.SealKey)
+	case agentv1.CommandType_COMMAND_TYPE_UPGRADE:
+		var p agentv1.UpgradePayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return a.upgrade(ctx, &p, progress)
 	default:
 		return nil, permanent("this agent does not support command type " + c.GetType().String())
 	}
+}
+
+// startChain runs start (Start or Restart) and saves that the chain runs.
+func (a *opsAgent) startChain(ctx context.Context, start func(context.Context) error) error {
+	if err := start(ctx); err != nil {
+		return err
+	}
+	return a.state.setRunning(true)
+}
+
+// upgrade runs the runtime's upgrade and saves the upgraded component; the
+// outcome is the result on success and the details of a failure.
+func (a *opsAgent) upgrade(ctx context.Context, p *agentv1.UpgradePayload, progress ProgressFunc) ([]byte, error) {
+	outcome, err := a.cfg.Runtime.Upgrade(ctx, p, progress)
+	var result []byte
+	if outcome != nil {
+		var merr error
+		if result, merr = agentv1.MarshalPayload(outcome); merr != nil {
+			return nil, merr
+		}
+	}
+	if err != nil {
+		return result, err
+	}
+	return result, a.state.upgraded(p)
 }
 
 // progressWatch holds a command's latest progress for the periodic check.

@@ -41,6 +41,9 @@ type GatewayConfig struct {
 	Nodes    engine.NodeStore    // TouchNode on heartbeats
 	Commands engine.CommandStore // the source of truth for commands
 	Cache    engine.Cache        // the per-node queue and progress
+	// Statuses keeps each node's latest heartbeat status; default Cache
+	// when it implements engine.AgentStatusCache (the Redis adapters do).
+	Statuses engine.AgentStatusCache
 
 	// Hosts are the names and IPs in the server certificate; default
 	// localhost and 127.0.0.1.
@@ -55,6 +58,9 @@ type GatewayConfig struct {
 	// TouchInterval is the least time between two LastSeenAt writes of one
 	// node; default 1s.
 	TouchInterval time.Duration
+	// StatusTTL is how long a heartbeat status outlives the heartbeat;
+	// default three heartbeat intervals.
+	StatusTTL time.Duration
 }
 
 func (c GatewayConfig) withDefaults() GatewayConfig {
@@ -72,6 +78,12 @@ func (c GatewayConfig) withDefaults() GatewayConfig {
 	}
 	if c.TouchInterval <= 0 {
 		c.TouchInterval = DefaultTouchInterval
+	}
+	if c.StatusTTL <= 0 {
+		c.StatusTTL = 3 * c.HeartbeatInterval
+	}
+	if sc, ok := c.Cache.(engine.AgentStatusCache); ok && c.Statuses == nil {
+		c.Statuses = sc
 	}
 	return c
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,11 +40,17 @@ func TestMain(m *testing.M) {
 }
 
 // runChildSimnode runs a simulated node until SIGTERM and writes its
-// address to dir/addr.
+// address to dir/addr. "--version V" picks the version it reports; a
+// version starting with "broken" exits at once, as a bad release would.
 func runChildSimnode(dir string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	n, err := simnode.Start(ctx, simnode.Config{DataDir: dir, BlockInterval: 100 * time.Millisecond})
+	version := childArg("--version")
+	if strings.HasPrefix(version, "broken") {
+		fmt.Fprintln(os.Stderr, "simnode: this release does not start")
+		return 3
+	}
+	n, err := simnode.Start(ctx, simnode.Config{DataDir: dir, BlockInterval: 100 * time.Millisecond, Version: version})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -55,6 +62,16 @@ func runChildSimnode(dir string) int {
 		return 2
 	}
 	return 0
+}
+
+// childArg is the value after flag on the command line, or "".
+func childArg(flag string) string {
+	for i, a := range os.Args[:len(os.Args)-1] {
+		if a == flag {
+			return os.Args[i+1]
+		}
+	}
+	return ""
 }
 
 // testCA is a throwaway agent CA.

@@ -83,15 +83,18 @@ type Enrollment struct {
 	Serial         string
 }
 
-// Enroll consumes token, verifies csrDER and issues a client certificate
-// naming nodeID, recording the registration. Returns EUnauthorized for an
-// unknown, used, expired or foreign token, EInvalid for a bad CSR.
+// Enroll consumes token for the CSR's key, verifies csrDER and issues a
+// client certificate naming nodeID, recording the registration. The same
+// key may enrol again with the token until it expires (the agent lost the
+// reply); the new certificate supersedes the earlier one. Returns
+// EUnauthorized for an unknown, expired or foreign token or one used for
+// another key, EInvalid for a bad CSR.
 func (i *Identity) Enroll(ctx context.Context, token, nodeID string, csrDER []byte, agentVersion string) (*Enrollment, error) {
 	csr, err := parseCSR(csrDER)
 	if err != nil {
 		return nil, err
 	}
-	if err := i.consumeToken(ctx, token, nodeID); err != nil {
+	if err := i.consumeToken(ctx, token, nodeID, KeyFingerprint(csr.RawSubjectPublicKeyInfo)); err != nil {
 		return nil, err
 	}
 	der, serial, err := i.issueClientCert(nodeID, csr.PublicKey)
@@ -103,6 +106,49 @@ func (i *Identity) Enroll(ctx context.Context, token, nodeID string, csrDER []by
 		return nil, fmt.Errorf("record agent registration: %w", err)
 	}
 	return &Enrollment{CertificateDER: der, CADER: i.ca.Raw, Serial: serial}, nil
+}
+
+// KeyFingerprint identifies a public key: SHA-256 of its DER
+// SubjectPublicKeyInfo.
+func KeyFingerprint(spki []byte) []byte {
+	h := sha256.Sum256(spki)
+	return h[:]
+}
+
+// Renew issues a new client certificate for the CSR's key to the agent of
+// nodeID, which authenticated with the certificate of serial. That
+// certificate must be the registration's current one, or the one the
+// current one was renewed from (the agent lost the reply of a renewal). The
+// renewed certificate stays valid until it expires. Returns EForbidden for
+// a revoked registration or a superseded certificate, ENotFound for a node
+// that never enrolled, EInvalid for a bad CSR.
+func (i *Identity) Renew(ctx context.Context, nodeID, serial string, csrDER []byte, agentVersion string) (*Enrollment, error) {
+	csr, err := parseCSR(csrDER)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := i.agents.GetAgentRegistration(ctx, nodeID)
+	if err != nil {
+		return nil, fmt.Errorf("read agent registration: %w", err)
+	}
+	if !reg.Accepts(serial) {
+		return nil, engine.Errorf(engine.EForbidden, "the certificate is revoked or superseded")
+	}
+	der, next, err := i.issueClientCert(nodeID, csr.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	if serial == reg.CertSerial {
+		reg.PreviousCertSerial = serial
+	} // else a repeat from the previous certificate: the lost one is dropped
+	reg.CertSerial = next
+	if agentVersion != "" {
+		reg.AgentVersion = agentVersion
+	}
+	if err := i.agents.PutAgentRegistration(ctx, reg); err != nil {
+		return nil, fmt.Errorf("record agent registration: %w", err)
+	}
+	return &Enrollment{CertificateDER: der, CADER: i.ca.Raw, Serial: next}, nil
 }
 
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
@@ -118,11 +164,11 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 
 // consumeToken maps every token failure to one EUnauthorized so a caller
 // learns nothing about which tokens exist.
-func (i *Identity) consumeToken(ctx context.Context, token, nodeID string) error {
+func (i *Identity) consumeToken(ctx context.Context, token, nodeID string, key []byte) error {
 	if nodeID == "" || !strings.HasPrefix(token, tokenPrefix) {
 		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
 	}
-	t, err := i.agents.ConsumeEnrollmentToken(ctx, tokenHash(nodeID, token), i.Now().UTC())
+	t, err := i.agents.ConsumeEnrollmentToken(ctx, tokenHash(nodeID, token), key, i.Now().UTC())
 	switch engine.ErrorCode(err) {
 	case "":
 	case engine.ENotFound, engine.EConflict, engine.EForbidden:
@@ -147,7 +193,7 @@ func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, erro
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: nodeID, Organization: []string{"HoodCloud agents"}},
 		URIs:         []*url.URL{NodeURI(nodeID)},
-		NotBefore:    now.Add(-clockSkew),
+		NotBefore:    now.Add(-backdate(i.ClientValidity)),
 		NotAfter:     now.Add(i.ClientValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -158,6 +204,11 @@ func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, erro
 	}
 	return der, serial.Text(16), nil
 }
+
+// backdate is how far NotBefore goes back for clock skew: at most a tenth of
+// the validity, so the agent's renewal point (2/3 of the span) stays ahead
+// of issuance even for short-lived certificates.
+func backdate(validity time.Duration) time.Duration { return min(clockSkew, validity/10) }
 
 // NodeURI is the URI SAN of a node's client certificate.
 func NodeURI(nodeID string) *url.URL {

@@ -12,10 +12,7 @@ import (
 	"time"
 
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
@@ -96,7 +93,8 @@ func (c AgentConfig) validate() error {
 // opsAgent is one running agent.
 type opsAgent struct {
 	cfg     AgentConfig
-	client  agentv1.AgentServiceClient
+	gw      *gatewayConn
+	state   *runtimeState
 	seen    *seenCommands
 	outbox  *outbox
 	queue   chan *agentv1.Command
@@ -125,17 +123,11 @@ func RunAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return err
 	}
-	conn, err := grpc.NewClient(cfg.GatewayAddr,
-		grpc.WithTransportCredentials(credentials.NewTLS(creds.tlsConfig(cfg.serverName()))),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: cfg.MinBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
-			MinConnectTimeout: 5 * time.Second,
-		}))
-	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+	if a.gw, err = dialGateway(cfg, creds); err != nil {
+		return err
 	}
-	defer conn.Close()
-	a.client = agentv1.NewAgentServiceClient(conn)
+	defer a.gw.close()
+	a.resumeRuntime(ctx)
 	a.run(ctx)
 	return closeRuntime(cfg.Runtime)
 }
@@ -193,7 +185,11 @@ func newOpsAgent(cfg AgentConfig) (*opsAgent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}}, nil
+	state, err := loadRuntimeState(filepath.Join(cfg.DataDir, runtimeStateFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}}, nil
 }
 
 // run heartbeats in this goroutine while commands run and events are sent
@@ -202,6 +198,7 @@ func (a *opsAgent) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.executeCommands(ctx) })
 	wg.Go(func() { a.sendEvents(ctx) })
+	wg.Go(func() { a.renewCertificates(ctx) })
 	a.heartbeatLoop(ctx)
 	wg.Wait()
 }
@@ -239,9 +236,9 @@ func (a *opsAgent) heartbeat(ctx context.Context) (*agentv1.HeartbeatResponse, e
 	if err != nil {
 		st = RuntimeStatus{Configured: true, Message: err.Error()}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	return a.client.Heartbeat(cctx, &agentv1.HeartbeatRequest{
+	return a.gw.rpc().Heartbeat(cctx, &agentv1.HeartbeatRequest{
 		NodeId: a.cfg.NodeID, AgentVersion: a.cfg.Version, RunningCommandIds: a.runningIDs(),
 		AppHealth: st.appHealth(), AppHealthMessage: st.Message,
 	})
@@ -370,9 +367,9 @@ func (a *opsAgent) report(ctx context.Context, e event) error {
 }
 
 func (a *opsAgent) send(ctx context.Context, req *agentv1.ReportEventRequest) error {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	_, err := a.client.ReportEvent(cctx, req)
+	_, err := a.gw.rpc().ReportEvent(cctx, req)
 	return err
 }
 

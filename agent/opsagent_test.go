@@ -196,6 +196,11 @@ func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePay
 	}
 	return r.configure(ctx, progress)
 }
+func (r *scriptedRuntime) Restore(*agentv1.ConfigurePayload) error { r.count("restore"); return nil }
+func (r *scriptedRuntime) Upgrade(context.Context, *agentv1.UpgradePayload, ProgressFunc) (*agentv1.UpgradeOutcome, error) {
+	r.count("upgrade")
+	return &agentv1.UpgradeOutcome{}, nil
+}
 func (r *scriptedRuntime) Start(context.Context) error   { r.count("start"); return nil }
 func (r *scriptedRuntime) Stop(context.Context) error    { r.count("stop"); return nil }
 func (r *scriptedRuntime) Restart(context.Context) error { r.count("restart"); return nil }

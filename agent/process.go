@@ -28,7 +28,10 @@ type ProcessConfig struct {
 	// StopTimeout is how long a component has to exit after SIGTERM before
 	// it is killed; default 10s.
 	StopTimeout time.Duration
-	Logger      *slog.Logger
+	// UpgradeCheck is how long an upgraded component must run without
+	// exiting for the upgrade to count; default 5s.
+	UpgradeCheck time.Duration
+	Logger       *slog.Logger
 }
 
 // ProcessRuntime runs each component as a child process, restarted with
@@ -40,7 +43,7 @@ type ProcessRuntime struct {
 
 	mu         sync.Mutex
 	components []*agentv1.Component
-	running    []*supervised
+	running    []*supervised // nil: stopped; a nil entry: that component is stopped
 }
 
 var _ Runtime = (*ProcessRuntime)(nil)
@@ -58,6 +61,9 @@ func NewProcessRuntime(cfg ProcessConfig) *ProcessRuntime {
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.UpgradeCheck <= 0 {
+		cfg.UpgradeCheck = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -130,6 +136,17 @@ func writeConfigFiles(dir string, files []*agentv1.ConfigFile, progress Progress
 	return nil
 }
 
+// Restore takes back the components of a configuration applied before.
+func (r *ProcessRuntime) Restore(p *agentv1.ConfigurePayload) error {
+	if err := checkComponents(p); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.components = p.GetComponents()
+	r.mu.Unlock()
+	return nil
+}
+
 // Start runs every component; starting a started runtime does nothing.
 func (r *ProcessRuntime) Start(ctx context.Context) error {
 	r.mu.Lock()
@@ -141,11 +158,15 @@ func (r *ProcessRuntime) Start(ctx context.Context) error {
 		return nil
 	}
 	for _, c := range r.components {
-		s := &supervised{comp: c, cfg: r.cfg, stop: make(chan struct{}), done: make(chan struct{})}
-		go s.run()
-		r.running = append(r.running, s)
+		r.running = append(r.running, r.supervise(c))
 	}
 	return nil
+}
+
+func (r *ProcessRuntime) supervise(c *agentv1.Component) *supervised {
+	s := &supervised{comp: c, cfg: r.cfg, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
 }
 
 // Stop stops the components in reverse order and waits for them.
@@ -155,11 +176,8 @@ func (r *ProcessRuntime) Stop(ctx context.Context) error {
 	r.running = nil
 	r.mu.Unlock()
 	for i := len(running) - 1; i >= 0; i-- {
-		close(running[i].stop)
-		select {
-		case <-running[i].done:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := running[i].halt(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -182,6 +200,10 @@ func (r *ProcessRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 	defer r.mu.Unlock()
 	st := RuntimeStatus{Configured: len(r.components) > 0, Running: len(r.running) > 0}
 	for _, s := range r.running {
+		if s == nil {
+			st.Running = false
+			continue
+		}
 		alive, restarts, last := s.state()
 		st.Running = st.Running && alive
 		st.Restarts += restarts
@@ -204,6 +226,20 @@ type supervised struct {
 	pid      int
 	restarts int
 	lastExit string
+}
+
+// halt stops the process and waits for it, or for ctx; nil does nothing.
+func (s *supervised) halt(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
+	close(s.stop)
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func (s *supervised) state() (bool, int, string) {

@@ -10,14 +10,25 @@ import (
 
 // Runtime runs the chain software on the host: systemd and Docker in
 // production, a plain supervised process for the local provisioner, dev
-// mode and tests. Its methods are called one at a time.
+// mode and tests. Its methods are called one at a time. Errors made with
+// permanent() say that repeating the command cannot help.
 type Runtime interface {
 	// Configure writes the chain's files and prepares its components; it
 	// does not start them. Long work reports through progress.
 	Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error
+	// Restore takes back a configuration Configure applied before the agent
+	// restarted, touching nothing on the host (files, units and images are
+	// there already), so that Start works again.
+	Restore(p *agentv1.ConfigurePayload) error
+	// Start starts the components; starting a running chain does nothing.
 	Start(ctx context.Context) error
 	Stop(ctx context.Context) error
 	Restart(ctx context.Context) error
+	// Upgrade runs one component at another version as UpgradeAction's
+	// steps, undoing the completed ones in reverse when a step fails. The
+	// outcome says how far it went (nil only for a payload refused before
+	// any step); the error says why it failed.
+	Upgrade(ctx context.Context, p *agentv1.UpgradePayload, progress ProgressFunc) (*agentv1.UpgradeOutcome, error)
 	Status(ctx context.Context) (RuntimeStatus, error)
 }
 

@@ -49,6 +49,7 @@ type service struct {
 	regs     map[string]cachedRegistration
 	touched  map[string]time.Time
 	inflight sync.WaitGroup
+	statuses *statusRecorder
 }
 
 type cachedRegistration struct {
@@ -57,11 +58,15 @@ type cachedRegistration struct {
 }
 
 func newService(cfg GatewayConfig) *service {
-	return &service{cfg: cfg, regs: map[string]cachedRegistration{}, touched: map[string]time.Time{}}
+	return &service{cfg: cfg, regs: map[string]cachedRegistration{}, touched: map[string]time.Time{},
+		statuses: newStatusRecorder(cfg.Statuses, cfg.StatusTTL, cfg.Logger)}
 }
 
-// wait lets asynchronous LastSeenAt writes finish.
-func (s *service) wait() { s.inflight.Wait() }
+// wait lets asynchronous LastSeenAt and status writes finish.
+func (s *service) wait() {
+	s.inflight.Wait()
+	s.statuses.close()
+}
 
 // nodeRequest is every request made with a client certificate.
 type nodeRequest interface{ GetNodeId() string }
@@ -105,6 +110,10 @@ func peerNode(ctx context.Context) (string, string, error) {
 		return "", "", status.Error(codes.Unauthenticated, "a client certificate is required")
 	}
 	leaf := info.State.VerifiedChains[0][0]
+	if time.Now().After(leaf.NotAfter) {
+		// The handshake checked it; a long-lived connection outlives it.
+		return "", "", status.Error(codes.Unauthenticated, "the client certificate has expired")
+	}
 	id, ok := NodeIDFromCert(leaf)
 	if !ok {
 		return "", "", status.Error(codes.Unauthenticated, "the client certificate names no node")
@@ -112,9 +121,14 @@ func peerNode(ctx context.Context) (string, string, error) {
 	return id, leaf.SerialNumber.Text(16), nil
 }
 
-// checkRegistration refuses revoked nodes and superseded certificates.
+// checkRegistration refuses revoked nodes and superseded certificates. A
+// certificate the cached registration does not know is looked up afresh:
+// it may come from an enrolment or renewal another gateway made.
 func (s *service) checkRegistration(ctx context.Context, nodeID, serial string) error {
-	reg, err := s.registration(ctx, nodeID)
+	reg, err := s.registration(ctx, nodeID, false)
+	if err == nil && !reg.Accepts(serial) && reg.RevokedAt.IsZero() {
+		reg, err = s.registration(ctx, nodeID, true)
+	}
 	if engine.IsCode(err, engine.ENotFound) {
 		return status.Error(codes.PermissionDenied, "the node is not enrolled")
 	}
@@ -122,20 +136,20 @@ func (s *service) checkRegistration(ctx context.Context, nodeID, serial string) 
 		s.cfg.Logger.Error("agent registration lookup failed", "node_id", nodeID, "err", err)
 		return status.Error(codes.Unavailable, "registration lookup failed")
 	}
-	if !reg.RevokedAt.IsZero() || reg.CertSerial != serial {
+	if !reg.Accepts(serial) {
 		return status.Error(codes.PermissionDenied, "the node's certificate is revoked")
 	}
 	return nil
 }
 
 // registration reads the node's registration, cached for a short time so a
-// heartbeat costs no Store read.
-func (s *service) registration(ctx context.Context, nodeID string) (*engine.AgentRegistration, error) {
+// heartbeat costs no Store read; fresh skips the cache.
+func (s *service) registration(ctx context.Context, nodeID string, fresh bool) (*engine.AgentRegistration, error) {
 	now := time.Now()
 	s.mu.Lock()
 	c, ok := s.regs[nodeID]
 	s.mu.Unlock()
-	if ok && now.Sub(c.fetched) < s.cfg.RegistrationCacheTTL {
+	if ok && !fresh && now.Sub(c.fetched) < s.cfg.RegistrationCacheTTL {
 		return c.reg, nil
 	}
 	reg, err := s.cfg.Identity.agents.GetAgentRegistration(ctx, nodeID)
@@ -171,8 +185,27 @@ func (s *service) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agen
 	}, nil
 }
 
+// Renew issues a new certificate to an agent whose current one is valid.
+func (s *service) Renew(ctx context.Context, req *agentv1.RenewRequest) (*agentv1.RenewResponse, error) {
+	nodeID, serial, err := peerNode(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e, err := s.cfg.Identity.Renew(ctx, nodeID, serial, req.GetCsrDer(), req.GetAgentVersion())
+	if err != nil {
+		if engine.ErrorCode(err) == engine.EInternal {
+			s.cfg.Logger.Error("agent certificate renewal failed", "node_id", nodeID, "err", err)
+		}
+		return nil, toStatus(err)
+	}
+	s.forgetRegistration(nodeID)
+	s.cfg.Logger.Info("agent certificate renewed", "node_id", nodeID, "serial", e.Serial, "previous", serial)
+	return &agentv1.RenewResponse{CertificateChainDer: [][]byte{e.CertificateDER}, CaCertificateDer: e.CADER}, nil
+}
+
 func (s *service) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
 	s.touch(req.GetNodeId(), req.GetAgentVersion())
+	s.statuses.record(statusOf(req, time.Now()))
 	cmds, err := s.pendingCommands(ctx, req.GetNodeId())
 	if err != nil {
 		s.cfg.Logger.Error("heartbeat: read queue", "node_id", req.GetNodeId(), "err", err)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
@@ -62,13 +63,17 @@ type SystemdConfig struct {
 	UnitPrefix string    // default "hoodcloud-"
 	User       string    // the unprivileged account the chain runs as; default "hoodcloud-chain"
 	Commander  Commander // default ExecCommander
+	// UpgradeCheck is how long after an upgrade's start the unit must be
+	// active for the upgrade to count; default 5s.
+	UpgradeCheck time.Duration
 }
 
 // SystemdRuntime runs each component as a hardened systemd service.
 type SystemdRuntime struct {
-	cfg   SystemdConfig
-	mu    sync.Mutex
-	units []string
+	cfg        SystemdConfig
+	mu         sync.Mutex
+	units      []string
+	components []*agentv1.Component
 }
 
 var _ Runtime = (*SystemdRuntime)(nil)
@@ -85,6 +90,9 @@ func NewSystemdRuntime(cfg SystemdConfig) *SystemdRuntime {
 	}
 	if cfg.Commander == nil {
 		cfg.Commander = ExecCommander{}
+	}
+	if cfg.UpgradeCheck <= 0 {
+		cfg.UpgradeCheck = 5 * time.Second
 	}
 	return &SystemdRuntime{cfg: cfg}
 }
@@ -103,17 +111,13 @@ func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayl
 	}
 	var units []string
 	for _, c := range p.GetComponents() {
-		if !filepath.IsAbs(c.GetArgs()[0]) {
-			return permanent(fmt.Sprintf("component %q: systemd needs an absolute program path", c.GetName()))
+		if err := checkProgramPath(c); err != nil {
+			return err
 		}
-		unit := r.cfg.UnitPrefix + c.GetName() + ".service"
-		if err := writeFileAtomic(filepath.Join(r.cfg.UnitDir, unit), []byte(SystemdUnit(c, r.cfg.Dir, r.cfg.User))); err != nil {
-			return fmt.Errorf("write unit %s: %w", unit, err)
+		if err := r.writeUnit(c); err != nil {
+			return err
 		}
-		if err := os.Chmod(filepath.Join(r.cfg.UnitDir, unit), 0o644); err != nil {
-			return fmt.Errorf("write unit %s: %w", unit, err)
-		}
-		units = append(units, unit)
+		units = append(units, r.unit(c))
 	}
 	if _, err := r.cfg.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
 		return err
@@ -122,8 +126,54 @@ func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayl
 		return err
 	}
 	r.mu.Lock()
-	r.units = units
+	r.units, r.components = units, p.GetComponents()
 	r.mu.Unlock()
+	return nil
+}
+
+// Restore takes back the units of a configuration applied before.
+func (r *SystemdRuntime) Restore(p *agentv1.ConfigurePayload) error {
+	if err := checkComponents(p); err != nil {
+		return err
+	}
+	if err := checkComponentNames(p); err != nil {
+		return err
+	}
+	var units []string
+	for _, c := range p.GetComponents() {
+		units = append(units, r.unit(c))
+	}
+	r.mu.Lock()
+	r.units, r.components = units, p.GetComponents()
+	r.mu.Unlock()
+	return nil
+}
+
+func checkProgramPath(c *agentv1.Component) error {
+	if len(c.GetArgs()) == 0 || !filepath.IsAbs(c.GetArgs()[0]) {
+		return permanent(fmt.Sprintf("component %q: systemd needs an absolute program path", c.GetName()))
+	}
+	return nil
+}
+
+func (r *SystemdRuntime) unit(c *agentv1.Component) string {
+	return r.cfg.UnitPrefix + c.GetName() + ".service"
+}
+
+// writeUnit writes the component's unit, readable by systemd (0644).
+func (r *SystemdRuntime) writeUnit(c *agentv1.Component) error {
+	unit := r.unit(c)
+	return r.writeUnitFile(unit, []byte(SystemdUnit(c, r.cfg.Dir, r.cfg.User)))
+}
+
+func (r *SystemdRuntime) writeUnitFile(unit string, content []byte) error {
+	path := filepath.Join(r.cfg.UnitDir, unit)
+	if err := writeFileAtomic(path, content); err != nil {
+		return fmt.Errorf("write unit %s: %w", unit, err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		return fmt.Errorf("write unit %s: %w", unit, err)
+	}
 	return nil
 }
 

@@ -36,7 +36,8 @@ type StoreOpener func(t *testing.T) engine.Store
 //     At n.CreatedAt. TouchNode returns ENotFound for an unknown node.
 //   - MarkInputsApplied sets UpdatedAt to at.
 //   - ConsumeEnrollmentToken treats a token as expired when now is not
-//     before ExpiresAt, and sets UsedAt to now on the token it returns.
+//     before ExpiresAt, and on first use sets UsedAt to now and
+//     KeyFingerprint on the token it returns.
 func RunStore(t *testing.T, open StoreOpener) {
 	for _, a := range storeAggregates {
 		t.Run(a.name, func(t *testing.T) { a.run(t, openStore(t, open), open) })

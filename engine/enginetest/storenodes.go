@@ -260,38 +260,65 @@ func testStoreAgents(t *testing.T, s engine.Store, _ StoreOpener) {
 	token := func() *engine.EnrollmentToken {
 		return &engine.EnrollmentToken{Hash: []byte(engine.NewID("tok")), NodeID: engine.NewID("node"), ExpiresAt: stAt(600), CreatedAt: stAt(0)}
 	}
-	t.Run("ConsumeOnceThenConflict", func(t *testing.T) {
+	keyA, keyB := []byte("fingerprint-of-key-a"), []byte("fingerprint-of-key-b")
+	t.Run("ConsumeOnceThenConflictForAnotherKey", func(t *testing.T) {
 		tok := token()
 		stOK(t, s.CreateEnrollmentToken(t.Context(), tok))
-		got, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, stAt(10))
+		got, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, stAt(10))
 		stOK(t, err)
-		tok.UsedAt = stAt(10)
+		tok.UsedAt, tok.KeyFingerprint = stAt(10), keyA
 		stSame(t, got, tok)
-		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, stAt(11))
+		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyB, stAt(11))
+		stCode(t, err, engine.EConflict)
+		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, nil, stAt(11))
 		stCode(t, err, engine.EConflict)
 	})
+	t.Run("SameKeyRepeatsUntilExpiry", func(t *testing.T) {
+		tok := token()
+		stOK(t, s.CreateEnrollmentToken(t.Context(), tok))
+		_, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, stAt(10))
+		stOK(t, err)
+		again, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, stAt(20))
+		stOK(t, err)
+		tok.UsedAt, tok.KeyFingerprint = stAt(10), keyA // the first use stands
+		stSame(t, again, tok)
+		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, tok.ExpiresAt)
+		stCode(t, err, engine.EForbidden)
+	})
 	t.Run("UnknownExpiredAndDuplicateTokens", func(t *testing.T) {
-		_, err := s.ConsumeEnrollmentToken(t.Context(), []byte("unknown"), stAt(1))
+		_, err := s.ConsumeEnrollmentToken(t.Context(), []byte("unknown"), keyA, stAt(1))
 		stCode(t, err, engine.ENotFound)
 		tok := token()
 		stOK(t, s.CreateEnrollmentToken(t.Context(), tok))
 		stCode(t, s.CreateEnrollmentToken(t.Context(), &engine.EnrollmentToken{Hash: tok.Hash, NodeID: "node_other", ExpiresAt: stAt(600)}), engine.EConflict)
-		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, tok.ExpiresAt)
+		_, err = s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, tok.ExpiresAt)
 		stCode(t, err, engine.EForbidden)
 	})
-	t.Run("RacingConsumersExactlyOneWins", func(t *testing.T) {
+	t.Run("RacingConsumersWithDifferentKeysExactlyOneWins", func(t *testing.T) {
 		tok := token()
 		stOK(t, s.CreateEnrollmentToken(t.Context(), tok))
-		errs := stRace(8, func(int) error {
-			_, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, stAt(5))
+		errs := stRace(8, func(i int) error {
+			_, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, fmt.Appendf(nil, "key-%d", i), stAt(5))
 			return err
 		})
 		stOneWinner(t, errs, engine.EConflict)
 	})
+	t.Run("RacingRepeatsOfOneKeyAllSucceed", func(t *testing.T) {
+		tok := token()
+		stOK(t, s.CreateEnrollmentToken(t.Context(), tok))
+		for i, err := range stRace(8, func(int) error {
+			_, err := s.ConsumeEnrollmentToken(t.Context(), tok.Hash, keyA, stAt(5))
+			return err
+		}) {
+			if err != nil {
+				t.Errorf("consumer %d: %v", i, err)
+			}
+		}
+	})
 	t.Run("RegistrationPutReplaceRevoke", func(t *testing.T) {
 		r := &engine.AgentRegistration{NodeID: engine.NewID("node"), CertSerial: "01", AgentVersion: "1.0.0", EnrolledAt: stAt(0)}
 		stOK(t, s.PutAgentRegistration(t.Context(), r))
-		r2 := &engine.AgentRegistration{NodeID: r.NodeID, CertSerial: "02", AgentVersion: "1.1.0", EnrolledAt: stAt(100)}
+		r2 := &engine.AgentRegistration{NodeID: r.NodeID, CertSerial: "02", PreviousCertSerial: "01", AgentVersion: "1.1.0", EnrolledAt: stAt(100)}
 		stOK(t, s.PutAgentRegistration(t.Context(), r2))
 		got, err := s.GetAgentRegistration(t.Context(), r.NodeID)
 		stOK(t, err)

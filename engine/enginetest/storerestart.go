@@ -124,7 +124,7 @@ func (w *storeSnapshot) check(t *testing.T, s engine.Store) {
 	stGot(t, w.group, func() (any, error) { return s.GetRolloutGroup(ctx, w.group.ID) })
 	stGot(t, []byte("sealed"), func() (any, error) { return s.GetSecret(ctx, "keyring/master") })
 
-	_, err := s.ConsumeEnrollmentToken(ctx, w.token.Hash, stAt(20))
+	_, err := s.ConsumeEnrollmentToken(ctx, w.token.Hash, []byte("restart-key"), stAt(20))
 	stOK(t, err)
 	next := &engine.NodeStateChange{NodeID: w.node.ID, To: engine.NodeRunning, At: stAt(30)}
 	_, err = s.ChangeNodeState(ctx, w.node.Version, next)

@@ -199,17 +199,18 @@ func (s *Store) CreateEnrollmentToken(ctx context.Context, t *engine.EnrollmentT
 	return s.update(ctx, func(tx *bbolt.Tx) error { return tokens.insert(tx, t) })
 }
 
-func (s *Store) ConsumeEnrollmentToken(ctx context.Context, hash []byte, now time.Time) (*engine.EnrollmentToken, error) {
+func (s *Store) ConsumeEnrollmentToken(ctx context.Context, hash, keyFingerprint []byte, now time.Time) (*engine.EnrollmentToken, error) {
 	var used *engine.EnrollmentToken
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		return tokens.change(tx, hash, func(t *engine.EnrollmentToken) error {
 			switch {
-			case !t.UsedAt.IsZero():
-				return engine.Errorf(engine.EConflict, "enrollment token already used")
 			case !now.Before(t.ExpiresAt):
 				return engine.Errorf(engine.EForbidden, "enrollment token expired")
+			case t.UsedAt.IsZero():
+				t.UsedAt, t.KeyFingerprint = now, bytes.Clone(keyFingerprint)
+			case len(keyFingerprint) == 0 || !bytes.Equal(t.KeyFingerprint, keyFingerprint):
+				return engine.Errorf(engine.EConflict, "enrollment token already used")
 			}
-			t.UsedAt = now
 			used = t
 			return nil
 		})

@@ -351,6 +351,122 @@ func (x *EnrollResponse) GetHeartbeatInterval() *durationpb.Duration {
 	return nil
 }
 
+type RenewRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// PKCS#10 certificate signing request, DER; the subject is ignored as for
+	// Enroll.
+	CsrDer        []byte `protobuf:"bytes,2,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
+	AgentVersion  string `protobuf:"bytes,3,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewRequest) Reset() {
+	*x = RenewRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewRequest) ProtoMessage() {}
+
+func (x *RenewRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
+func (*RenewRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RenewRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RenewRequest) GetCsrDer() []byte {
+	if x != nil {
+		return x.CsrDer
+	}
+	return nil
+}
+
+func (x *RenewRequest) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
+type RenewResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new client certificate first, then any intermediates, each DER.
+	CertificateChainDer [][]byte `protobuf:"bytes,1,rep,name=certificate_chain_der,json=certificateChainDer,proto3" json:"certificate_chain_der,omitempty"`
+	// The appliance CA certificate, DER.
+	CaCertificateDer []byte `protobuf:"bytes,2,opt,name=ca_certificate_der,json=caCertificateDer,proto3" json:"ca_certificate_der,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RenewResponse) Reset() {
+	*x = RenewResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewResponse) ProtoMessage() {}
+
+func (x *RenewResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
+func (*RenewResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RenewResponse) GetCertificateChainDer() [][]byte {
+	if x != nil {
+		return x.CertificateChainDer
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetCaCertificateDer() []byte {
+	if x != nil {
+		return x.CaCertificateDer
+	}
+	return nil
+}
+
 type HeartbeatRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -369,7 +485,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +497,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +510,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HeartbeatRequest) GetNodeId() string {
@@ -460,7 +576,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +588,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +601,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SyncStatus) GetSyncing() bool {
@@ -528,7 +644,7 @@ type MetricsSnapshot struct {
 
 func (x *MetricsSnapshot) Reset() {
 	*x = MetricsSnapshot{}
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -540,7 +656,7 @@ func (x *MetricsSnapshot) String() string {
 func (*MetricsSnapshot) ProtoMessage() {}
 
 func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -553,7 +669,7 @@ func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSnapshot.ProtoReflect.Descriptor instead.
 func (*MetricsSnapshot) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *MetricsSnapshot) GetValues() map[string]float64 {
@@ -582,7 +698,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +710,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +723,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeartbeatResponse) GetCommands() []*Command {
@@ -638,7 +754,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +766,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +779,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Command) GetId() string {
@@ -712,7 +828,7 @@ type ConfigurePayload struct {
 
 func (x *ConfigurePayload) Reset() {
 	*x = ConfigurePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +840,7 @@ func (x *ConfigurePayload) String() string {
 func (*ConfigurePayload) ProtoMessage() {}
 
 func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +853,7 @@ func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigurePayload.ProtoReflect.Descriptor instead.
 func (*ConfigurePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ConfigurePayload) GetChainProfileId() string {
@@ -789,7 +905,7 @@ type Component struct {
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +917,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +930,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Component) GetName() string {
@@ -864,7 +980,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +992,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +1005,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Artifact) GetUrl() string {
@@ -920,7 +1036,7 @@ type ConfigFile struct {
 
 func (x *ConfigFile) Reset() {
 	*x = ConfigFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1048,7 @@ func (x *ConfigFile) String() string {
 func (*ConfigFile) ProtoMessage() {}
 
 func (x *ConfigFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1061,7 @@ func (x *ConfigFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFile.ProtoReflect.Descriptor instead.
 func (*ConfigFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfigFile) GetPath() string {
@@ -985,7 +1101,7 @@ type CaptureKeyPayload struct {
 
 func (x *CaptureKeyPayload) Reset() {
 	*x = CaptureKeyPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1113,7 @@ func (x *CaptureKeyPayload) String() string {
 func (*CaptureKeyPayload) ProtoMessage() {}
 
 func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1126,7 @@ func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyPayload.ProtoReflect.Descriptor instead.
 func (*CaptureKeyPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CaptureKeyPayload) GetKeyName() string {
@@ -1046,7 +1162,7 @@ type CaptureKeyResult struct {
 
 func (x *CaptureKeyResult) Reset() {
 	*x = CaptureKeyResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1174,7 @@ func (x *CaptureKeyResult) String() string {
 func (*CaptureKeyResult) ProtoMessage() {}
 
 func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1187,7 @@ func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyResult.ProtoReflect.Descriptor instead.
 func (*CaptureKeyResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CaptureKeyResult) GetKeyName() string {
@@ -1103,13 +1219,19 @@ type UpgradePayload struct {
 	// upgrade if it finds something else, unless empty.
 	PreviousVersion string `protobuf:"bytes,5,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
 	RolloutId       string `protobuf:"bytes,6,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The component's command line at the new version. Empty: the current
+	// one with the installed version replaced by the new one in every
+	// argument that is the version, ends in "=" and the version, or has it
+	// as a path element (for example "--version", "v1" or
+	// "/opt/geth/v1/geth"). An upgrade to the installed version does nothing.
+	Args          []string `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpgradePayload) Reset() {
 	*x = UpgradePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1243,7 @@ func (x *UpgradePayload) String() string {
 func (*UpgradePayload) ProtoMessage() {}
 
 func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1256,7 @@ func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradePayload.ProtoReflect.Descriptor instead.
 func (*UpgradePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpgradePayload) GetComponent() string {
@@ -1179,6 +1301,13 @@ func (x *UpgradePayload) GetRolloutId() string {
 	return ""
 }
 
+func (x *UpgradePayload) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
 // UpgradeOutcome says how far an upgrade went and, when it failed, whether
 // the node was put back as it was.
 type UpgradeOutcome struct {
@@ -1198,7 +1327,7 @@ type UpgradeOutcome struct {
 
 func (x *UpgradeOutcome) Reset() {
 	*x = UpgradeOutcome{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1339,7 @@ func (x *UpgradeOutcome) String() string {
 func (*UpgradeOutcome) ProtoMessage() {}
 
 func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1352,7 @@ func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradeOutcome.ProtoReflect.Descriptor instead.
 func (*UpgradeOutcome) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpgradeOutcome) GetCompleted() []UpgradeAction {
@@ -1277,7 +1406,7 @@ type ReportEventRequest struct {
 
 func (x *ReportEventRequest) Reset() {
 	*x = ReportEventRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1418,7 @@ func (x *ReportEventRequest) String() string {
 func (*ReportEventRequest) ProtoMessage() {}
 
 func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1431,7 @@ func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReportEventRequest) GetNodeId() string {
@@ -1391,7 +1520,7 @@ type ReportEventResponse struct {
 
 func (x *ReportEventResponse) Reset() {
 	*x = ReportEventResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1532,7 @@ func (x *ReportEventResponse) String() string {
 func (*ReportEventResponse) ProtoMessage() {}
 
 func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1545,7 @@ func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 // CommandAcknowledged: the agent has the command and will run it.
@@ -1429,7 +1558,7 @@ type CommandAcknowledged struct {
 
 func (x *CommandAcknowledged) Reset() {
 	*x = CommandAcknowledged{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1570,7 @@ func (x *CommandAcknowledged) String() string {
 func (*CommandAcknowledged) ProtoMessage() {}
 
 func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1583,7 @@ func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAcknowledged.ProtoReflect.Descriptor instead.
 func (*CommandAcknowledged) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CommandAcknowledged) GetCommandId() string {
@@ -1482,7 +1611,7 @@ type CommandProgress struct {
 
 func (x *CommandProgress) Reset() {
 	*x = CommandProgress{}
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1623,7 @@ func (x *CommandProgress) String() string {
 func (*CommandProgress) ProtoMessage() {}
 
 func (x *CommandProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1636,7 @@ func (x *CommandProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandProgress.ProtoReflect.Descriptor instead.
 func (*CommandProgress) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommandProgress) GetCommandId() string {
@@ -1563,7 +1692,7 @@ type CommandCompleted struct {
 
 func (x *CommandCompleted) Reset() {
 	*x = CommandCompleted{}
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1704,7 @@ func (x *CommandCompleted) String() string {
 func (*CommandCompleted) ProtoMessage() {}
 
 func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1717,7 @@ func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandCompleted.ProtoReflect.Descriptor instead.
 func (*CommandCompleted) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CommandCompleted) GetCommandId() string {
@@ -1621,7 +1750,7 @@ type CommandFailed struct {
 
 func (x *CommandFailed) Reset() {
 	*x = CommandFailed{}
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1633,7 +1762,7 @@ func (x *CommandFailed) String() string {
 func (*CommandFailed) ProtoMessage() {}
 
 func (x *CommandFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1646,7 +1775,7 @@ func (x *CommandFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandFailed.ProtoReflect.Descriptor instead.
 func (*CommandFailed) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommandFailed) GetCommandId() string {
@@ -1690,7 +1819,14 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x0eEnrollResponse\x122\n" +
 	"\x15certificate_chain_der\x18\x01 \x03(\fR\x13certificateChainDer\x12,\n" +
 	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\x12H\n" +
-	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"\xdf\x02\n" +
+	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"e\n" +
+	"\fRenewRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n" +
+	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12#\n" +
+	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\"q\n" +
+	"\rRenewResponse\x122\n" +
+	"\x15certificate_chain_der\x18\x01 \x03(\fR\x13certificateChainDer\x12,\n" +
+	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\"\xdf\x02\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
@@ -1755,7 +1891,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\bkey_type\x18\x03 \x01(\tR\akeyType\"R\n" +
 	"\x10CaptureKeyResult\x12\x19\n" +
 	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12#\n" +
-	"\rencrypted_key\x18\x02 \x01(\fR\fencryptedKey\"\x93\x02\n" +
+	"\rencrypted_key\x18\x02 \x01(\fR\fencryptedKey\"\xa7\x02\n" +
 	"\x0eUpgradePayload\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -1763,7 +1899,8 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x0econfig_changes\x18\x04 \x03(\v2\x1e.hoodcloud.agent.v1.ConfigFileR\rconfigChanges\x12)\n" +
 	"\x10previous_version\x18\x05 \x01(\tR\x0fpreviousVersion\x12\x1d\n" +
 	"\n" +
-	"rollout_id\x18\x06 \x01(\tR\trolloutId\"\x83\x02\n" +
+	"rollout_id\x18\x06 \x01(\tR\trolloutId\x12\x12\n" +
+	"\x04args\x18\a \x03(\tR\x04args\"\x83\x02\n" +
 	"\x0eUpgradeOutcome\x12?\n" +
 	"\tcompleted\x18\x01 \x03(\x0e2!.hoodcloud.agent.v1.UpgradeActionR\tcompleted\x129\n" +
 	"\x06failed\x18\x02 \x01(\x0e2!.hoodcloud.agent.v1.UpgradeActionR\x06failed\x12\x1f\n" +
@@ -1824,9 +1961,10 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x1fUPGRADE_ACTION_INSTALL_ARTIFACT\x10\x05\x12 \n" +
 	"\x1cUPGRADE_ACTION_WRITE_CONFIGS\x10\x06\x12 \n" +
 	"\x1cUPGRADE_ACTION_RELOAD_DAEMON\x10\a\x12\x1d\n" +
-	"\x19UPGRADE_ACTION_START_NODE\x10\b2\x99\x02\n" +
+	"\x19UPGRADE_ACTION_START_NODE\x10\b2\xe7\x02\n" +
 	"\fAgentService\x12O\n" +
-	"\x06Enroll\x12!.hoodcloud.agent.v1.EnrollRequest\x1a\".hoodcloud.agent.v1.EnrollResponse\x12X\n" +
+	"\x06Enroll\x12!.hoodcloud.agent.v1.EnrollRequest\x1a\".hoodcloud.agent.v1.EnrollResponse\x12L\n" +
+	"\x05Renew\x12 .hoodcloud.agent.v1.RenewRequest\x1a!.hoodcloud.agent.v1.RenewResponse\x12X\n" +
 	"\tHeartbeat\x12$.hoodcloud.agent.v1.HeartbeatRequest\x1a%.hoodcloud.agent.v1.HeartbeatResponse\x12^\n" +
 	"\vReportEvent\x12&.hoodcloud.agent.v1.ReportEventRequest\x1a'.hoodcloud.agent.v1.ReportEventResponseB7Z5github.com/hoodcloud/hoodcloud/proto/agent/v1;agentv1b\x06proto3"
 
@@ -1843,71 +1981,75 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_agent_v1_agent_proto_goTypes = []any{
 	(AppHealth)(0),                // 0: hoodcloud.agent.v1.AppHealth
 	(CommandType)(0),              // 1: hoodcloud.agent.v1.CommandType
 	(UpgradeAction)(0),            // 2: hoodcloud.agent.v1.UpgradeAction
 	(*EnrollRequest)(nil),         // 3: hoodcloud.agent.v1.EnrollRequest
 	(*EnrollResponse)(nil),        // 4: hoodcloud.agent.v1.EnrollResponse
-	(*HeartbeatRequest)(nil),      // 5: hoodcloud.agent.v1.HeartbeatRequest
-	(*SyncStatus)(nil),            // 6: hoodcloud.agent.v1.SyncStatus
-	(*MetricsSnapshot)(nil),       // 7: hoodcloud.agent.v1.MetricsSnapshot
-	(*HeartbeatResponse)(nil),     // 8: hoodcloud.agent.v1.HeartbeatResponse
-	(*Command)(nil),               // 9: hoodcloud.agent.v1.Command
-	(*ConfigurePayload)(nil),      // 10: hoodcloud.agent.v1.ConfigurePayload
-	(*Component)(nil),             // 11: hoodcloud.agent.v1.Component
-	(*Artifact)(nil),              // 12: hoodcloud.agent.v1.Artifact
-	(*ConfigFile)(nil),            // 13: hoodcloud.agent.v1.ConfigFile
-	(*CaptureKeyPayload)(nil),     // 14: hoodcloud.agent.v1.CaptureKeyPayload
-	(*CaptureKeyResult)(nil),      // 15: hoodcloud.agent.v1.CaptureKeyResult
-	(*UpgradePayload)(nil),        // 16: hoodcloud.agent.v1.UpgradePayload
-	(*UpgradeOutcome)(nil),        // 17: hoodcloud.agent.v1.UpgradeOutcome
-	(*ReportEventRequest)(nil),    // 18: hoodcloud.agent.v1.ReportEventRequest
-	(*ReportEventResponse)(nil),   // 19: hoodcloud.agent.v1.ReportEventResponse
-	(*CommandAcknowledged)(nil),   // 20: hoodcloud.agent.v1.CommandAcknowledged
-	(*CommandProgress)(nil),       // 21: hoodcloud.agent.v1.CommandProgress
-	(*CommandCompleted)(nil),      // 22: hoodcloud.agent.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 23: hoodcloud.agent.v1.CommandFailed
-	nil,                           // 24: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	nil,                           // 25: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	nil,                           // 26: hoodcloud.agent.v1.Component.EnvEntry
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
+	(*RenewRequest)(nil),          // 5: hoodcloud.agent.v1.RenewRequest
+	(*RenewResponse)(nil),         // 6: hoodcloud.agent.v1.RenewResponse
+	(*HeartbeatRequest)(nil),      // 7: hoodcloud.agent.v1.HeartbeatRequest
+	(*SyncStatus)(nil),            // 8: hoodcloud.agent.v1.SyncStatus
+	(*MetricsSnapshot)(nil),       // 9: hoodcloud.agent.v1.MetricsSnapshot
+	(*HeartbeatResponse)(nil),     // 10: hoodcloud.agent.v1.HeartbeatResponse
+	(*Command)(nil),               // 11: hoodcloud.agent.v1.Command
+	(*ConfigurePayload)(nil),      // 12: hoodcloud.agent.v1.ConfigurePayload
+	(*Component)(nil),             // 13: hoodcloud.agent.v1.Component
+	(*Artifact)(nil),              // 14: hoodcloud.agent.v1.Artifact
+	(*ConfigFile)(nil),            // 15: hoodcloud.agent.v1.ConfigFile
+	(*CaptureKeyPayload)(nil),     // 16: hoodcloud.agent.v1.CaptureKeyPayload
+	(*CaptureKeyResult)(nil),      // 17: hoodcloud.agent.v1.CaptureKeyResult
+	(*UpgradePayload)(nil),        // 18: hoodcloud.agent.v1.UpgradePayload
+	(*UpgradeOutcome)(nil),        // 19: hoodcloud.agent.v1.UpgradeOutcome
+	(*ReportEventRequest)(nil),    // 20: hoodcloud.agent.v1.ReportEventRequest
+	(*ReportEventResponse)(nil),   // 21: hoodcloud.agent.v1.ReportEventResponse
+	(*CommandAcknowledged)(nil),   // 22: hoodcloud.agent.v1.CommandAcknowledged
+	(*CommandProgress)(nil),       // 23: hoodcloud.agent.v1.CommandProgress
+	(*CommandCompleted)(nil),      // 24: hoodcloud.agent.v1.CommandCompleted
+	(*CommandFailed)(nil),         // 25: hoodcloud.agent.v1.CommandFailed
+	nil,                           // 26: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	nil,                           // 27: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	nil,                           // 28: hoodcloud.agent.v1.Component.EnvEntry
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	27, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	29, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	0,  // 1: hoodcloud.agent.v1.HeartbeatRequest.app_health:type_name -> hoodcloud.agent.v1.AppHealth
-	6,  // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
-	7,  // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
-	24, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	28, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
-	9,  // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
-	27, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
+	8,  // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
+	9,  // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
+	26, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	30, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
+	11, // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
+	29, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
 	1,  // 8: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
-	28, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
-	11, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
-	13, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
-	25, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	12, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
-	12, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	26, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
-	12, // 16: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	13, // 17: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
+	30, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	13, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
+	15, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
+	27, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	14, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
+	14, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	28, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
+	14, // 16: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	15, // 17: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
 	2,  // 18: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
 	2,  // 19: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	20, // 20: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	21, // 21: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	22, // 22: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	23, // 23: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	22, // 20: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	23, // 21: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	24, // 22: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	25, // 23: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
 	3,  // 24: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	5,  // 25: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	18, // 26: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	4,  // 27: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	8,  // 28: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	19, // 29: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	27, // [27:30] is the sub-list for method output_type
-	24, // [24:27] is the sub-list for method input_type
+	5,  // 25: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	7,  // 26: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	20, // 27: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	4,  // 28: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	6,  // 29: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	10, // 30: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	21, // 31: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1918,7 +2060,7 @@ func file_agent_v1_agent_proto_init() {
 	if File_agent_v1_agent_proto != nil {
 		return
 	}
-	file_agent_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
+	file_agent_v1_agent_proto_msgTypes[17].OneofWrappers = []any{
 		(*ReportEventRequest_Acknowledged)(nil),
 		(*ReportEventRequest_Progress)(nil),
 		(*ReportEventRequest_Completed)(nil),
@@ -1930,7 +2072,7 @@ func file_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

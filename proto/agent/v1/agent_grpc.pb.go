@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	AgentService_Enroll_FullMethodName      = "/hoodcloud.agent.v1.AgentService/Enroll"
+	AgentService_Renew_FullMethodName       = "/hoodcloud.agent.v1.AgentService/Renew"
 	AgentService_Heartbeat_FullMethodName   = "/hoodcloud.agent.v1.AgentService/Heartbeat"
 	AgentService_ReportEvent_FullMethodName = "/hoodcloud.agent.v1.AgentService/ReportEvent"
 )
@@ -31,10 +32,20 @@ const (
 // AgentService is served by the appliance's agent gateway.
 type AgentServiceClient interface {
 	// Enroll exchanges a one-time enrollment token and a CSR for a client
-	// certificate. Errors: UNAUTHENTICATED for an unknown, used or expired
-	// token, or a token issued for another node; INVALID_ARGUMENT for a CSR that
-	// does not parse or whose signature does not verify.
+	// certificate. The token binds to the CSR's key at first use: until the
+	// token expires, the same key may enrol again with it (an agent that lost
+	// the reply) and gets a new certificate, which supersedes the earlier one.
+	// Errors: UNAUTHENTICATED for an unknown or expired token, one used for
+	// another key, or one issued for another node; INVALID_ARGUMENT for a CSR
+	// that does not parse or whose signature does not verify.
 	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// Renew exchanges the caller's client certificate, while it is valid, for
+	// a new one for the CSR's key. The certificate renewed from stays valid
+	// until it expires, so an agent that lost the reply renews again with it.
+	// Errors: PERMISSION_DENIED when node_id is not the node of the client
+	// certificate, the registration is revoked or the certificate superseded;
+	// INVALID_ARGUMENT for a bad CSR.
+	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
 	// Heartbeat reports the node's state and collects its queued commands.
 	// A command keeps coming back until the agent acknowledges it with a
 	// CommandAcknowledged event, so the agent ignores ids it already has.
@@ -59,6 +70,16 @@ func (c *agentServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EnrollResponse)
 	err := c.cc.Invoke(ctx, AgentService_Enroll_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewResponse)
+	err := c.cc.Invoke(ctx, AgentService_Renew_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +113,20 @@ func (c *agentServiceClient) ReportEvent(ctx context.Context, in *ReportEventReq
 // AgentService is served by the appliance's agent gateway.
 type AgentServiceServer interface {
 	// Enroll exchanges a one-time enrollment token and a CSR for a client
-	// certificate. Errors: UNAUTHENTICATED for an unknown, used or expired
-	// token, or a token issued for another node; INVALID_ARGUMENT for a CSR that
-	// does not parse or whose signature does not verify.
+	// certificate. The token binds to the CSR's key at first use: until the
+	// token expires, the same key may enrol again with it (an agent that lost
+	// the reply) and gets a new certificate, which supersedes the earlier one.
+	// Errors: UNAUTHENTICATED for an unknown or expired token, one used for
+	// another key, or one issued for another node; INVALID_ARGUMENT for a CSR
+	// that does not parse or whose signature does not verify.
 	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// Renew exchanges the caller's client certificate, while it is valid, for
+	// a new one for the CSR's key. The certificate renewed from stays valid
+	// until it expires, so an agent that lost the reply renews again with it.
+	// Errors: PERMISSION_DENIED when node_id is not the node of the client
+	// certificate, the registration is revoked or the certificate superseded;
+	// INVALID_ARGUMENT for a bad CSR.
+	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
 	// Heartbeat reports the node's state and collects its queued commands.
 	// A command keeps coming back until the agent acknowledges it with a
 	// CommandAcknowledged event, so the agent ignores ids it already has.
@@ -118,6 +149,9 @@ type UnimplementedAgentServiceServer struct{}
 
 func (UnimplementedAgentServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedAgentServiceServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
 }
 func (UnimplementedAgentServiceServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
@@ -160,6 +194,24 @@ func _AgentService_Enroll_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_Renew_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Renew(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Renew_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Renew(ctx, req.(*RenewRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -210,6 +262,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Enroll",
 			Handler:    _AgentService_Enroll_Handler,
+		},
+		{
+			MethodName: "Renew",
+			Handler:    _AgentService_Renew_Handler,
 		},
 		{
 			MethodName: "Heartbeat",

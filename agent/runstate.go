@@ -1,0 +1,129 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// runtimeStateFile keeps what the runtime was told, so an agent that
+// restarts (the host rebooted, the appliance re-adopted a local host, the
+// agent crashed) can run the chain without a new CONFIGURE.
+const runtimeStateFile = "runtime-state.json"
+
+// savedRuntime is the file's content: the configuration last applied
+// (files and snapshot left out: they are on disk already) and whether the
+// chain should run. Running follows the last START, RESTART or STOP that
+// succeeded; a STOP counts as soon as it begins, so a chain being stopped
+// is never brought back by a restart.
+type savedRuntime struct {
+	Configuration json.RawMessage `json:"configuration,omitempty"` // a ConfigurePayload
+	Running       bool            `json:"running"`
+}
+
+// runtimeState is the saved runtime of one agent's data dir.
+type runtimeState struct {
+	mu   sync.Mutex
+	path string
+	cur  savedRuntime
+}
+
+func loadRuntimeState(path string) (*runtimeState, error) {
+	s := &runtimeState{path: path}
+	if err := readJSON(path, &s.cur); err != nil {
+		return nil, fmt.Errorf("read runtime state: %w", err)
+	}
+	return s, nil
+}
+
+// configuration returns the saved configuration, nil when there is none.
+func (s *runtimeState) configuration() (*agentv1.ConfigurePayload, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cur.Configuration) == 0 {
+		return nil, false, nil
+	}
+	var p agentv1.ConfigurePayload
+	if err := agentv1.UnmarshalPayload(s.cur.Configuration, &p); err != nil {
+		return nil, false, fmt.Errorf("saved configuration: %w", err)
+	}
+	return &p, s.cur.Running, nil
+}
+
+// configured saves p as the applied configuration.
+func (s *runtimeState) configured(p *agentv1.ConfigurePayload) error {
+	kept := proto.CloneOf(p)
+	kept.Files, kept.Snapshot = nil, nil
+	b, err := agentv1.MarshalPayload(kept)
+	if err != nil {
+		return err
+	}
+	return s.save(func(r *savedRuntime) { r.Configuration = b })
+}
+
+// upgraded saves the configuration with the component p upgraded.
+func (s *runtimeState) upgraded(p *agentv1.UpgradePayload) error {
+	cfg, _, err := s.configuration()
+	if err != nil || cfg == nil {
+		return err
+	}
+	for i, c := range cfg.GetComponents() {
+		if c.GetName() == p.GetComponent() {
+			if cfg.Components[i], err = upgradedComponent(c, p); err != nil {
+				return err
+			}
+		}
+	}
+	return s.configured(cfg)
+}
+
+// setRunning saves whether the chain should run.
+func (s *runtimeState) setRunning(on bool) error {
+	return s.save(func(r *savedRuntime) { r.Running = on })
+}
+
+func (s *runtimeState) save(change func(*savedRuntime)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := s.cur
+	change(&next)
+	if err := writeJSON(s.path, next); err != nil {
+		return fmt.Errorf("save runtime state: %w", err)
+	}
+	s.cur = next
+	return nil
+}
+
+// resumeRuntime gives the runtime back the configuration it had before the
+// agent restarted, and starts the chain if it was meant to run and does not.
+// Failures are logged: the control plane's next command can repair them.
+func (a *opsAgent) resumeRuntime(ctx context.Context) {
+	p, running, err := a.state.configuration()
+	if err != nil || p == nil {
+		if err != nil {
+			a.cfg.Logger.Error("cannot resume the runtime", "err", err)
+		}
+		return
+	}
+	if err := a.cfg.Runtime.Restore(p); err != nil {
+		a.cfg.Logger.Error("cannot restore the saved configuration", "err", err)
+		return
+	}
+	if !running {
+		a.cfg.Logger.Info("runtime configuration restored", "chain_profile_id", p.GetChainProfileId())
+		return
+	}
+	if st, err := a.cfg.Runtime.Status(ctx); err == nil && st.Running {
+		a.cfg.Logger.Info("runtime configuration restored; the chain is running", "chain_profile_id", p.GetChainProfileId())
+		return
+	}
+	if err := a.cfg.Runtime.Start(ctx); err != nil {
+		a.cfg.Logger.Error("cannot restart the chain", "err", err)
+		return
+	}
+	a.cfg.Logger.Info("runtime configuration restored; the chain started again", "chain_profile_id", p.GetChainProfileId())
+}

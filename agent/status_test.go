@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func TestHeartbeatStatusIsKeptInTheCache(t *testing.T) {
+	e := newTestEnv(t)
+	client, _ := e.enrolled(t, "node_a")
+	collected := time.Now().Add(-time.Second).UTC().Truncate(time.Millisecond)
+	_, err := client.Heartbeat(rpcCtx(t), &agentv1.HeartbeatRequest{
+		NodeId: "node_a", AgentVersion: "1.4.0", RunningCommandIds: []string{"cmd_1", "cmd_2"},
+		AppHealth: agentv1.AppHealth_APP_HEALTH_DEGRADED, AppHealthMessage: "12 blocks behind",
+		Sync:    &agentv1.SyncStatus{Syncing: true, CurrentHeight: 100, HighestHeight: 112, Peers: 9},
+		Metrics: &agentv1.MetricsSnapshot{Values: map[string]float64{"chain_block_height": 100}, CollectedAt: timestamppb.New(collected)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *engine.AgentStatus
+	waitFor(t, 5*time.Second, "the status in the cache", func() bool {
+		got, err = e.cache.GetAgentStatus(context.Background(), "node_a")
+		return err == nil
+	})
+	if !got.Running("cmd_2") || got.Running("cmd_3") || got.Health != engine.AppHealthDegraded || got.HealthMessage != "12 blocks behind" ||
+		!got.Syncing || got.BlockHeight != 100 || got.HighestBlock != 112 || got.Peers != 9 || got.AgentVersion != "1.4.0" ||
+		got.Metrics["chain_block_height"] != 100 || !got.MetricsAt.Equal(collected) || time.Since(got.ReportedAt) > 5*time.Second {
+		t.Errorf("status = %+v", got)
+	}
+	if _, err := e.cache.GetAgentStatus(context.Background(), "node_b"); !engine.IsCode(err, engine.ENotFound) {
+		t.Errorf("status of a silent node: %v; want not found", err)
+	}
+}
+
+// slowStatuses takes its time over each status write and counts them.
+type slowStatuses struct {
+	delay  time.Duration
+	writes atomic.Int64
+	last   atomic.Pointer[engine.AgentStatus]
+}
+
+func (s *slowStatuses) SetAgentStatus(ctx context.Context, st *engine.AgentStatus, _ time.Duration) error {
+	time.Sleep(s.delay)
+	s.writes.Add(1)
+	s.last.Store(st)
+	return nil
+}
+
+func (s *slowStatuses) GetAgentStatus(context.Context, string) (*engine.AgentStatus, error) {
+	return nil, engine.Errorf(engine.ENotFound, "none")
+}
+
+func TestHeartbeatsDoNotWaitForTheStatusWriteAndTheLatestStatusWins(t *testing.T) {
+	e := newTestEnv(t)
+	slow := &slowStatuses{delay: 500 * time.Millisecond}
+	e.cfg.Statuses = slow
+	stopGateway(e.gw)
+	e.startGateway(t)
+	client, _ := e.enrolled(t, "node_a")
+	start := time.Now()
+	for i := range 20 {
+		req := &agentv1.HeartbeatRequest{NodeId: "node_a", Sync: &agentv1.SyncStatus{CurrentHeight: uint64(i)}}
+		if _, err := client.Heartbeat(rpcCtx(t), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(start); took > 400*time.Millisecond {
+		t.Errorf("20 heartbeats took %s: they waited for the status writes", took)
+	}
+	waitFor(t, 5*time.Second, "the latest status to be written", func() bool {
+		st := slow.last.Load()
+		return st != nil && st.BlockHeight == 19
+	})
+	if n := slow.writes.Load(); n >= 20 {
+		t.Errorf("%d writes for 20 heartbeats of one node; superseded statuses should be skipped", n)
+	}
+}
+
+func TestStatusOfBoundsWhatAnAgentMayMakeTheGatewayKeep(t *testing.T) {
+	req := &agentv1.HeartbeatRequest{NodeId: "node_a", AppHealthMessage: strings.Repeat("x", 10_000),
+		Metrics: &agentv1.MetricsSnapshot{Values: map[string]float64{}}}
+	for i := range 1000 {
+		req.RunningCommandIds = append(req.RunningCommandIds, fmt.Sprintf("cmd_%d", i))
+		req.Metrics.Values[fmt.Sprintf("m_%04d", i)] = float64(i)
+	}
+	st := statusOf(req, time.Now())
+	if len(st.RunningCommandIDs) != maxStatusRunning || len(st.Metrics) != maxStatusMetrics || len(st.HealthMessage) != maxStatusText {
+		t.Errorf("kept %d ids, %d metrics, %d bytes of message", len(st.RunningCommandIDs), len(st.Metrics), len(st.HealthMessage))
+	}
+	if _, ok := st.Metrics["m_0000"]; !ok || st.Health != engine.AppHealthUnknown {
+		t.Errorf("metrics kept = first names? %v; health %s", ok, st.Health)
+	}
+}
+
+func TestAgentStatusListsTheCommandItIsRunning(t *testing.T) {
+	e := newTestEnv(t)
+	release := make(chan struct{})
+	rt := &scriptedRuntime{configure: func(ctx context.Context, _ ProgressFunc) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	startAgent(t, e.agentConfig(t, "node_a", rt))
+	id := e.enqueue(t, "node_a", engine.CommandConfigure, nil)
+	waitFor(t, 5*time.Second, "the command among the running ids", func() bool {
+		st, err := e.cache.GetAgentStatus(context.Background(), "node_a")
+		return err == nil && st.Running(id) && st.Health == engine.AppHealthHealthy
+	})
+	close(release)
+	e.waitStatus(t, id, engine.CommandCompleted, 5*time.Second)
+	waitFor(t, 5*time.Second, "the command to leave the running ids", func() bool {
+		st, err := e.cache.GetAgentStatus(context.Background(), "node_a")
+		return err == nil && !st.Running(id)
+	})
+}
