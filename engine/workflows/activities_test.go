@@ -343,6 +343,36 @@ func TestProvisionHostTwiceMakesOneHostWithAFreshToken(t *testing.T) {
 	}
 }
 
+// An appliance restart retries ProvisionHost after the agent enrolled: the
+// agent still counts as the new host's.
+func TestAgentEnrolledBeforeARetriedProvisionHostIsReady(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	nodeID := f.node(t, f.subscription(t, moniker))
+	asked := time.Now().UTC().Add(-time.Minute)
+	req := HostRequest{NodeID: nodeID, Provider: "local", Since: asked}
+	if _, err := f.acts.ProvisionHost(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	enrolled := asked.Add(10 * time.Second)
+	if err := f.store.PutAgentRegistration(ctx, &engine.AgentRegistration{NodeID: nodeID, CertSerial: "1", EnrolledAt: enrolled}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.TouchNode(ctx, nodeID, enrolled, "1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	retried, err := f.acts.ProvisionHost(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !retried.Since.Equal(asked) {
+		t.Fatalf("retry counts the agent from %s, want %s (when the workflow asked)", retried.Since, asked)
+	}
+	if err := f.acts.WaitForAgentReady(ctx, AgentWait{NodeID: nodeID, Since: retried.Since}); err != nil {
+		t.Fatalf("agent enrolled before the retry is not ready: %v", err)
+	}
+}
+
 func TestOpenIncidentTwiceOpensOne(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

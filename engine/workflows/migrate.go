@@ -64,7 +64,7 @@ func migrate(ctx workflow.Context, res *MigrateResult, m *migration) error {
 	if err := run(ctx, quick, &res.OldHost, acts.NodeHost, nodeID); err != nil {
 		return fmt.Errorf("read node host: %w", err)
 	}
-	req := HostRequest{NodeID: nodeID, Provider: res.OldHost.Provider, Region: res.OldHost.Region, InstanceType: res.OldHost.InstanceType}
+	req := HostRequest{NodeID: nodeID, Provider: res.OldHost.Provider, Region: res.OldHost.Region, InstanceType: res.OldHost.InstanceType, Since: workflow.Now(ctx)}
 	if workflow.GetVersion(ctx, keepOldAgent, workflow.DefaultVersion, 1) >= 1 {
 		req.Incarnation = incarnation(ctx)
 		if err := run(ctx, quick, &m.oldAgent, acts.AgentRegistration, nodeID); err != nil {

@@ -45,7 +45,7 @@ func provisionNode(ctx workflow.Context, plan ProvisionPlan, nodeID string) (eng
 		return engine.Host{}, err
 	}
 	var ph ProvisionedHost
-	req := HostRequest{NodeID: nodeID, Provider: plan.Provider, Region: plan.Region, InstanceType: plan.InstanceType}
+	req := HostRequest{NodeID: nodeID, Provider: plan.Provider, Region: plan.Region, InstanceType: plan.InstanceType, Since: workflow.Now(ctx)}
 	if err := run(ctx, hostOp, &ph, acts.ProvisionHost, req); err != nil {
 		return engine.Host{}, fmt.Errorf("provision host: %w", err)
 	}

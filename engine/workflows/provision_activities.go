@@ -37,6 +37,11 @@ type ChainKey struct {
 type HostRequest struct {
 	NodeID       string
 	Incarnation  string // engine.HostSpec.Incarnation: empty for the node's first host
+	// Since is when the workflow asked for the host: its agent's enrolment
+	// counts from then, also when the activity is retried after the agent
+	// enrolled (an appliance restart in between, say). Zero: the attempt's
+	// start, as in runs recorded before it existed.
+	Since time.Time
 	Provider     string
 	Region       string
 	InstanceType string
@@ -159,7 +164,10 @@ func (a *Activities) ProvisionHost(ctx context.Context, req HostRequest) (*Provi
 
 func (a *Activities) createHost(ctx context.Context, req HostRequest) (*ProvisionedHost, error) {
 	defer keepBeating(ctx)()
-	since := a.now()
+	since := req.Since
+	if since.IsZero() {
+		since = a.now()
+	}
 	token, err := a.Enroller.IssueEnrollmentToken(ctx, req.NodeID, a.timing().EnrollmentTTL)
 	if err != nil {
 		return nil, classify(fmt.Errorf("enrollment token of node %s: %w", req.NodeID, err))
