@@ -35,13 +35,13 @@ type ChainKey struct {
 
 // HostRequest asks for a host of a node.
 type HostRequest struct {
-	NodeID       string
-	Incarnation  string // engine.HostSpec.Incarnation: empty for the node's first host
+	NodeID      string
+	Incarnation string // engine.HostSpec.Incarnation: empty for the node's first host
 	// Since is when the workflow asked for the host: its agent's enrolment
 	// counts from then, also when the activity is retried after the agent
 	// enrolled (an appliance restart in between, say). Zero: the attempt's
 	// start, as in runs recorded before it existed.
-	Since time.Time
+	Since        time.Time
 	Provider     string
 	Region       string
 	InstanceType string
