@@ -66,6 +66,7 @@ func (m *Main) activities() *workflows.Activities {
 		Timing:      timing,
 		Store:       m.Store,
 		Cache:       m.Cache,
+		Statuses:    agentStatuses(m.Cache),
 		Events:      m.Events,
 		Secrets:     m.Secrets,
 		Provisioner: m.Provisioner,
@@ -237,6 +238,12 @@ type localPlacements struct{ *local.Provisioner }
 func (l localPlacements) CreateHost(ctx context.Context, spec engine.HostSpec) (engine.Host, error) {
 	spec.Provider = local.ProviderName
 	return l.Provisioner.CreateHost(ctx, spec)
+}
+
+// agentStatuses is the cache's keeper of agent heartbeats, if it has one.
+func agentStatuses(c engine.Cache) engine.AgentStatusCache {
+	s, _ := c.(engine.AgentStatusCache)
+	return s
 }
 
 // installationID names this appliance: stable for its life because it

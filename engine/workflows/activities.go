@@ -65,9 +65,12 @@ func (t Timing) withDefaults() Timing {
 type Activities struct {
 	// Simulation, when set, configures simulated chain nodes instead of
 	// the chain profile's binaries (the local provisioner).
-	Simulation  *Simulation
-	Store       engine.Store
-	Cache       engine.Cache
+	Simulation *Simulation
+	Store      engine.Store
+	Cache      engine.Cache
+	// Statuses holds what agents said in their latest heartbeats; nil
+	// leaves WaitForCommandCompletion without the running-ids check.
+	Statuses    engine.AgentStatusCache
 	Events      engine.Events
 	Secrets     engine.Secrets
 	Provisioner engine.Provisioner

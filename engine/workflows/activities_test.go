@@ -68,6 +68,33 @@ func (fakeSecrets) Decrypt(_ context.Context, _ string, ct []byte) ([]byte, erro
 	return bytes.Clone(ct[len("wrapped:"):]), nil
 }
 
+// fakeStatuses is the agents' latest heartbeats.
+type fakeStatuses struct {
+	mu sync.Mutex
+	m  map[string]*engine.AgentStatus
+}
+
+func (s *fakeStatuses) SetAgentStatus(_ context.Context, st *engine.AgentStatus, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m[st.NodeID] = st
+	return nil
+}
+
+func (s *fakeStatuses) GetAgentStatus(_ context.Context, nodeID string) (*engine.AgentStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.m[nodeID]; st != nil {
+		return st, nil
+	}
+	return nil, engine.Errorf(engine.ENotFound, "no status")
+}
+
+// heartbeat records a heartbeat of node_1's agent, running ids.
+func (s *fakeStatuses) heartbeat(ids ...string) {
+	s.SetAgentStatus(context.Background(), &engine.AgentStatus{NodeID: "node_1", RunningCommandIDs: ids, ReportedAt: time.Now().UTC()}, time.Minute)
+}
+
 type fakeCache struct {
 	engine.Cache
 	mu       sync.Mutex
@@ -126,11 +153,12 @@ func (e *fakeEnroller) IssueEnrollmentToken(context.Context, string, time.Durati
 func (e *fakeEnroller) Revoke(context.Context, string) error { return nil }
 
 type fixture struct {
-	acts  *Activities
-	store *bolt.Store
-	cache *fakeCache
-	prov  *fakeProvisioner
-	chain *profile.ChainProfile
+	acts     *Activities
+	store    *bolt.Store
+	cache    *fakeCache
+	statuses *fakeStatuses
+	prov     *fakeProvisioner
+	chain    *profile.ChainProfile
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -145,9 +173,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{store: st, cache: &fakeCache{progress: map[string]*engine.CommandProgress{}}, prov: &fakeProvisioner{hosts: map[string]engine.Host{}}, chain: chain}
+	f := &fixture{store: st, cache: &fakeCache{progress: map[string]*engine.CommandProgress{}}, statuses: &fakeStatuses{m: map[string]*engine.AgentStatus{}},
+		prov: &fakeProvisioner{hosts: map[string]engine.Host{}}, chain: chain}
 	f.acts = &Activities{
-		Store: st, Cache: f.cache, Events: fakeEvents{}, Secrets: fakeSecrets{}, Provisioner: f.prov, Enroller: &fakeEnroller{},
+		Store: st, Cache: f.cache, Statuses: f.statuses, Events: fakeEvents{}, Secrets: fakeSecrets{}, Provisioner: f.prov, Enroller: &fakeEnroller{},
 		Chains: func(id string) (*profile.ChainProfile, error) {
 			if id != chain.ID {
 				return nil, engine.Errorf(engine.ENotFound, "no chain %q", id)
@@ -435,6 +464,16 @@ func TestWaitForCommandCompletion(t *testing.T) {
 			f.cache.set(engine.CommandProgress{CommandID: id, Stalled: true, UpdatedAt: time.Now().UTC().Add(time.Hour)})
 		}, true},
 		{"silent past the grace window", engine.CommandAcknowledged, func(*fixture, string) {}, true},
+		{"listed as running by every heartbeat, then completed", engine.CommandAcknowledged, func(f *fixture, id string) {
+			for range 5 {
+				f.statuses.heartbeat(id)
+				f.cache.set(engine.CommandProgress{CommandID: id, Percent: 50, UpdatedAt: time.Now().UTC()})
+				time.Sleep(100 * time.Millisecond)
+			}
+		}, false},
+		{"left out by one heartbeat just before its outcome", engine.CommandAcknowledged, func(f *fixture, id string) {
+			f.statuses.heartbeat()
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -459,6 +498,32 @@ func TestWaitForCommandCompletion(t *testing.T) {
 				t.Fatal("the wait never ended")
 			}
 		})
+	}
+}
+
+func TestWaitForCommandCompletionNoticesALostCommand(t *testing.T) {
+	f := newFixture(t)
+	c := f.command(t, "node_1", engine.CommandAcknowledged)
+	done := make(chan error, 1)
+	go func() {
+		done <- f.acts.WaitForCommandCompletion(context.Background(), CommandRequest{NodeID: "node_1", CommandID: c.ID})
+	}()
+	// The agent was restarted: its heartbeats go on, fresh, without the command.
+	giveUp := time.After(10 * time.Second)
+	for {
+		f.statuses.heartbeat("cmd_other")
+		f.cache.set(engine.CommandProgress{CommandID: c.ID, Percent: 10, UpdatedAt: time.Now().UTC()})
+		select {
+		case err := <-done:
+			var app *temporal.ApplicationError
+			if !errors.As(err, &app) || app.Type() != ErrCommandLost || !app.NonRetryable() {
+				t.Fatalf("err = %v, want a non-retryable %s", err, ErrCommandLost)
+			}
+			return
+		case <-giveUp:
+			t.Fatal("the lost command was never noticed")
+		case <-time.After(150 * time.Millisecond):
+		}
 	}
 }
 

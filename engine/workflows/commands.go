@@ -9,6 +9,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 )
 
 // CommandRequest names a command the workflow chose the id of, so that a
@@ -32,7 +33,21 @@ type WaitProgress struct {
 	Percent float64
 	Message string
 	Stalls  int
+	// Omitted counts the agent's heartbeats since the acknowledgement that
+	// did not list the command as running; LastOmission is the latest.
+	Omitted      int
+	LastOmission time.Time
 }
+
+// ErrCommandLost is the error type of a command the agent acknowledged,
+// then stopped running without reporting an outcome (its process was
+// restarted, say). It is safe to send the same work again as a new command.
+const ErrCommandLost = "CommandLost"
+
+// omissionsForLoss is how many heartbeats after the acknowledgement must
+// leave the command out before it counts as lost: one could have been
+// taken just before the agent marked it running.
+const omissionsForLoss = 2
 
 // configurePayload is the JSON of the agent protocol's ConfigurePayload.
 type configurePayload struct {
@@ -208,9 +223,8 @@ func commandOutcome(c *engine.Command) error {
 // progress is stalled Timing.StallThreshold readings in a row, or when no
 // fresh progress arrived for Timing.LivenessGrace.
 //
-// The design checks the command id in the agent's running_command_ids;
-// heartbeats do not store those yet, so liveness here is the command being
-// acknowledged plus the freshness of its progress in the Cache.
+// It also fails, with ErrCommandLost, when the agent's heartbeats stop
+// listing the command among its running_command_ids without an outcome.
 func (a *Activities) WaitForCommandCompletion(ctx context.Context, req CommandRequest) error {
 	w := a.resumeWait(ctx)
 	for {
@@ -222,6 +236,9 @@ func (a *Activities) WaitForCommandCompletion(ctx context.Context, req CommandRe
 			return commandOutcome(c)
 		}
 		if err := a.checkLiveness(ctx, c, &w); err != nil {
+			return err
+		}
+		if err := a.checkRunning(ctx, c, &w); err != nil {
 			return err
 		}
 		heartbeat(ctx, w)
@@ -264,6 +281,47 @@ func (a *Activities) checkLiveness(ctx context.Context, c *engine.Command, w *Wa
 	}
 	if !last.IsZero() && now.Sub(last) > t.LivenessGrace {
 		return permanent(engine.EUnavailable, "command %s reported no progress for %s", c.ID, t.LivenessGrace)
+	}
+	return nil
+}
+
+// checkRunning fails with ErrCommandLost once omissionsForLoss heartbeats
+// after the acknowledgement did not list the command among the agent's
+// running ones and the command still has no outcome. The outcome of a
+// command that just finished may trail the heartbeat that dropped it, so
+// the command is read again up to 3 times, 100 ms apart, before a heartbeat
+// counts against it.
+func (a *Activities) checkRunning(ctx context.Context, c *engine.Command, w *WaitProgress) error {
+	if a.Statuses == nil || c.Status != engine.CommandAcknowledged {
+		return nil
+	}
+	st, err := a.Statuses.GetAgentStatus(ctx, c.NodeID)
+	if engine.IsCode(err, engine.ENotFound) {
+		return nil // the agent is quiet: the liveness grace judges
+	}
+	if err != nil {
+		return fmt.Errorf("read agent status of node %s: %w", c.NodeID, err)
+	}
+	if st.Running(c.ID) || !st.ReportedAt.After(c.AckedAt) || !st.ReportedAt.After(w.LastOmission) {
+		return nil
+	}
+	for range 3 {
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+		again, err := a.Store.GetCommand(ctx, c.ID)
+		if err != nil {
+			return classify(fmt.Errorf("read command %s: %w", c.ID, err))
+		}
+		if again.Status != engine.CommandAcknowledged {
+			return nil // finished: the caller reads the outcome next
+		}
+	}
+	w.Omitted, w.LastOmission = w.Omitted+1, st.ReportedAt
+	if w.Omitted >= omissionsForLoss {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("command %s is no longer running on the agent of node %s and reported no outcome", c.ID, c.NodeID),
+			ErrCommandLost, nil)
 	}
 	return nil
 }

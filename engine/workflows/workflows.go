@@ -3,6 +3,7 @@ package workflows
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"time"
 
@@ -94,13 +95,35 @@ func summary(prefix string, err error) string {
 
 // awaitCommand sends a command through send (which waits for the agent's
 // acknowledgement), then waits for it to finish.
+// A command the agent lost (ErrCommandLost) is sent again as a new command,
+// up to sendsPerCommand times in all.
 func awaitCommand(ctx workflow.Context, send any, nodeID, step string) error {
-	req := CommandRequest{NodeID: nodeID, CommandID: commandID(ctx, step)}
-	if err := run(ctx, waiting, nil, send, req); err != nil {
-		return fmt.Errorf("%s: %w", step, err)
+	var err error
+	for attempt := 1; attempt <= sendsPerCommand; attempt++ {
+		id := step
+		if attempt > 1 {
+			id = fmt.Sprintf("%s#%d", step, attempt)
+		}
+		req := CommandRequest{NodeID: nodeID, CommandID: commandID(ctx, id)}
+		if err = run(ctx, waiting, nil, send, req); err != nil {
+			return fmt.Errorf("%s: %w", step, err)
+		}
+		err = run(ctx, longRun, nil, acts.WaitForCommandCompletion, req)
+		if !isLost(err) {
+			break
+		}
+		workflow.GetLogger(ctx).Warn("agent lost a command; sending it again", "node_id", nodeID, "step", step, "attempt", attempt)
 	}
-	if err := run(ctx, longRun, nil, acts.WaitForCommandCompletion, req); err != nil {
+	if err != nil {
 		return fmt.Errorf("%s: %w", step, err)
 	}
 	return nil
+}
+
+// sendsPerCommand bounds how often a lost command is sent.
+const sendsPerCommand = 3
+
+func isLost(err error) bool {
+	var app *temporal.ApplicationError
+	return errors.As(err, &app) && app.Type() == ErrCommandLost
 }

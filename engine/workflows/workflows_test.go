@@ -26,6 +26,7 @@ type world struct {
 	calls []string
 	fail  map[string]bool
 	plan  ProvisionPlan
+	lose  int // waits that find their command lost by the agent
 }
 
 func (w *world) hit(name string) error {
@@ -81,9 +82,21 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		return w.hit("RestoreAgentRegistration:" + r.CertSerial)
 	})
 	on(acts.WaitForAgentReady, func(context.Context, AgentWait) error { return w.hit("WaitForAgentReady") })
-	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StartNode": acts.StartNode, "StopNode": acts.StopNode, "WaitForCommandCompletion": acts.WaitForCommandCompletion} {
+	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StartNode": acts.StartNode, "StopNode": acts.StopNode} {
 		on(fn, func(context.Context, CommandRequest) error { return w.hit(name) })
 	}
+	on(acts.WaitForCommandCompletion, func(context.Context, CommandRequest) error {
+		if err := w.hit("WaitForCommandCompletion"); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.lose > 0 {
+			w.lose--
+			return temporal.NewNonRetryableApplicationError("lost", ErrCommandLost, nil)
+		}
+		return nil
+	})
 	on(acts.CaptureChainGeneratedKeys, func(context.Context, CaptureRequest) error { return w.hit("CaptureChainGeneratedKeys") })
 	on(acts.MarkInputsApplied, func(context.Context, string) error { return w.hit("MarkInputsApplied") })
 	on(acts.SetNodeState, func(_ context.Context, c StateChange) error { return w.hit("SetNodeState:" + string(c.To)) })
@@ -235,6 +248,32 @@ func TestTerminateIsBestEffort(t *testing.T) {
 				if !strings.HasPrefix(res.PartialFailures[i], p+": ") {
 					t.Errorf("partial failure %d = %q, want %q", i, res.PartialFailures[i], p)
 				}
+			}
+		})
+	}
+}
+
+func TestALostCommandIsSentAgainAsANewOne(t *testing.T) {
+	for _, tt := range []struct {
+		lost    int
+		sends   int
+		succeed bool
+	}{{1, 2, true}, {2, 3, true}, {3, 3, false}} {
+		t.Run(fmt.Sprintf("lost %d times", tt.lost), func(t *testing.T) {
+			w := &world{lose: tt.lost}
+			env := newEnv(t, w)
+			env.ExecuteWorkflow(ProvisionWorkflow, ProvisionInput{SubscriptionID: "sub_1"})
+			if err := env.GetWorkflowError(); (err == nil) != tt.succeed {
+				t.Fatalf("workflow error = %v, want success %v", err, tt.succeed)
+			}
+			sends := 0
+			for _, c := range w.ran() {
+				if c == "SendConfigureCommand" {
+					sends++
+				}
+			}
+			if sends != tt.sends {
+				t.Errorf("CONFIGURE sent %d times, want %d", sends, tt.sends)
 			}
 		})
 	}
