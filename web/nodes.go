@@ -48,6 +48,11 @@ type nodeHostJSON struct {
 type nodeAgentJSON struct {
 	Version    string    `json:"version,omitempty"`
 	LastSeenAt time.Time `json:"last_seen_at,omitzero"`
+	// From the latest heartbeat; absent once the agent has gone quiet.
+	Health      string `json:"health,omitempty"`
+	Syncing     *bool  `json:"syncing,omitempty"`
+	BlockHeight uint64 `json:"block_height,omitempty"`
+	Peers       int    `json:"peers,omitempty"`
 }
 
 type nodeCommandJSON struct {
@@ -121,7 +126,28 @@ func (s *Server) describeNode(ctx context.Context, p *engine.Principal, n *engin
 	if len(cmds) > 0 {
 		running = cmds[0]
 	}
-	return toNodeJSON(n, running, p.Can(engine.ScopeAdmin)), nil
+	out := toNodeJSON(n, running, p.Can(engine.ScopeAdmin))
+	if st := s.agentStatus(ctx, n.ID); st != nil {
+		out.Agent.Health, out.Agent.BlockHeight, out.Agent.Peers = string(st.Health), st.BlockHeight, st.Peers
+		if !st.MetricsAt.IsZero() {
+			out.Agent.Syncing = &st.Syncing
+		}
+	}
+	return out, nil
+}
+
+// agentStatus is the node agent's latest heartbeat, nil when there is none
+// (or the cache keeps none): a node page never fails for want of it.
+func (s *Server) agentStatus(ctx context.Context, nodeID string) *engine.AgentStatus {
+	statuses, ok := s.cfg.Cache.(engine.AgentStatusCache)
+	if !ok {
+		return nil
+	}
+	st, err := statuses.GetAgentStatus(ctx, nodeID)
+	if err != nil {
+		return nil
+	}
+	return st
 }
 
 // pageParams reads ?after= and ?limit=; a bad value is EInvalid.

@@ -62,6 +62,7 @@ type nodesFixture struct {
 	*accounts
 	workflows *nodeWorkflows
 	events    *recordingEvents
+	statuses  engine.AgentStatusCache
 	bobJWT    string
 }
 
@@ -74,7 +75,7 @@ func newNodesFixture(t *testing.T, opts ...fixtureOption) *nodesFixture {
 	wf, events := &nodeWorkflows{}, &recordingEvents{}
 	opts = append([]fixtureOption{func(c *web.Config) { c.Store, c.Workflows, c.Events = st, wf, events }}, opts...)
 	f := newFixtureOn(t, st, cache, opts...)
-	nf := &nodesFixture{fixture: f, accounts: newAccounts(f), workflows: wf, events: events}
+	nf := &nodesFixture{fixture: f, accounts: newAccounts(f), workflows: wf, events: events, statuses: cache}
 	nf.bobJWT, _ = f.login("bob@example.com")
 	return nf
 }
@@ -379,6 +380,28 @@ func TestNodeJSONShape(t *testing.T) {
 	want := []string{"agent", "chain_profile_id", "created_at", "host", "id", "node_type", "state", "subscription_id", "updated_at"}
 	if fmt.Sprint(keys) != fmt.Sprint(want) {
 		t.Fatalf("node fields = %v, want %v", keys, want)
+	}
+}
+
+func TestNodeShowsItsAgentsLatestHeartbeat(t *testing.T) {
+	f := newNodesFixture(t)
+	n := f.node(f.alice.ID)
+	get := func() map[string]any {
+		var out struct{ Agent map[string]any }
+		f.decode(f.do(request{method: "GET", path: "/api/v1/nodes/" + n.ID, credential: f.aliceJWT}), 200, &out)
+		return out.Agent
+	}
+	if agent := get(); agent["health"] != nil || agent["block_height"] != nil {
+		t.Fatalf("agent without a heartbeat = %v, want no health or height", agent)
+	}
+	now := time.Now().UTC()
+	st := &engine.AgentStatus{NodeID: n.ID, Health: engine.AppHealthHealthy, Syncing: true, BlockHeight: 1234, Peers: 8, MetricsAt: now, ReportedAt: now}
+	if err := f.statuses.SetAgentStatus(context.Background(), st, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	agent := get()
+	if agent["health"] != "healthy" || agent["syncing"] != true || agent["block_height"] != 1234.0 || agent["peers"] != 8.0 {
+		t.Fatalf("agent = %v, want healthy, syncing at 1234 with 8 peers", agent)
 	}
 }
 
