@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
@@ -21,11 +24,17 @@ const adminUsage = `usage: hoodcloud admin COMMAND [flags]
 Commands (run them while the appliance is stopped: they open its data dir):
   create-user --email E [--admin]   create a user; the password is read from
                                     HOODCLOUD_ADMIN_PASSWORD or the first line of stdin
-  rotate master                     re-encrypt every keyring record under a new master key
+  rotate master-key-file            replace the local keyring's master key file and
+                                    re-encrypt every keyring record under it
   reap [--dry-run]                  destroy hosts that belong to no live node
 
 Against a running appliance (admin token in HOODCLOUD_ADMIN_TOKEN):
   mark-paid [--api-url URL] PAYMENT_ID   complete a payment by hand (staging)
+  rotate KEY [--api-url URL] [--grace D]  replace a key while serving; KEY is one of
+      jwt         session signing key; old tokens verify for the grace (default 24h)
+      sealed-box  key inputs are sealed to; old inputs open for the grace (default 720h)
+      ca          agent CA; the old one stays trusted for the grace (default 720h)
+      master      new version of the key wrapping node data keys, rewrapped in the background
 `
 
 // admin runs an operator command against the appliance's state.
@@ -93,11 +102,74 @@ func readPassword(env func(string) string, stdin io.Reader) (string, error) {
 	return "", configErrorf("admin create-user: no password: set HOODCLOUD_ADMIN_PASSWORD or write it on stdin")
 }
 
+// adminRotate replaces a key: the keyring's master key file offline, any
+// other key through the running appliance.
 func adminRotate(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "master" {
-		return configErrorf("admin rotate: want \"master\" (JWT, sealed-box and CA rotation are not available yet)")
+	if len(args) > 0 && args[0] == "master-key-file" {
+		return adminRotateMasterKeyFile(ctx, args[1:], env, stdout, stderr)
 	}
-	cfg, _, err := loadConfig("admin rotate master", args[1:], env, stderr, nil)
+	fs := flag.NewFlagSet("admin rotate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	apiURL := fs.String("api-url", defaultAPIURL, "the appliance's HTTP address")
+	grace := fs.Duration("grace", 0, "how long the replaced key stays honoured (default: the key's own)")
+	kind, err := parseAround(fs, args)
+	if err != nil {
+		return errUsage
+	}
+	if !slices.Contains(engine.KeyKinds, engine.KeyKind(kind)) {
+		return configErrorf("admin rotate: want one of jwt, sealed-box, ca, master (online) or master-key-file (offline)")
+	}
+	var body []byte
+	if *grace != 0 {
+		body, _ = json.Marshal(map[string]string{"grace": grace.String()})
+	}
+	var out rotationOutput
+	if err := adminCall(ctx, env, "admin rotate", *apiURL, "/api/v1/admin/rotate/"+kind, body, &out); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, out.describe())
+	return nil
+}
+
+// parseAround parses flags before and after the one argument, which it
+// returns; "" when there is not exactly one.
+func parseAround(fs *flag.FlagSet, args []string) (string, error) {
+	if err := fs.Parse(args); err != nil || fs.NArg() == 0 {
+		return "", err
+	}
+	arg := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil || fs.NArg() != 0 {
+		return "", err
+	}
+	return arg, nil
+}
+
+// rotationOutput is the appliance's answer to a rotation.
+type rotationOutput struct {
+	Kind       string                 `json:"kind"`
+	KeyID      string                 `json:"key_id"`
+	GraceUntil time.Time              `json:"grace_until"`
+	Rewrap     *engine.RewrapProgress `json:"rewrap"`
+	Resumed    bool                   `json:"resumed"`
+}
+
+func (r rotationOutput) describe() string {
+	switch {
+	case r.Resumed:
+		return fmt.Sprintf("%s key: the unfinished rewrap to %s was resumed (%d data keys rewrapped so far); progress is in the appliance log",
+			r.Kind, r.KeyID, r.Rewrap.Rewrapped)
+	case r.Rewrap != nil:
+		return fmt.Sprintf("%s key rotated to %s; node data keys are being rewrapped in the background (progress in the appliance log)",
+			r.Kind, r.KeyID)
+	}
+	return fmt.Sprintf("%s key rotated to %s; the old key is honoured until %s",
+		r.Kind, r.KeyID, r.GraceUntil.Format(time.RFC3339))
+}
+
+// adminRotateMasterKeyFile rewraps the local keyring under a new master
+// key file; the appliance must be stopped, as the keyring lives in its data dir.
+func adminRotateMasterKeyFile(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
+	cfg, _, err := loadConfig("admin rotate master-key-file", args, env, stderr, nil)
 	if err != nil {
 		return err
 	}
@@ -107,7 +179,7 @@ func adminRotate(ctx context.Context, args []string, env func(string) string, st
 		if err := keys.RotateMaster(ctx); err != nil {
 			return fmt.Errorf("rotate master key: %w", err)
 		}
-		fmt.Fprintf(stdout, "master key rotated: %s -> %s\n", before, keys.MasterKeyID())
+		fmt.Fprintf(stdout, "master key file rotated: %s -> %s\n", before, keys.MasterKeyID())
 		return nil
 	})
 }
@@ -156,35 +228,58 @@ func adminReap(ctx context.Context, args []string, env func(string) string, stdo
 func adminMarkPaid(ctx context.Context, args []string, env func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("admin mark-paid", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	apiURL := fs.String("api-url", "http://127.0.0.1:8080", "the appliance's HTTP address")
+	apiURL := fs.String("api-url", defaultAPIURL, "the appliance's HTTP address")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
 		return configErrorf("admin mark-paid: want exactly one PAYMENT_ID")
 	}
-	token := env("HOODCLOUD_ADMIN_TOKEN")
-	if token == "" {
-		return configErrorf("admin mark-paid: set HOODCLOUD_ADMIN_TOKEN to an admin token")
-	}
-	u := strings.TrimRight(*apiURL, "/") + "/api/v1/payments/" + url.PathEscape(fs.Arg(0)) + "/mark-paid"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return configErrorf("admin mark-paid: api-url: %v", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin mark-paid: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		var body struct {
-			Error struct{ Code, Message string }
-		}
-		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
-		return fmt.Errorf("admin mark-paid: %s: %s", resp.Status, body.Error.Message)
+	path := "/api/v1/payments/" + url.PathEscape(fs.Arg(0)) + "/mark-paid"
+	if err := adminCall(ctx, env, "admin mark-paid", *apiURL, path, nil, nil); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "payment %s marked paid\n", fs.Arg(0))
+	return nil
+}
+
+// defaultAPIURL is where an appliance on this machine answers by default.
+const defaultAPIURL = "http://127.0.0.1:8080"
+
+// adminCall POSTs body (none when nil) to the running appliance as the
+// administrator of HOODCLOUD_ADMIN_TOKEN and decodes a 2xx answer into
+// out (unless nil). Other answers are errors naming the status and the
+// appliance's message; the token never appears in them.
+func adminCall(ctx context.Context, env func(string) string, command, apiURL, path string, body []byte, out any) error {
+	token := env("HOODCLOUD_ADMIN_TOKEN")
+	if token == "" {
+		return configErrorf("%s: set HOODCLOUD_ADMIN_TOKEN to an admin token", command)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(apiURL, "/")+path, bytes.NewReader(body))
+	if err != nil {
+		return configErrorf("%s: api-url: %v", command, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", command, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		dec.Decode(&e)
+		return fmt.Errorf("%s: %s: %s", command, resp.Status, e.Error.Message)
+	}
+	if out != nil {
+		if err := dec.Decode(out); err != nil {
+			return fmt.Errorf("%s: unreadable answer: %w", command, err)
+		}
+	}
 	return nil
 }

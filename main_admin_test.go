@@ -51,16 +51,16 @@ func TestAdminCreateUserThenSignIn(t *testing.T) {
 	}
 }
 
-func TestAdminRotateMasterKeepsTheApplianceWorking(t *testing.T) {
+func TestAdminRotateMasterKeyFileKeepsTheApplianceWorking(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	m := MustOpenMain(t, cfg)
 	ca := m.Boot.AgentCA.Raw
 	m.Close()
 
-	code, out, errOut := runAdmin(t, "", nil, "rotate", "master", "--data-dir", dir)
-	if code != 0 || !strings.Contains(out, "master key rotated") {
-		t.Fatalf("rotate master = %d %q %q", code, out, errOut)
+	code, out, errOut := runAdmin(t, "", nil, "rotate", "master-key-file", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "master key file rotated") {
+		t.Fatalf("rotate master-key-file = %d %q %q", code, out, errOut)
 	}
 	m = MustOpenMain(t, cfg)
 	if !bytes.Equal(m.Boot.AgentCA.Raw, ca) {
@@ -79,7 +79,12 @@ func TestAdminBadInput(t *testing.T) {
 		{"unknown command", "", []string{"promote"}, `admin: unknown command "promote"`},
 		{"create-user without email", "pw\n", []string{"create-user", "--data-dir", t.TempDir()}, "email is required"},
 		{"create-user without password", "", []string{"create-user", "--data-dir", t.TempDir(), "--email", "a@b.c"}, "no password"},
-		{"rotate what", "", []string{"rotate", "jwt"}, `admin rotate: want "master"`},
+		{"rotate nothing", "", []string{"rotate"}, "admin rotate: want one of jwt, sealed-box, ca, master"},
+		{"rotate what", "", []string{"rotate", "passwords"}, "admin rotate: want one of jwt, sealed-box, ca, master"},
+		{"rotate two keys", "", []string{"rotate", "jwt", "ca"}, "admin rotate: want one of jwt, sealed-box, ca, master"},
+		{"rotate without token", "", []string{"rotate", "jwt"}, "admin rotate: set HOODCLOUD_ADMIN_TOKEN"},
+		{"rotate online with a data dir", "", []string{"rotate", "--data-dir", "/srv/hc", "master"}, "flag provided but not defined: -data-dir"},
+		{"rotate with a bad grace", "", []string{"rotate", "--grace", "soon", "jwt"}, "invalid value \"soon\" for flag -grace"},
 		{"mark-paid without id", "", []string{"mark-paid"}, "want exactly one PAYMENT_ID"},
 		{"mark-paid without token", "", []string{"mark-paid", "pay_1"}, "set HOODCLOUD_ADMIN_TOKEN"},
 	}

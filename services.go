@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/pem"
 	"os"
 	"path/filepath"
@@ -72,7 +70,7 @@ func (m *Main) activities() *workflows.Activities {
 		Provisioner: m.Provisioner,
 		Enroller:    m.AgentIdentity,
 		Chains:      m.Chains.Get,
-		OpenSealed:  func(b []byte) ([]byte, error) { return engine.OpenSealedBox(m.Boot.SealedBoxKey, b) },
+		OpenSealed:  m.Boot.SealedBox().Open,
 		Bootstrap: engine.HostBootstrap{
 			GatewayAddr: m.Gateway.Addr(),
 			CACertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Boot.AgentCA.Raw}),
@@ -247,18 +245,19 @@ func agentStatuses(c engine.Cache) engine.AgentStatusCache {
 }
 
 // installationID names this appliance: stable for its life because it
-// derives from the agent CA made on its first boot.
-func (m *Main) installationID() string {
-	sum := sha256.Sum256(m.Boot.AgentCA.Raw)
-	return "hc-" + hex.EncodeToString(sum[:6])
-}
+// derives from the agent CA made on its first boot (not the current one).
+func (m *Main) installationID() string { return m.Boot.InstallationID }
 
 func (m *Main) openHTTP(context.Context) error {
 	identity, err := engine.NewIdentity(engine.IdentityConfig{
 		Users:           m.Store,
-		SigningKey:      m.Boot.JWTKey,
+		JWTKeys:         m.Boot.JWTKeys,
 		BootstrapTokens: []string{m.Boot.AdminToken, m.Config.DevToken},
 	})
+	if err != nil {
+		return err
+	}
+	rotation, err := m.openKeyRotation()
 	if err != nil {
 		return err
 	}
@@ -276,6 +275,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Events:     m.Events,
 		Workflows:  m.Workflows,
 		Boot:       m.Boot,
+		Rotation:   rotation,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()
@@ -288,4 +288,18 @@ func (m *Main) openHTTP(context.Context) error {
 	m.HTTP = s
 	m.onClose(s.Close)
 	return nil
+}
+
+// openKeyRotation serves key rotation and resumes a master key rewrap a
+// stop interrupted. It stops before the Store and Secrets close.
+func (m *Main) openKeyRotation() (*engine.KeyRotation, error) {
+	r, err := engine.NewKeyRotation(engine.KeyRotationConfig{
+		Secrets: m.Secrets, Boot: m.Boot, Nodes: m.Store, Keys: m.Store, Logger: m.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.onClose(func(context.Context) error { r.Close(); return nil })
+	r.Resume()
+	return r, nil
 }

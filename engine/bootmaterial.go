@@ -7,24 +7,40 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"time"
 )
 
 // BootMaterial is the key material the appliance creates on its first start
 // and reuses on every later one. It lives in Secrets (encrypted at rest) and
 // in memory only: never log any of it.
+//
+// The keys that can be rotated come twice: as the key sets, which follow
+// rotations (on this instance at once, on others within their refresh),
+// and as the keys that were current when the material was loaded, for
+// what reads them once at start.
 type BootMaterial struct {
 	JWTKey       *rsa.PrivateKey   // signs RS256 login tokens
 	SealedBoxKey *ecdh.PrivateKey  // X25519: opens inputs customers seal to its public key
 	SigningKey   *ecdsa.PrivateKey // P-256: signs what agents must trust
 	AgentCA      *x509.Certificate // issues the agents' client certificates
 	AgentCAKey   *ecdsa.PrivateKey
+
+	// JWTKeys, SealedBoxKeys and AgentCAs are the rotating sets; nil in
+	// material built by hand, where JWT, SealedBox and CAs fall back to the
+	// single keys above.
+	JWTKeys       *JWTKeys
+	SealedBoxKeys *SealedBoxKeys
+	AgentCAs      *AgentCAs
+
+	// InstallationID names this appliance for good: it derives from the
+	// first agent CA, and a CA rotation leaves it alone.
+	InstallationID string
 	// WebhookSecret authenticates payment webhooks (HMAC-SHA256).
 	WebhookSecret []byte
 	// AdminToken is the bootstrap credential of the first administrator.
@@ -34,14 +50,49 @@ type BootMaterial struct {
 	AdminTokenNew bool
 }
 
-// Where the boot material lives in Secrets.
+// JWT returns the JWT key set; nil without any JWT key.
+func (m *BootMaterial) JWT() *JWTKeys {
+	switch {
+	case m.JWTKeys != nil:
+		return m.JWTKeys
+	case m.JWTKey != nil:
+		return StaticJWTKeys(m.JWTKey)
+	}
+	return nil
+}
+
+// SealedBox returns the sealed-box key set; nil without any sealed-box key.
+func (m *BootMaterial) SealedBox() *SealedBoxKeys {
+	switch {
+	case m.SealedBoxKeys != nil:
+		return m.SealedBoxKeys
+	case m.SealedBoxKey != nil:
+		return StaticSealedBoxKeys(m.SealedBoxKey)
+	}
+	return nil
+}
+
+// CAs returns the agent CA set; nil without an agent CA.
+func (m *BootMaterial) CAs() *AgentCAs {
+	switch {
+	case m.AgentCAs != nil:
+		return m.AgentCAs
+	case m.AgentCA != nil:
+		return StaticAgentCAs(&AgentCA{Cert: m.AgentCA, Key: m.AgentCAKey})
+	}
+	return nil
+}
+
+// Where the boot material lives in Secrets. The keys a rotation replaced
+// live beside the current one, under its name with "-retired".
 const (
 	SecretJWTKey        = "boot/jwt-signing-key"     // PKCS#8 PEM, RSA 2048
 	SecretSealedBoxKey  = "boot/sealed-box-key"      // PKCS#8 PEM, X25519
 	SecretSigningKey    = "boot/ecdsa-signing-key"   // PKCS#8 PEM, P-256
-	SecretAgentCA       = "boot/agent-ca"            // PKCS#8 PEM key then certificate PEM
+	SecretAgentCA       = "boot/agent-ca"            // PKCS#8 PEM key, certificate PEM, cross-signed certificate PEM
 	SecretWebhookSecret = "boot/webhook-hmac-secret" // 32 random bytes
 	SecretAdminToken    = "boot/admin-token"         // the token's text
+	SecretInstallation  = "boot/installation-id"     // see BootMaterial.InstallationID
 )
 
 // AgentCAName is the common name of the agent CA certificate.
@@ -58,16 +109,16 @@ const agentCAValidity = 10 * 365 * 24 * time.Hour
 func EnsureBootMaterial(ctx context.Context, s Secrets) (*BootMaterial, error) {
 	var m BootMaterial
 	var err error
-	if m.JWTKey, err = ensureKey[*rsa.PrivateKey](ctx, s, SecretJWTKey, newRSAKey); err != nil {
+	if err = ensureRotatingKeys(ctx, s); err != nil {
 		return nil, err
 	}
-	if m.SealedBoxKey, err = ensureKey[*ecdh.PrivateKey](ctx, s, SecretSealedBoxKey, newX25519Key); err != nil {
+	if err = m.loadKeySets(ctx, s); err != nil {
 		return nil, err
 	}
 	if m.SigningKey, err = ensureKey[*ecdsa.PrivateKey](ctx, s, SecretSigningKey, newP256Key); err != nil {
 		return nil, err
 	}
-	if m.AgentCA, m.AgentCAKey, err = ensureAgentCA(ctx, s); err != nil {
+	if m.InstallationID, err = ensureInstallationID(ctx, s, m.AgentCA); err != nil {
 		return nil, err
 	}
 	if m.WebhookSecret, _, err = ensureSecret(ctx, s, SecretWebhookSecret, randomBytes(32)); err != nil {
@@ -80,6 +131,57 @@ func EnsureBootMaterial(ctx context.Context, s Secrets) (*BootMaterial, error) {
 	m.AdminToken, m.AdminTokenNew = string(token), created
 	Zero(token)
 	return &m, nil
+}
+
+// ensureRotatingKeys creates the first JWT key, sealed-box key and agent
+// CA where missing.
+func ensureRotatingKeys(ctx context.Context, s Secrets) error {
+	firsts := []struct {
+		name     string
+		generate func() ([]byte, error)
+	}{
+		{SecretJWTKey, keyPEM(newRSAKey)},
+		{SecretSealedBoxKey, keyPEM(newX25519Key)},
+		{SecretAgentCA, func() ([]byte, error) { return newAgentCABundle(time.Now(), nil) }},
+	}
+	for _, f := range firsts {
+		v, _, err := ensureSecret(ctx, s, f.name, f.generate)
+		if err != nil {
+			return err
+		}
+		Zero(v)
+	}
+	return nil
+}
+
+// loadKeySets loads the rotating sets and the keys current among them.
+func (m *BootMaterial) loadKeySets(ctx context.Context, s Secrets) error {
+	var err error
+	if m.JWTKeys, err = LoadJWTKeys(ctx, s, KeySetOptions{}); err != nil {
+		return err
+	}
+	if m.SealedBoxKeys, err = LoadSealedBoxKeys(ctx, s, KeySetOptions{}); err != nil {
+		return err
+	}
+	if m.AgentCAs, err = LoadAgentCAs(ctx, s, KeySetOptions{}); err != nil {
+		return err
+	}
+	_, m.JWTKey = m.JWTKeys.signer()
+	m.SealedBoxKey = m.SealedBoxKeys.v.snapshot().current.key
+	ca := m.AgentCAs.Current()
+	m.AgentCA, m.AgentCAKey = ca.Cert, ca.Key
+	return nil
+}
+
+// ensureInstallationID records the installation id on the first start,
+// from the agent CA of that start; before CA rotation existed it was
+// derived from the CA each time, so an appliance made then keeps its id.
+func ensureInstallationID(ctx context.Context, s Secrets, firstCA *x509.Certificate) (string, error) {
+	id, _, err := ensureSecret(ctx, s, SecretInstallation, func() ([]byte, error) {
+		sum := sha256.Sum256(firstCA.Raw)
+		return []byte("hc-" + hex.EncodeToString(sum[:6])), nil
+	})
+	return string(id), err
 }
 
 // ensureSecret returns the secret under name, creating it with generate if
@@ -112,18 +214,19 @@ func ensureSecret(ctx context.Context, s Secrets, name string, generate func() (
 // ensureKey returns the private key of type K stored as PKCS#8 PEM under
 // name, generating it if missing.
 func ensureKey[K any](ctx context.Context, s Secrets, name string, generate func() (any, error)) (K, error) {
-	var zero K
-	pemBytes, _, err := ensureSecret(ctx, s, name, func() ([]byte, error) {
-		key, err := generate()
-		if err != nil {
-			return nil, err
-		}
-		return marshalKeyPEM(key)
-	})
+	pemBytes, _, err := ensureSecret(ctx, s, name, keyPEM(generate))
 	if err != nil {
+		var zero K
 		return zero, err
 	}
 	defer Zero(pemBytes)
+	return decodeKeyPEM[K](name, pemBytes)
+}
+
+// decodeKeyPEM reads a private key of type K from the PKCS#8 PEM stored
+// under name; errors name the secret, never show the key.
+func decodeKeyPEM[K any](name string, pemBytes []byte) (K, error) {
+	var zero K
 	block, _ := pem.Decode(pemBytes)
 	if block == nil || block.Type != "PRIVATE KEY" {
 		return zero, Errorf(EInternal, "%s does not hold a PKCS#8 PEM key", name)
@@ -140,71 +243,15 @@ func ensureKey[K any](ctx context.Context, s Secrets, name string, generate func
 	return k, nil
 }
 
-// ensureAgentCA returns the agent CA certificate and its key, creating a
-// self-signed P-256 CA valid for ten years if missing.
-func ensureAgentCA(ctx context.Context, s Secrets) (*x509.Certificate, *ecdsa.PrivateKey, error) {
-	bundle, _, err := ensureSecret(ctx, s, SecretAgentCA, newAgentCA)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer Zero(bundle)
-	var cert *x509.Certificate
-	var key *ecdsa.PrivateKey
-	for rest := bundle; ; {
-		var block *pem.Block
-		if block, rest = pem.Decode(rest); block == nil {
-			break
-		}
-		switch block.Type {
-		case "CERTIFICATE":
-			cert, err = x509.ParseCertificate(block.Bytes)
-		case "PRIVATE KEY":
-			var k any
-			k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-			key, _ = k.(*ecdsa.PrivateKey)
-			Zero(block.Bytes)
-		}
+// keyPEM turns a key generator into one of its PKCS#8 PEM.
+func keyPEM(generate func() (any, error)) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		key, err := generate()
 		if err != nil {
-			return nil, nil, Errorf(EInternal, "%s holds an unreadable %s", SecretAgentCA, block.Type)
+			return nil, err
 		}
+		return marshalKeyPEM(key)
 	}
-	if cert == nil || key == nil || !key.PublicKey.Equal(cert.PublicKey) {
-		return nil, nil, Errorf(EInternal, "%s does not hold a certificate with its P-256 key", SecretAgentCA)
-	}
-	return cert, key, nil
-}
-
-// newAgentCA generates the CA key and its self-signed certificate, as one
-// PEM bundle: the key first, then the certificate.
-func newAgentCA() ([]byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: AgentCAName, Organization: []string{"HoodCloud"}},
-		NotBefore:             now.Add(-time.Hour), // tolerate clocks slightly behind
-		NotAfter:              now.Add(agentCAValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true, // it signs agents' certificates only, never another CA
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := marshalKeyPEM(key)
-	if err != nil {
-		return nil, err
-	}
-	return append(keyPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...), nil
 }
 
 func marshalKeyPEM(key any) ([]byte, error) {

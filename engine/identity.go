@@ -14,8 +14,11 @@ import (
 // IdentityConfig is what the identity use-cases need.
 type IdentityConfig struct {
 	Users UserStore
-	// SigningKey is BootMaterial.JWTKey. Without it (the CLI creating a
-	// user) sessions cannot be issued or verified; everything else works.
+	// JWTKeys sign and verify sessions (BootMaterial.JWTKeys), following
+	// rotations. Without it or SigningKey (the CLI creating a user)
+	// sessions cannot be issued or verified; everything else works.
+	JWTKeys *JWTKeys
+	// SigningKey, when JWTKeys is nil, is the one key that never rotates.
 	SigningKey *rsa.PrivateKey
 	// Issuer is the iss claim of every token; "hoodcloud" when empty.
 	Issuer string
@@ -68,6 +71,9 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.JWTKeys == nil && cfg.SigningKey != nil {
+		cfg.JWTKeys = StaticJWTKeys(cfg.SigningKey)
 	}
 	if cfg.ConcurrentHashes <= 0 {
 		cfg.ConcurrentHashes = 4

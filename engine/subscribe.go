@@ -41,10 +41,12 @@ type SubscriptionsConfig struct {
 	// Input returns the rule of the chain profile's input called name;
 	// EInvalid if the profile has no such input.
 	Input func(chainProfileID, name string) (InputRule, error)
-	// SealedBoxKey opens user-provided secrets (BootMaterial.SealedBoxKey);
-	// without it secrets cannot be submitted.
-	SealedBoxKey *ecdh.PrivateKey
-	Now          func() time.Time
+	// SealedBoxKeys open user-provided secrets (BootMaterial.SealedBox()),
+	// following rotations; SealedBoxKey is the one key when it is nil.
+	// Without either secrets cannot be submitted.
+	SealedBoxKeys *SealedBoxKeys
+	SealedBoxKey  *ecdh.PrivateKey
+	Now           func() time.Time
 }
 
 // Subscriptions holds the customer's use-cases of subscriptions and their

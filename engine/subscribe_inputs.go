@@ -130,7 +130,11 @@ func (u *Subscriptions) prepareInput(chainProfileID string, v InputValue) (*Prov
 // checkSealed decodes a sealed secret and proves it opens, zeroing the
 // plaintext, and returns the ciphertext to store.
 func (u *Subscriptions) checkSealed(v InputValue) ([]byte, error) {
-	if u.cfg.SealedBoxKey == nil {
+	keys := u.cfg.SealedBoxKeys
+	if keys == nil && u.cfg.SealedBoxKey != nil {
+		keys = StaticSealedBoxKeys(u.cfg.SealedBoxKey)
+	}
+	if keys == nil {
 		return nil, Errorf(EUnsupported, "this appliance has no sealed-box key: secrets cannot be submitted")
 	}
 	if base64.StdEncoding.DecodedLen(len(v.Value)) > MaxSealedSecretBytes+SealedBoxOverhead+3 {
@@ -140,7 +144,7 @@ func (u *Subscriptions) checkSealed(v InputValue) ([]byte, error) {
 	if err != nil {
 		return nil, Errorf(EInvalid, "input %q must be base64 (standard, padded) of a sealed box", v.Name)
 	}
-	plain, err := OpenSealedBox(u.cfg.SealedBoxKey, sealed)
+	plain, err := keys.Open(sealed)
 	if err != nil {
 		return nil, Errorf(ErrorCode(err), "input %q: %s", v.Name, ErrorMessage(err))
 	}

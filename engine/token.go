@@ -50,10 +50,12 @@ func (i *Identity) issue(u *User) (*Tokens, error) {
 	return &Tokens{Access: access, Refresh: refresh, ExpiresIn: AccessTokenTTL}, nil
 }
 
+// sign issues a token with the current JWT key, named in the kid header.
 func (i *Identity) sign(u *User, audience string, ttl time.Duration) (string, error) {
-	if i.cfg.SigningKey == nil {
+	if i.cfg.JWTKeys == nil {
 		return "", Errorf(EInternal, "no token signing key is configured")
 	}
+	kid, key := i.cfg.JWTKeys.signer()
 	now := i.now()
 	c := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -67,7 +69,9 @@ func (i *Identity) sign(u *User, audience string, ttl time.Duration) (string, er
 		},
 		Gen: u.Version,
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodRS256, c).SignedString(i.cfg.SigningKey)
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
+	t.Header["kid"] = kid
+	s, err := t.SignedString(key)
 	if err != nil {
 		return "", Errorf(EInternal, "sign token: %v", err)
 	}
@@ -75,11 +79,12 @@ func (i *Identity) sign(u *User, audience string, ttl time.Duration) (string, er
 }
 
 // verify checks a token's RS256 signature (no other algorithm is
-// accepted, so neither "none" nor HMAC keyed with the public key), its
-// issuer, audience and expiry. Returns EUnauthorized, without saying why.
+// accepted, so neither "none" nor HMAC keyed with the public key) against
+// the key its kid names, current or in its grace period, then its issuer,
+// audience and expiry. Returns EUnauthorized, without saying why.
 func (i *Identity) verify(token, audience string) (*tokenClaims, error) {
 	denied := Errorf(EUnauthorized, "invalid or expired token")
-	if len(token) > MaxCredentialBytes || i.cfg.SigningKey == nil {
+	if len(token) > MaxCredentialBytes || i.cfg.JWTKeys == nil {
 		return nil, denied
 	}
 	p := jwt.NewParser(
@@ -92,9 +97,40 @@ func (i *Identity) verify(token, audience string) (*tokenClaims, error) {
 		jwt.WithTimeFunc(i.now),
 	)
 	var c tokenClaims
-	_, err := p.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return &i.cfg.SigningKey.PublicKey, nil })
+	_, err := p.ParseWithClaims(token, &c, i.verificationKeys)
 	if err != nil || c.Subject == "" {
 		return nil, denied
 	}
 	return &c, nil
+}
+
+// verificationKeys are the keys that may have signed t, by its kid.
+func (i *Identity) verificationKeys(t *jwt.Token) (any, error) {
+	kid, _ := t.Header["kid"].(string)
+	if len(kid) > maxKeyIDBytes {
+		return nil, errUnknownKey
+	}
+	keys := i.cfg.JWTKeys.verifiers(kid)
+	if len(keys) == 0 {
+		return nil, errUnknownKey
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, len(keys))}
+	for n, k := range keys {
+		set.Keys[n] = k
+	}
+	return set, nil
+}
+
+// maxKeyIDBytes bounds a kid: ours are 43 characters.
+const maxKeyIDBytes = 128
+
+var errUnknownKey = Errorf(EUnauthorized, "the token names an unknown key")
+
+// JWKS returns the public keys that verify session tokens now, for
+// /.well-known/jwks.json; none when no key is configured.
+func (i *Identity) JWKS() JWKSet {
+	if i.cfg.JWTKeys == nil {
+		return JWKSet{Keys: []JWK{}}
+	}
+	return i.cfg.JWTKeys.JWKS()
 }

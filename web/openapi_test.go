@@ -29,16 +29,16 @@ func servedOpenAPI(t *testing.T, f *fixture) (openAPIDoc, string) {
 
 var ginParam = regexp.MustCompile(`[:*]([A-Za-z_]+)`)
 
-// TestOpenAPICoversRoutes fails when a /api route is missing from the
-// document or the document lists one the router does not serve. The
-// fixture configures everything, so every route is mounted.
+// TestOpenAPICoversRoutes fails when a /api or /.well-known route is
+// missing from the document or the document lists one the router does not
+// serve. The fixture configures everything, so every route is mounted.
 func TestOpenAPICoversRoutes(t *testing.T) {
 	f := newSubscriptionFixture(t)
 	doc, _ := servedOpenAPI(t, f.fixture)
 	var served []string
 	for _, r := range f.server.RoutesForTest() {
 		method, path, _ := strings.Cut(r, " ")
-		if strings.HasPrefix(path, "/api/") {
+		if strings.HasPrefix(path, "/api/") || strings.HasPrefix(path, "/.well-known/") {
 			served = append(served, method+" "+ginParam.ReplaceAllString(path, "{$1}"))
 		}
 	}

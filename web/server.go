@@ -54,6 +54,8 @@ type Config struct {
 	Boot *engine.BootMaterial
 	// CAPEM returns the appliance CA certificate served at /ca.pem.
 	CAPEM func() []byte
+	// Rotation rotates keys for administrators; without it they get 501.
+	Rotation *engine.KeyRotation
 }
 
 // Server serves HTTP.

@@ -14,7 +14,7 @@ import (
 // routes: public ones on api, authenticated ones on authed. They need a
 // Store and the chain catalogue; the public key needs the boot material.
 func (s *Server) routeSubscriptions(api, authed *gin.RouterGroup) {
-	if s.cfg.Boot != nil && s.cfg.Boot.SealedBoxKey != nil {
+	if s.cfg.Boot != nil && s.cfg.Boot.SealedBox() != nil {
 		api.GET("/crypto/public-key", s.publicKey)
 	}
 	subs := s.subscriptionUseCases()
@@ -41,7 +41,7 @@ func (s *Server) subscriptionUseCases() *engine.Subscriptions {
 		Placement: catalogPlacement(s.cfg.Chains), Expiry: durationExpiry, Input: catalogInput(s.cfg.Chains),
 	}
 	if s.cfg.Boot != nil {
-		cfg.SealedBoxKey = s.cfg.Boot.SealedBoxKey
+		cfg.SealedBoxKeys = s.cfg.Boot.SealedBox()
 	}
 	subs, err := engine.NewSubscriptions(cfg)
 	if err != nil {
@@ -100,9 +100,10 @@ type publicKeyJSON struct {
 	Format    string `json:"format"`
 }
 
-// publicKey is the X25519 key customers seal user-provided secrets to.
+// publicKey is the X25519 key customers seal user-provided secrets to:
+// the current one, which a rotation replaces.
 func (s *Server) publicKey(c *gin.Context) {
-	pub := s.cfg.Boot.SealedBoxKey.PublicKey().Bytes()
+	pub := s.cfg.Boot.SealedBox().PublicKey()
 	c.JSON(http.StatusOK, publicKeyJSON{
 		Algorithm: "X25519", PublicKey: base64.StdEncoding.EncodeToString(pub), Format: engine.SealedBoxFormat,
 	})

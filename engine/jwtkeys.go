@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"math/big"
+	"time"
+)
+
+// JWTKeys are the RSA keys of session tokens: the current key signs, and
+// keys it replaced still verify until their grace period ends. Each key is
+// named by a kid, its RFC 7638 thumbprint, which tokens carry in their
+// header. Safe for concurrent use.
+type JWTKeys struct {
+	v *versionedKeys[*rsa.PrivateKey]
+}
+
+var jwtCodec = keyCodec[*rsa.PrivateKey]{
+	name:   SecretJWTKey,
+	decode: func(b []byte) (*rsa.PrivateKey, error) { return decodeKeyPEM[*rsa.PrivateKey](SecretJWTKey, b) },
+	id:     func(k *rsa.PrivateKey) string { return JWKThumbprint(&k.PublicKey) },
+}
+
+// LoadJWTKeys reads the JWT keys EnsureBootMaterial made and any a
+// rotation replaced. Returns ENotFound if there is no current key.
+func LoadJWTKeys(ctx context.Context, s Secrets, opts KeySetOptions) (*JWTKeys, error) {
+	v, err := loadVersionedKeys(ctx, s, jwtCodec, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &JWTKeys{v}, nil
+}
+
+// StaticJWTKeys is a set of one key, outside Secrets: it never rotates.
+func StaticJWTKeys(key *rsa.PrivateKey) *JWTKeys {
+	return &JWTKeys{staticKeys(key, jwtCodec)}
+}
+
+// signer returns the current key and its kid.
+func (k *JWTKeys) signer() (string, *rsa.PrivateKey) {
+	cur := k.v.snapshot().current
+	return cur.id, cur.key
+}
+
+// verifiers returns the public keys a token with kid may be checked
+// against: the key named kid, reloading the set once when it is unknown
+// (another instance may have rotated), or, for a token without a kid
+// (issued before keys had names), every key still honoured.
+func (k *JWTKeys) verifiers(kid string) []*rsa.PublicKey {
+	h := k.v.snapshot()
+	now := k.v.now()
+	if kid == "" {
+		keys := []*rsa.PublicKey{&h.current.key.PublicKey}
+		for _, p := range h.inGrace(now) {
+			keys = append(keys, &p.key.PublicKey)
+		}
+		return keys
+	}
+	v, ok := h.find(kid, now)
+	if !ok && k.v.reloadAfterMiss() {
+		v, ok = k.v.history.Load().find(kid, now)
+	}
+	if !ok {
+		return nil
+	}
+	return []*rsa.PublicKey{&v.key.PublicKey}
+}
+
+// Rotate makes a new current key; the old one keeps verifying tokens for
+// grace (DefaultJWTGrace when zero). Returns the new kid; EInvalid for a
+// grace out of range, EUnsupported for a static set.
+func (k *JWTKeys) Rotate(ctx context.Context, grace time.Duration) (string, error) {
+	grace, err := checkGrace(grace, DefaultJWTGrace)
+	if err != nil {
+		return "", err
+	}
+	return k.v.rotate(ctx, grace, func(*rsa.PrivateKey) ([]byte, error) {
+		key, err := newRSAKey()
+		if err != nil {
+			return nil, err
+		}
+		return marshalKeyPEM(key)
+	})
+}
+
+// JWK is an RSA public key as RFC 7517 writes it.
+type JWK struct {
+	KeyType   string `json:"kty"`
+	Use       string `json:"use"`
+	Algorithm string `json:"alg"`
+	KeyID     string `json:"kid"`
+	Modulus   string `json:"n"`
+	Exponent  string `json:"e"`
+}
+
+// JWKSet is what /.well-known/jwks.json serves.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
+// JWKS returns the public keys that verify tokens now: the current key
+// first, then those still in their grace period.
+func (k *JWTKeys) JWKS() JWKSet {
+	h := k.v.snapshot()
+	set := JWKSet{Keys: []JWK{publicJWK(h.current)}}
+	for _, p := range h.inGrace(k.v.now()) {
+		set.Keys = append(set.Keys, publicJWK(p))
+	}
+	return set
+}
+
+func publicJWK(v keyVersion[*rsa.PrivateKey]) JWK {
+	n, e := jwkModulusExponent(&v.key.PublicKey)
+	return JWK{KeyType: "RSA", Use: "sig", Algorithm: "RS256", KeyID: v.id, Modulus: n, Exponent: e}
+}
+
+func jwkModulusExponent(pub *rsa.PublicKey) (n, e string) {
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString(pub.N.Bytes()), enc.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
+}
+
+// JWKThumbprint is the RFC 7638 thumbprint of an RSA public key: the
+// SHA-256 of its required members in lexicographic order, base64url.
+func JWKThumbprint(pub *rsa.PublicKey) string {
+	n, e := jwkModulusExponent(pub)
+	sum := sha256.Sum256([]byte(`{"e":"` + e + `","kty":"RSA","n":"` + n + `"}`))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
