@@ -18,7 +18,7 @@ ROOT := github.com/hoodcloud/hoodcloud
 RACE_PKGS = $(shell go list ./... | grep -v '^$(ROOT)$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test lint bench generate clean
+.PHONY: build run test lint bench soak generate clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/hoodcloud .
@@ -42,6 +42,10 @@ lint:
 bench: build
 	./bin/hoodcloud bench startup
 	go test -run '^$$' -bench . -benchtime 2000x ./store/storebench ./store/redis
+
+# The crash battery at 200 provisions in flight (CI runs it at 50).
+soak:
+	HOODCLOUD_CRASH_PROVISIONS=200 go test -count=1 -timeout 30m -run TestCrashDuringProvisioning -v $(ROOT)
 
 generate:
 	sh proto/generate.sh
