@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"flag"
 	"io"
 	"log/slog"
@@ -16,7 +15,7 @@ import (
 // token, then heartbeats and executes the commands the gateway hands out.
 func agentCommand(ctx context.Context, args []string, env func(string) string, stderr io.Writer) error {
 	var cfg agent.AgentConfig
-	var runtime, sealKey string
+	var runtime string
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.GatewayAddr, "gateway", "", "agent gateway host:port (required)")
@@ -28,7 +27,6 @@ func agentCommand(ctx context.Context, args []string, env func(string) string, s
 	fs.StringVar(&runtime, "runtime", "process", "process, systemd or docker")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the gateway's heartbeat interval")
 	fs.DurationVar(&cfg.ProgressCheckInterval, "progress-interval", 30*time.Second, "how often running commands report progress")
-	fs.StringVar(&sealKey, "seal-key", "", "control plane X25519 public key, base64 (for CAPTURE_KEY)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -39,13 +37,6 @@ func agentCommand(ctx context.Context, args []string, env func(string) string, s
 	}
 	// The token comes from the environment so it never shows in ps.
 	cfg.EnrollmentToken = env("HOODCLOUD_AGENT_TOKEN")
-	if sealKey != "" {
-		key, err := base64.StdEncoding.DecodeString(sealKey)
-		if err != nil || len(key) != 32 {
-			return configErrorf("agent: seal-key must be base64 of 32 bytes")
-		}
-		cfg.SealKey = key
-	}
 	if cfg.ChainDir == "" {
 		cfg.ChainDir = filepath.Join(cfg.DataDir, "chain")
 	}

@@ -204,7 +204,6 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"unknown provisioner", []string{"serve", "--provisioner", "aws"}, nil, `provisioner: want one of local, hetzner, got "aws"`},
 		{"hetzner without token", []string{"serve", "--provisioner", "hetzner"}, nil, "hetzner-token: required with provisioner hetzner"},
 		{"agent without gateway", []string{"agent", "--node-id", "n1", "--data-dir", t.TempDir()}, nil, "agent: gateway is required"},
-		{"agent with a bad seal key", []string{"agent", "--gateway", "127.0.0.1:1", "--node-id", "n1", "--data-dir", t.TempDir(), "--seal-key", "short"}, nil, "agent: seal-key must be base64 of 32 bytes"},
 		{"agent with an unknown runtime", []string{"agent", "--gateway", "127.0.0.1:1", "--node-id", "n1", "--data-dir", t.TempDir(), "--runtime", "lxc"}, nil, "agent: runtime:"},
 		{"simnode without data dir", []string{"simnode"}, nil, "simnode: data-dir is required"},
 		{"simnode unknown mode", []string{"simnode", "--data-dir", t.TempDir(), "--mode", "explode"}, nil, "simnode: mode:"},

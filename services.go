@@ -127,6 +127,9 @@ func (m *Main) openGateway(context.Context) error {
 		Commands: m.Store,
 		Cache:    m.Cache,
 		Hosts:    m.Config.AgentHosts,
+		DataKeys: func(ctx context.Context, nodeID string) ([]byte, error) {
+			return engine.NodeDataKey(ctx, m.Store, m.Secrets, nodeID)
+		},
 	})
 	if err := g.Open(); err != nil {
 		return err

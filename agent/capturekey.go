@@ -1,7 +1,7 @@
 package agent
 
 import (
-	"crypto/rand"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,17 +11,16 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"golang.org/x/crypto/nacl/box"
+	"google.golang.org/grpc/status"
 )
 
 // maxKeyFileSize bounds what CAPTURE_KEY reads: key files are small.
 const maxKeyFileSize = 1 << 20
 
-// Captured keys are sealed (NaCl sealed box, X25519) to the control plane's
-// public key, the same key customers seal their inputs to
-// (GET /api/v1/crypto/public-key). The agent holds nothing that can open
-// it, no secret travels in a payload, and the control plane opens the box
-// and re-encrypts the key under the node's DEK before storing it.
+// Captured keys are encrypted on the host under the node's data key (DEK),
+// fetched from the gateway for the command (FetchDataKey) and zeroed after
+// use: the control plane stores the ciphertext as it stores every node key
+// and never sees the plaintext.
 
 // ValidateKeyPath accepts only a relative path that stays inside the
 // chain data dir lexically; os.Root then stops symlinks that escape.
@@ -67,29 +66,36 @@ func readKeyFile(chainDir, path string) ([]byte, error) {
 	return b, nil
 }
 
-// CaptureKey reads the key file at keyPath in chainDir, seals it to
-// sealKey and zeroes the plaintext. It returns the sealed box.
-func CaptureKey(chainDir, keyPath string, sealKey []byte) ([]byte, error) {
-	if len(sealKey) != 32 {
-		return nil, permanent("no control-plane public key to seal captured keys to")
-	}
-	var pub [32]byte
-	copy(pub[:], sealKey)
+// CaptureKey reads the key file at keyPath in chainDir, encrypts it under
+// dek (AES-256-GCM, nonce ‖ ciphertext) and zeroes the plaintext.
+func CaptureKey(chainDir, keyPath string, dek []byte) ([]byte, error) {
 	plain, err := readKeyFile(chainDir, keyPath)
 	if err != nil {
 		return nil, permanent(err.Error())
 	}
 	defer engine.Zero(plain)
-	sealed, err := box.SealAnonymous(nil, plain, &pub, rand.Reader)
+	sealed, err := sealWithDataKey(dek, plain)
 	if err != nil {
-		return nil, fmt.Errorf("seal key: %w", err)
+		return nil, permanent("encrypt the key: " + err.Error())
 	}
 	return sealed, nil
 }
 
-// captureKeyResult runs CAPTURE_KEY and encodes its result.
-func captureKeyResult(chainDir string, p *agentv1.CaptureKeyPayload, sealKey []byte) ([]byte, error) {
-	sealed, err := CaptureKey(chainDir, p.GetKeyPath(), sealKey)
+// captureKey runs CAPTURE_KEY command id and encodes its result.
+func (a *opsAgent) captureKey(ctx context.Context, id string, p *agentv1.CaptureKeyPayload) ([]byte, error) {
+	if err := ValidateKeyPath(p.GetKeyPath()); err != nil {
+		return nil, permanent(err.Error()) // refused before asking for the key
+	}
+	resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
+	if err != nil {
+		if permanentRPCError(err) {
+			return nil, permanent("fetch the node's data key: " + status.Convert(err).Message())
+		}
+		return nil, fmt.Errorf("fetch the node's data key: %w", err)
+	}
+	dek := resp.GetDataKey()
+	defer engine.Zero(dek)
+	sealed, err := CaptureKey(a.cfg.ChainDir, p.GetKeyPath(), dek)
 	if err != nil {
 		return nil, err
 	}

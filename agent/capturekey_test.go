@@ -2,13 +2,10 @@ package agent
 
 import (
 	"bytes"
-	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/nacl/box"
 )
 
 const outsideSecret = "the key of somebody else"
@@ -69,26 +66,23 @@ func TestCaptureKeyReadsOnlyInsideTheChainDataDir(t *testing.T) {
 	}
 }
 
-func TestCaptureKeySealsTheKeyToTheControlPlane(t *testing.T) {
+func TestCaptureKeyEncryptsTheKeyUnderTheDataKey(t *testing.T) {
 	chain := chainDirWithEscapes(t)
-	pub, priv, err := box.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := CaptureKey(chain, "config/node_key.json", pub[:])
+	dek := testDEK("node_a")
+	sealed, err := CaptureKey(chain, "config/node_key.json", dek)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(sealed, []byte("inside")) {
 		t.Fatal("the sealed key holds the plaintext")
 	}
-	if plain, ok := box.OpenAnonymous(nil, sealed, pub, priv); !ok || string(plain) != `{"k":"inside"}` {
-		t.Fatalf("open = %q, %v", plain, ok)
+	if plain, err := openWithDataKey(dek, sealed); err != nil || string(plain) != `{"k":"inside"}` {
+		t.Fatalf("open = %q, %v", plain, err)
 	}
-	if _, err := CaptureKey(chain, "config/node_key.json", nil); err == nil || !strings.Contains(err.Error(), "public key") {
-		t.Errorf("without a seal key: %v", err)
+	if _, err := CaptureKey(chain, "config/node_key.json", dek[:16]); err == nil || !strings.Contains(err.Error(), "data key") {
+		t.Errorf("with a short data key: %v", err)
 	}
-	if _, err := CaptureKey(chain, "link", pub[:]); err == nil {
+	if _, err := CaptureKey(chain, "link", dek); err == nil {
 		t.Error("a symlink out of the chain dir was captured")
 	}
 }

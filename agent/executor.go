@@ -84,7 +84,7 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
 			return nil, permanent(err.Error())
 		}
-		return captureKeyResult(a.cfg.ChainDir, &p, a.cfg.SealKey)
+		return a.captureKey(ctx, c.GetId(), &p)
 	case agentv1.CommandType_COMMAND_TYPE_UPGRADE:
 		var p agentv1.UpgradePayload
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {

@@ -44,6 +44,9 @@ type GatewayConfig struct {
 	// Statuses keeps each node's latest heartbeat status; default Cache
 	// when it implements engine.AgentStatusCache (the Redis adapters do).
 	Statuses engine.AgentStatusCache
+	// DataKeys unwraps node data keys for agents capturing chain keys
+	// (FetchDataKey); nil refuses them.
+	DataKeys DataKeys
 
 	// Hosts are the names and IPs in the server certificate; default
 	// localhost and 127.0.0.1.

@@ -137,6 +137,7 @@ func newTestEnv(t *testing.T) *testEnv {
 		Logger:               slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HeartbeatInterval:    50 * time.Millisecond,
 		RegistrationCacheTTL: 10 * time.Millisecond,
+		DataKeys:             testDataKeys,
 	}
 	e.startGateway(t)
 	return e
@@ -235,4 +236,15 @@ func (e *testEnv) waitStatus(t *testing.T, id string, want engine.CommandStatus,
 		return c.Status == want
 	})
 	return c
+}
+
+// testDataKeys gives every node the data key testDEK(node), a fresh copy
+// each call (the gateway zeroes what it gets).
+func testDataKeys(_ context.Context, nodeID string) ([]byte, error) { return testDEK(nodeID), nil }
+
+// testDEK is a node's data key in these tests: its id, padded.
+func testDEK(nodeID string) []byte {
+	k := make([]byte, engine.DataKeySize)
+	copy(k, nodeID)
+	return k
 }

@@ -48,9 +48,6 @@ type AgentConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Runtime runs the chain; default a process runtime in ChainDir.
 	Runtime Runtime
-	// SealKey is the control plane's X25519 public key (32 bytes): captured
-	// keys are sealed to it. Without it CAPTURE_KEY fails.
-	SealKey []byte
 	Version string
 	Logger  *slog.Logger
 }

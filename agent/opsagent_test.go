@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
+	"crypto/aes"
+	"crypto/cipher"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -18,7 +20,8 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"golang.org/x/crypto/nacl/box"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // runningAgent is an ops-agent started by a test.
@@ -84,14 +87,9 @@ func assertNoSecretsIn(t *testing.T, what, logs string, secrets ...string) {
 func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	e := newTestEnv(t)
 	e.createNode(t, "node_a")
-	sealPub, sealPriv, err := box.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := e.agentConfig(t, "node_a", nil)
 	cfg.ChainDir = filepath.Join(cfg.DataDir, "chain")
 	cfg.Runtime = NewProcessRuntime(ProcessConfig{Dir: cfg.ChainDir, MinBackoff: 20 * time.Millisecond, StopTimeout: 5 * time.Second})
-	cfg.SealKey = sealPub[:]
 	ra := startAgent(t, cfg)
 
 	configure, _ := agentv1.MarshalPayload(&agentv1.ConfigurePayload{
@@ -125,10 +123,10 @@ func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	if err := agentv1.UnmarshalPayload(done.Result, &res); err != nil {
 		t.Fatal(err)
 	}
-	plain, ok := box.OpenAnonymous(nil, res.EncryptedKey, sealPub, sealPriv)
+	plain, err := openWithDataKey(testDEK("node_a"), res.EncryptedKey)
 	keyFileContent, _ := os.ReadFile(filepath.Join(cfg.ChainDir, simnode.NodeKeyPath))
-	if !ok || string(plain) != string(keyFileContent) || res.KeyName != "node_key" {
-		t.Fatalf("captured key does not open to the key file (ok=%v)", ok)
+	if err != nil || string(plain) != string(keyFileContent) || res.KeyName != "node_key" {
+		t.Fatalf("captured key does not open under the node's data key to the key file: %v", err)
 	}
 	if strings.Contains(string(done.Result), string(keyFileContent)) {
 		t.Error("the result holds the plaintext key")
@@ -143,6 +141,61 @@ func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	ra.stop(t)
 	assertNoSecretsIn(t, "agent", ra.logs.String(), string(keyFileContent), cfg.EnrollmentToken)
 	assertNoSecretsIn(t, "gateway", e.logs.String(), string(keyFileContent), cfg.EnrollmentToken)
+}
+
+// openWithDataKey is what the control plane does with a stored node key.
+func openWithDataKey(dek, sealed []byte) ([]byte, error) {
+	block, err := aes.NewCipher(dek)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize() {
+		return nil, errors.New("truncated")
+	}
+	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+}
+
+func TestFetchDataKeyOnlyForARunningCaptureOfTheCallersNode(t *testing.T) {
+	e := newTestEnv(t)
+	e.createNode(t, "node_a")
+	e.createNode(t, "node_b")
+	a, _ := e.enrolled(t, "node_a")
+	capture, _ := agentv1.MarshalPayload(&agentv1.CaptureKeyPayload{KeyName: "k", KeyPath: "key"})
+	capA := e.enqueue(t, "node_a", engine.CommandCaptureKey, capture)
+	capB := e.enqueue(t, "node_b", engine.CommandCaptureKey, capture)
+	startA := e.enqueue(t, "node_a", engine.CommandStart, nil)
+	ctx := context.Background()
+
+	resp, err := a.FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: capA})
+	if err != nil || !bytes.Equal(resp.GetDataKey(), testDEK("node_a")) {
+		t.Fatalf("data key for node_a's capture = %v; want node_a's key", err)
+	}
+	for _, tt := range []struct {
+		name string
+		req  *agentv1.FetchDataKeyRequest
+		want codes.Code
+	}{
+		{"another node's capture", &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: capB}, codes.NotFound},
+		{"acting for another node", &agentv1.FetchDataKeyRequest{NodeId: "node_b", CommandId: capB}, codes.PermissionDenied},
+		{"a command that is no capture", &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: startA}, codes.PermissionDenied},
+		{"an unknown command", &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: "cmd_nope"}, codes.NotFound},
+	} {
+		if _, err := a.FetchDataKey(ctx, tt.req); status.Code(err) != tt.want {
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.want)
+		}
+	}
+	c, _ := e.store.GetCommand(ctx, capA)
+	c.Status = engine.CommandCompleted
+	if err := e.store.UpdateCommand(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: capA}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("a finished capture: %v, want PermissionDenied", err)
+	}
 }
 
 // waitHealthy waits for the simnode in chainDir to answer /health and

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -26,4 +27,18 @@ type KeyStore interface {
 	ListNodeKeys(ctx context.Context, nodeID string) ([]*NodeKey, error)
 	// DeleteNodeKeys removes every key of the node; none is not an error.
 	DeleteNodeKeys(ctx context.Context, nodeID string) error
+}
+
+// NodeDataKey unwraps the node's data key (DataKeyName, wrapped by
+// KeyMaster). ENotFound if the node has none. The caller zeroes it.
+func NodeDataKey(ctx context.Context, keys KeyStore, s Secrets, nodeID string) ([]byte, error) {
+	k, err := keys.GetNodeKey(ctx, nodeID, DataKeyName)
+	if err != nil {
+		return nil, fmt.Errorf("read data key of node %s: %w", nodeID, err)
+	}
+	dek, err := s.Decrypt(ctx, KeyMaster, k.Ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of node %s: %w", nodeID, err)
+	}
+	return dek, nil
 }

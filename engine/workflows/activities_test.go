@@ -531,6 +531,15 @@ func TestCaptureChainGeneratedKeysStoresTheAgentsCiphertextOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	nodeID := f.node(t, f.subscription(t, moniker))
+	dek, err := f.acts.ensureDEK(ctx, nodeID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent seals what it read under the node's data key.
+	sealed, err := sealWithDEK(dek, []byte(`{"priv_key":"chain made"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
 	req := CaptureRequest{NodeID: nodeID, Keys: []ChainKey{{Name: "priv_validator", Path: "config/priv_validator_key.json", KeyType: "ed25519"}}, CommandIDs: []string{"cmd_capture_1"}}
 	done := make(chan error, 1)
 	go func() { done <- f.acts.CaptureChainGeneratedKeys(ctx, req) }()
@@ -540,7 +549,7 @@ func TestCaptureChainGeneratedKeysStoresTheAgentsCiphertextOnce(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	result, _ := json.Marshal(captureKeyResult{KeyName: "priv_validator", EncryptedKey: []byte("ciphertext")})
+	result, _ := json.Marshal(captureKeyResult{KeyName: "priv_validator", EncryptedKey: sealed})
 	f.setStatus(t, "cmd_capture_1", engine.CommandCompleted, result)
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -554,8 +563,36 @@ func TestCaptureChainGeneratedKeysStoresTheAgentsCiphertextOnce(t *testing.T) {
 		t.Errorf("a retry sent another CAPTURE_KEY: %v", err)
 	}
 	k := keysOf(t, f.store, nodeID)["priv_validator"]
-	if k == nil || string(k.Ciphertext) != "ciphertext" || k.Source != sourceChainGenerated {
+	if k == nil || !bytes.Equal(k.Ciphertext, sealed) || k.Source != sourceChainGenerated {
 		t.Fatalf("captured key = %+v", k)
+	}
+}
+
+func TestCapturedKeyNotSealedWithTheNodesDataKeyIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	nodeID := f.node(t, f.subscription(t, moniker))
+	if _, err := f.acts.ensureDEK(ctx, nodeID); err != nil {
+		t.Fatal(err)
+	}
+	other := make([]byte, engine.DataKeySize)
+	sealed, _ := sealWithDEK(other, []byte("key"))
+	req := CaptureRequest{NodeID: nodeID, Keys: []ChainKey{{Name: "priv_validator", Path: "k", KeyType: "ed25519"}}, CommandIDs: []string{"cmd_capture_x"}}
+	done := make(chan error, 1)
+	go func() { done <- f.acts.CaptureChainGeneratedKeys(ctx, req) }()
+	for {
+		if _, err := f.store.GetCommand(ctx, "cmd_capture_x"); err == nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	result, _ := json.Marshal(captureKeyResult{KeyName: "priv_validator", EncryptedKey: sealed})
+	f.setStatus(t, "cmd_capture_x", engine.CommandCompleted, result)
+	if err := <-done; !isPermanent(err) {
+		t.Fatalf("capture sealed with another key = %v, want a permanent failure", err)
+	}
+	if k := keysOf(t, f.store, nodeID)["priv_validator"]; k != nil {
+		t.Fatal("a key that cannot be opened was stored")
 	}
 }
 

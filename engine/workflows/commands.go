@@ -381,9 +381,29 @@ func (a *Activities) storeCapturedKey(ctx context.Context, nodeID string, k Chai
 	if err := json.Unmarshal(result, &r); err != nil || len(r.EncryptedKey) == 0 {
 		return permanent(engine.EInvalid, "CAPTURE_KEY of %q on node %s returned no key", k.Name, nodeID)
 	}
+	if err := a.checkSealedWithDEK(ctx, nodeID, r.EncryptedKey); err != nil {
+		return err
+	}
 	nk := &engine.NodeKey{NodeID: nodeID, Name: k.Name, KeyType: k.KeyType, Source: sourceChainGenerated, Ciphertext: r.EncryptedKey, CreatedAt: a.now()}
 	if err := a.Store.PutNodeKey(ctx, nk); err != nil {
 		return fmt.Errorf("store captured key %q of node %s: %w", k.Name, nodeID, err)
 	}
+	return nil
+}
+
+// checkSealedWithDEK refuses a captured key that does not open under the
+// node's data key (an agent sealing with another key), so that no key is
+// stored that could never be used.
+func (a *Activities) checkSealedWithDEK(ctx context.Context, nodeID string, sealed []byte) error {
+	dek, err := a.loadDEK(ctx, nodeID)
+	if err != nil {
+		return classify(err)
+	}
+	defer engine.Zero(dek)
+	plain, err := openWithDEK(dek, sealed)
+	if err != nil {
+		return permanent(engine.EInvalid, "the key captured on node %s does not open under its data key", nodeID)
+	}
+	engine.Zero(plain)
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 
 // DEKName is the NodeKey holding the node's data key, wrapped by
 // engine.KeyMaster.
-const DEKName = "dek"
+const DEKName = engine.DataKeyName
 
 // Key sources as NodeKey.Source records them.
 const (
@@ -152,15 +152,7 @@ func (a *Activities) ensureDEK(ctx context.Context, nodeID string) ([]byte, erro
 
 // loadDEK unwraps the node's data key; ENotFound if it has none.
 func (a *Activities) loadDEK(ctx context.Context, nodeID string) ([]byte, error) {
-	k, err := a.Store.GetNodeKey(ctx, nodeID, DEKName)
-	if err != nil {
-		return nil, fmt.Errorf("read data key of node %s: %w", nodeID, err)
-	}
-	dek, err := a.Secrets.Decrypt(ctx, engine.KeyMaster, k.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("unwrap data key of node %s: %w", nodeID, err)
-	}
-	return dek, nil
+	return engine.NodeDataKey(ctx, a.Store, a.Secrets, nodeID)
 }
 
 // sealWithDEK encrypts plain with AES-256-GCM under dek: nonce ‖ ciphertext.

@@ -216,6 +216,105 @@ func (UpgradeAction) EnumDescriptor() ([]byte, []int) {
 	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
+type FetchDataKeyRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The CAPTURE_KEY command the key is for.
+	CommandId     string `protobuf:"bytes,2,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchDataKeyRequest) Reset() {
+	*x = FetchDataKeyRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchDataKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchDataKeyRequest) ProtoMessage() {}
+
+func (x *FetchDataKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchDataKeyRequest.ProtoReflect.Descriptor instead.
+func (*FetchDataKeyRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *FetchDataKeyRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *FetchDataKeyRequest) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+type FetchDataKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AES-256 key: captured keys are sealed as nonce (12 bytes) followed by
+	// the AES-256-GCM ciphertext, without associated data.
+	DataKey       []byte `protobuf:"bytes,1,opt,name=data_key,json=dataKey,proto3" json:"data_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchDataKeyResponse) Reset() {
+	*x = FetchDataKeyResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchDataKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchDataKeyResponse) ProtoMessage() {}
+
+func (x *FetchDataKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchDataKeyResponse.ProtoReflect.Descriptor instead.
+func (*FetchDataKeyResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FetchDataKeyResponse) GetDataKey() []byte {
+	if x != nil {
+		return x.DataKey
+	}
+	return nil
+}
+
 type EnrollRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The one-time token the appliance issued for this node, as given to the
@@ -232,7 +331,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +343,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +356,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EnrollRequest) GetEnrollmentToken() string {
@@ -302,7 +401,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -314,7 +413,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -327,7 +426,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnrollResponse) GetCertificateChainDer() [][]byte {
@@ -364,7 +463,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +475,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +488,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RenewRequest) GetNodeId() string {
@@ -425,7 +524,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +536,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +549,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewResponse) GetCertificateChainDer() [][]byte {
@@ -485,7 +584,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +596,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +609,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HeartbeatRequest) GetNodeId() string {
@@ -576,7 +675,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +687,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +700,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SyncStatus) GetSyncing() bool {
@@ -644,7 +743,7 @@ type MetricsSnapshot struct {
 
 func (x *MetricsSnapshot) Reset() {
 	*x = MetricsSnapshot{}
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +755,7 @@ func (x *MetricsSnapshot) String() string {
 func (*MetricsSnapshot) ProtoMessage() {}
 
 func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +768,7 @@ func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSnapshot.ProtoReflect.Descriptor instead.
 func (*MetricsSnapshot) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MetricsSnapshot) GetValues() map[string]float64 {
@@ -698,7 +797,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +809,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +822,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatResponse) GetCommands() []*Command {
@@ -754,7 +853,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +865,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +878,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Command) GetId() string {
@@ -828,7 +927,7 @@ type ConfigurePayload struct {
 
 func (x *ConfigurePayload) Reset() {
 	*x = ConfigurePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +939,7 @@ func (x *ConfigurePayload) String() string {
 func (*ConfigurePayload) ProtoMessage() {}
 
 func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +952,7 @@ func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigurePayload.ProtoReflect.Descriptor instead.
 func (*ConfigurePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigurePayload) GetChainProfileId() string {
@@ -905,7 +1004,7 @@ type Component struct {
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1016,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1029,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Component) GetName() string {
@@ -980,7 +1079,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1091,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1104,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Artifact) GetUrl() string {
@@ -1036,7 +1135,7 @@ type ConfigFile struct {
 
 func (x *ConfigFile) Reset() {
 	*x = ConfigFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1147,7 @@ func (x *ConfigFile) String() string {
 func (*ConfigFile) ProtoMessage() {}
 
 func (x *ConfigFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1160,7 @@ func (x *ConfigFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFile.ProtoReflect.Descriptor instead.
 func (*ConfigFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ConfigFile) GetPath() string {
@@ -1101,7 +1200,7 @@ type CaptureKeyPayload struct {
 
 func (x *CaptureKeyPayload) Reset() {
 	*x = CaptureKeyPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1212,7 @@ func (x *CaptureKeyPayload) String() string {
 func (*CaptureKeyPayload) ProtoMessage() {}
 
 func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1225,7 @@ func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyPayload.ProtoReflect.Descriptor instead.
 func (*CaptureKeyPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CaptureKeyPayload) GetKeyName() string {
@@ -1162,7 +1261,7 @@ type CaptureKeyResult struct {
 
 func (x *CaptureKeyResult) Reset() {
 	*x = CaptureKeyResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1174,7 +1273,7 @@ func (x *CaptureKeyResult) String() string {
 func (*CaptureKeyResult) ProtoMessage() {}
 
 func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1187,7 +1286,7 @@ func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyResult.ProtoReflect.Descriptor instead.
 func (*CaptureKeyResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CaptureKeyResult) GetKeyName() string {
@@ -1231,7 +1330,7 @@ type UpgradePayload struct {
 
 func (x *UpgradePayload) Reset() {
 	*x = UpgradePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1342,7 @@ func (x *UpgradePayload) String() string {
 func (*UpgradePayload) ProtoMessage() {}
 
 func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1355,7 @@ func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradePayload.ProtoReflect.Descriptor instead.
 func (*UpgradePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpgradePayload) GetComponent() string {
@@ -1327,7 +1426,7 @@ type UpgradeOutcome struct {
 
 func (x *UpgradeOutcome) Reset() {
 	*x = UpgradeOutcome{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1438,7 @@ func (x *UpgradeOutcome) String() string {
 func (*UpgradeOutcome) ProtoMessage() {}
 
 func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1451,7 @@ func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradeOutcome.ProtoReflect.Descriptor instead.
 func (*UpgradeOutcome) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpgradeOutcome) GetCompleted() []UpgradeAction {
@@ -1406,7 +1505,7 @@ type ReportEventRequest struct {
 
 func (x *ReportEventRequest) Reset() {
 	*x = ReportEventRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1517,7 @@ func (x *ReportEventRequest) String() string {
 func (*ReportEventRequest) ProtoMessage() {}
 
 func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1530,7 @@ func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReportEventRequest) GetNodeId() string {
@@ -1520,7 +1619,7 @@ type ReportEventResponse struct {
 
 func (x *ReportEventResponse) Reset() {
 	*x = ReportEventResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1631,7 @@ func (x *ReportEventResponse) String() string {
 func (*ReportEventResponse) ProtoMessage() {}
 
 func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1644,7 @@ func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 // CommandAcknowledged: the agent has the command and will run it.
@@ -1558,7 +1657,7 @@ type CommandAcknowledged struct {
 
 func (x *CommandAcknowledged) Reset() {
 	*x = CommandAcknowledged{}
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1669,7 @@ func (x *CommandAcknowledged) String() string {
 func (*CommandAcknowledged) ProtoMessage() {}
 
 func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1682,7 @@ func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAcknowledged.ProtoReflect.Descriptor instead.
 func (*CommandAcknowledged) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CommandAcknowledged) GetCommandId() string {
@@ -1611,7 +1710,7 @@ type CommandProgress struct {
 
 func (x *CommandProgress) Reset() {
 	*x = CommandProgress{}
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1722,7 @@ func (x *CommandProgress) String() string {
 func (*CommandProgress) ProtoMessage() {}
 
 func (x *CommandProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1735,7 @@ func (x *CommandProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandProgress.ProtoReflect.Descriptor instead.
 func (*CommandProgress) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommandProgress) GetCommandId() string {
@@ -1692,7 +1791,7 @@ type CommandCompleted struct {
 
 func (x *CommandCompleted) Reset() {
 	*x = CommandCompleted{}
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1803,7 @@ func (x *CommandCompleted) String() string {
 func (*CommandCompleted) ProtoMessage() {}
 
 func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1816,7 @@ func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandCompleted.ProtoReflect.Descriptor instead.
 func (*CommandCompleted) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CommandCompleted) GetCommandId() string {
@@ -1750,7 +1849,7 @@ type CommandFailed struct {
 
 func (x *CommandFailed) Reset() {
 	*x = CommandFailed{}
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1762,7 +1861,7 @@ func (x *CommandFailed) String() string {
 func (*CommandFailed) ProtoMessage() {}
 
 func (x *CommandFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1775,7 +1874,7 @@ func (x *CommandFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandFailed.ProtoReflect.Descriptor instead.
 func (*CommandFailed) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CommandFailed) GetCommandId() string {
@@ -1810,7 +1909,13 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x12hoodcloud.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n" +
+	"\x14agent/v1/agent.proto\x12\x12hoodcloud.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n" +
+	"\x13FetchDataKeyRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x02 \x01(\tR\tcommandId\"1\n" +
+	"\x14FetchDataKeyResponse\x12\x19\n" +
+	"\bdata_key\x18\x01 \x01(\fR\adataKey\"\x91\x01\n" +
 	"\rEnrollRequest\x12)\n" +
 	"\x10enrollment_token\x18\x01 \x01(\tR\x0fenrollmentToken\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x17\n" +
@@ -1961,12 +2066,13 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x1fUPGRADE_ACTION_INSTALL_ARTIFACT\x10\x05\x12 \n" +
 	"\x1cUPGRADE_ACTION_WRITE_CONFIGS\x10\x06\x12 \n" +
 	"\x1cUPGRADE_ACTION_RELOAD_DAEMON\x10\a\x12\x1d\n" +
-	"\x19UPGRADE_ACTION_START_NODE\x10\b2\xe7\x02\n" +
+	"\x19UPGRADE_ACTION_START_NODE\x10\b2\xca\x03\n" +
 	"\fAgentService\x12O\n" +
 	"\x06Enroll\x12!.hoodcloud.agent.v1.EnrollRequest\x1a\".hoodcloud.agent.v1.EnrollResponse\x12L\n" +
 	"\x05Renew\x12 .hoodcloud.agent.v1.RenewRequest\x1a!.hoodcloud.agent.v1.RenewResponse\x12X\n" +
 	"\tHeartbeat\x12$.hoodcloud.agent.v1.HeartbeatRequest\x1a%.hoodcloud.agent.v1.HeartbeatResponse\x12^\n" +
-	"\vReportEvent\x12&.hoodcloud.agent.v1.ReportEventRequest\x1a'.hoodcloud.agent.v1.ReportEventResponseB7Z5github.com/hoodcloud/hoodcloud/proto/agent/v1;agentv1b\x06proto3"
+	"\vReportEvent\x12&.hoodcloud.agent.v1.ReportEventRequest\x1a'.hoodcloud.agent.v1.ReportEventResponse\x12a\n" +
+	"\fFetchDataKey\x12'.hoodcloud.agent.v1.FetchDataKeyRequest\x1a(.hoodcloud.agent.v1.FetchDataKeyResponseB7Z5github.com/hoodcloud/hoodcloud/proto/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -1981,75 +2087,79 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_agent_v1_agent_proto_goTypes = []any{
 	(AppHealth)(0),                // 0: hoodcloud.agent.v1.AppHealth
 	(CommandType)(0),              // 1: hoodcloud.agent.v1.CommandType
 	(UpgradeAction)(0),            // 2: hoodcloud.agent.v1.UpgradeAction
-	(*EnrollRequest)(nil),         // 3: hoodcloud.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 4: hoodcloud.agent.v1.EnrollResponse
-	(*RenewRequest)(nil),          // 5: hoodcloud.agent.v1.RenewRequest
-	(*RenewResponse)(nil),         // 6: hoodcloud.agent.v1.RenewResponse
-	(*HeartbeatRequest)(nil),      // 7: hoodcloud.agent.v1.HeartbeatRequest
-	(*SyncStatus)(nil),            // 8: hoodcloud.agent.v1.SyncStatus
-	(*MetricsSnapshot)(nil),       // 9: hoodcloud.agent.v1.MetricsSnapshot
-	(*HeartbeatResponse)(nil),     // 10: hoodcloud.agent.v1.HeartbeatResponse
-	(*Command)(nil),               // 11: hoodcloud.agent.v1.Command
-	(*ConfigurePayload)(nil),      // 12: hoodcloud.agent.v1.ConfigurePayload
-	(*Component)(nil),             // 13: hoodcloud.agent.v1.Component
-	(*Artifact)(nil),              // 14: hoodcloud.agent.v1.Artifact
-	(*ConfigFile)(nil),            // 15: hoodcloud.agent.v1.ConfigFile
-	(*CaptureKeyPayload)(nil),     // 16: hoodcloud.agent.v1.CaptureKeyPayload
-	(*CaptureKeyResult)(nil),      // 17: hoodcloud.agent.v1.CaptureKeyResult
-	(*UpgradePayload)(nil),        // 18: hoodcloud.agent.v1.UpgradePayload
-	(*UpgradeOutcome)(nil),        // 19: hoodcloud.agent.v1.UpgradeOutcome
-	(*ReportEventRequest)(nil),    // 20: hoodcloud.agent.v1.ReportEventRequest
-	(*ReportEventResponse)(nil),   // 21: hoodcloud.agent.v1.ReportEventResponse
-	(*CommandAcknowledged)(nil),   // 22: hoodcloud.agent.v1.CommandAcknowledged
-	(*CommandProgress)(nil),       // 23: hoodcloud.agent.v1.CommandProgress
-	(*CommandCompleted)(nil),      // 24: hoodcloud.agent.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 25: hoodcloud.agent.v1.CommandFailed
-	nil,                           // 26: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	nil,                           // 27: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	nil,                           // 28: hoodcloud.agent.v1.Component.EnvEntry
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*FetchDataKeyRequest)(nil),   // 3: hoodcloud.agent.v1.FetchDataKeyRequest
+	(*FetchDataKeyResponse)(nil),  // 4: hoodcloud.agent.v1.FetchDataKeyResponse
+	(*EnrollRequest)(nil),         // 5: hoodcloud.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),        // 6: hoodcloud.agent.v1.EnrollResponse
+	(*RenewRequest)(nil),          // 7: hoodcloud.agent.v1.RenewRequest
+	(*RenewResponse)(nil),         // 8: hoodcloud.agent.v1.RenewResponse
+	(*HeartbeatRequest)(nil),      // 9: hoodcloud.agent.v1.HeartbeatRequest
+	(*SyncStatus)(nil),            // 10: hoodcloud.agent.v1.SyncStatus
+	(*MetricsSnapshot)(nil),       // 11: hoodcloud.agent.v1.MetricsSnapshot
+	(*HeartbeatResponse)(nil),     // 12: hoodcloud.agent.v1.HeartbeatResponse
+	(*Command)(nil),               // 13: hoodcloud.agent.v1.Command
+	(*ConfigurePayload)(nil),      // 14: hoodcloud.agent.v1.ConfigurePayload
+	(*Component)(nil),             // 15: hoodcloud.agent.v1.Component
+	(*Artifact)(nil),              // 16: hoodcloud.agent.v1.Artifact
+	(*ConfigFile)(nil),            // 17: hoodcloud.agent.v1.ConfigFile
+	(*CaptureKeyPayload)(nil),     // 18: hoodcloud.agent.v1.CaptureKeyPayload
+	(*CaptureKeyResult)(nil),      // 19: hoodcloud.agent.v1.CaptureKeyResult
+	(*UpgradePayload)(nil),        // 20: hoodcloud.agent.v1.UpgradePayload
+	(*UpgradeOutcome)(nil),        // 21: hoodcloud.agent.v1.UpgradeOutcome
+	(*ReportEventRequest)(nil),    // 22: hoodcloud.agent.v1.ReportEventRequest
+	(*ReportEventResponse)(nil),   // 23: hoodcloud.agent.v1.ReportEventResponse
+	(*CommandAcknowledged)(nil),   // 24: hoodcloud.agent.v1.CommandAcknowledged
+	(*CommandProgress)(nil),       // 25: hoodcloud.agent.v1.CommandProgress
+	(*CommandCompleted)(nil),      // 26: hoodcloud.agent.v1.CommandCompleted
+	(*CommandFailed)(nil),         // 27: hoodcloud.agent.v1.CommandFailed
+	nil,                           // 28: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	nil,                           // 29: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	nil,                           // 30: hoodcloud.agent.v1.Component.EnvEntry
+	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	29, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	31, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	0,  // 1: hoodcloud.agent.v1.HeartbeatRequest.app_health:type_name -> hoodcloud.agent.v1.AppHealth
-	8,  // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
-	9,  // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
-	26, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	30, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
-	11, // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
-	29, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
+	10, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
+	11, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
+	28, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	32, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
+	13, // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
+	31, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
 	1,  // 8: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
-	30, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
-	13, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
-	15, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
-	27, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	14, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
-	14, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	28, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
-	14, // 16: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	15, // 17: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
+	32, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	15, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
+	17, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
+	29, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	16, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
+	16, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	30, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
+	16, // 16: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	17, // 17: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
 	2,  // 18: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
 	2,  // 19: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	22, // 20: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	23, // 21: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	24, // 22: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	25, // 23: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
-	3,  // 24: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	5,  // 25: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
-	7,  // 26: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	20, // 27: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	4,  // 28: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	6,  // 29: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
-	10, // 30: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	21, // 31: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
+	24, // 20: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	25, // 21: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	26, // 22: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	27, // 23: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	5,  // 24: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
+	7,  // 25: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	9,  // 26: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	22, // 27: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	3,  // 28: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
+	6,  // 29: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	8,  // 30: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	12, // 31: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	23, // 32: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	4,  // 33: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
+	29, // [29:34] is the sub-list for method output_type
+	24, // [24:29] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -2060,7 +2170,7 @@ func file_agent_v1_agent_proto_init() {
 	if File_agent_v1_agent_proto != nil {
 		return
 	}
-	file_agent_v1_agent_proto_msgTypes[17].OneofWrappers = []any{
+	file_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
 		(*ReportEventRequest_Acknowledged)(nil),
 		(*ReportEventRequest_Progress)(nil),
 		(*ReportEventRequest_Completed)(nil),
@@ -2072,7 +2182,7 @@ func file_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

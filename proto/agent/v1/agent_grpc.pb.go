@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_Enroll_FullMethodName      = "/hoodcloud.agent.v1.AgentService/Enroll"
-	AgentService_Renew_FullMethodName       = "/hoodcloud.agent.v1.AgentService/Renew"
-	AgentService_Heartbeat_FullMethodName   = "/hoodcloud.agent.v1.AgentService/Heartbeat"
-	AgentService_ReportEvent_FullMethodName = "/hoodcloud.agent.v1.AgentService/ReportEvent"
+	AgentService_Enroll_FullMethodName       = "/hoodcloud.agent.v1.AgentService/Enroll"
+	AgentService_Renew_FullMethodName        = "/hoodcloud.agent.v1.AgentService/Renew"
+	AgentService_Heartbeat_FullMethodName    = "/hoodcloud.agent.v1.AgentService/Heartbeat"
+	AgentService_ReportEvent_FullMethodName  = "/hoodcloud.agent.v1.AgentService/ReportEvent"
+	AgentService_FetchDataKey_FullMethodName = "/hoodcloud.agent.v1.AgentService/FetchDataKey"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -56,6 +57,14 @@ type AgentServiceClient interface {
 	// twice is harmless. Errors: PERMISSION_DENIED as for Heartbeat; NOT_FOUND
 	// when the command is unknown or belongs to another node.
 	ReportEvent(ctx context.Context, in *ReportEventRequest, opts ...grpc.CallOption) (*ReportEventResponse, error)
+	// FetchDataKey hands the agent its node's data key (DEK) while it runs a
+	// CAPTURE_KEY command, so that the key file it captures leaves the host
+	// encrypted under the DEK and the control plane never holds its
+	// plaintext. The agent zeroes the key after use. Errors: PERMISSION_DENIED
+	// as for Heartbeat, or when the command is not an unfinished CAPTURE_KEY
+	// of the node; NOT_FOUND when the command or the node's data key is
+	// unknown.
+	FetchDataKey(ctx context.Context, in *FetchDataKeyRequest, opts ...grpc.CallOption) (*FetchDataKeyResponse, error)
 }
 
 type agentServiceClient struct {
@@ -106,6 +115,16 @@ func (c *agentServiceClient) ReportEvent(ctx context.Context, in *ReportEventReq
 	return out, nil
 }
 
+func (c *agentServiceClient) FetchDataKey(ctx context.Context, in *FetchDataKeyRequest, opts ...grpc.CallOption) (*FetchDataKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FetchDataKeyResponse)
+	err := c.cc.Invoke(ctx, AgentService_FetchDataKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -137,6 +156,14 @@ type AgentServiceServer interface {
 	// twice is harmless. Errors: PERMISSION_DENIED as for Heartbeat; NOT_FOUND
 	// when the command is unknown or belongs to another node.
 	ReportEvent(context.Context, *ReportEventRequest) (*ReportEventResponse, error)
+	// FetchDataKey hands the agent its node's data key (DEK) while it runs a
+	// CAPTURE_KEY command, so that the key file it captures leaves the host
+	// encrypted under the DEK and the control plane never holds its
+	// plaintext. The agent zeroes the key after use. Errors: PERMISSION_DENIED
+	// as for Heartbeat, or when the command is not an unfinished CAPTURE_KEY
+	// of the node; NOT_FOUND when the command or the node's data key is
+	// unknown.
+	FetchDataKey(context.Context, *FetchDataKeyRequest) (*FetchDataKeyResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -158,6 +185,9 @@ func (UnimplementedAgentServiceServer) Heartbeat(context.Context, *HeartbeatRequ
 }
 func (UnimplementedAgentServiceServer) ReportEvent(context.Context, *ReportEventRequest) (*ReportEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportEvent not implemented")
+}
+func (UnimplementedAgentServiceServer) FetchDataKey(context.Context, *FetchDataKeyRequest) (*FetchDataKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FetchDataKey not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -252,6 +282,24 @@ func _AgentService_ReportEvent_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_FetchDataKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FetchDataKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).FetchDataKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_FetchDataKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).FetchDataKey(ctx, req.(*FetchDataKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -274,6 +322,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportEvent",
 			Handler:    _AgentService_ReportEvent_Handler,
+		},
+		{
+			MethodName: "FetchDataKey",
+			Handler:    _AgentService_FetchDataKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+// DataKeys unwraps a node's data key (DEK). The caller zeroes it.
+type DataKeys func(ctx context.Context, nodeID string) ([]byte, error)
+
+// FetchDataKey implements AgentService: the node's DEK, only for a
+// CAPTURE_KEY command of that node the agent is running. authorize has
+// checked that the certificate is the node's.
+func (s *service) FetchDataKey(ctx context.Context, req *agentv1.FetchDataKeyRequest) (*agentv1.FetchDataKeyResponse, error) {
+	if s.cfg.DataKeys == nil {
+		return nil, toStatus(engine.Errorf(engine.EUnsupported, "this gateway hands out no data keys"))
+	}
+	c, err := s.nodeCommand(ctx, req.GetNodeId(), req.GetCommandId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if c.Type != engine.CommandCaptureKey || c.Status.Finished() {
+		return nil, toStatus(engine.Errorf(engine.EForbidden, "command %s is not a running CAPTURE_KEY", c.ID))
+	}
+	dek, err := s.cfg.DataKeys(ctx, c.NodeID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	// The response's copy is gRPC's to encode; this one is zeroed at once.
+	resp := &agentv1.FetchDataKeyResponse{DataKey: append([]byte(nil), dek...)}
+	engine.Zero(dek)
+	return resp, nil
+}
+
+// sealWithDataKey encrypts plain under dek with AES-256-GCM: nonce ‖
+// ciphertext, the format of every node key the control plane stores.
+func sealWithDataKey(dek, plain []byte) ([]byte, error) {
+	if len(dek) != engine.DataKeySize {
+		return nil, fmt.Errorf("the data key is %d bytes, want %d", len(dek), engine.DataKeySize)
+	}
+	block, err := aes.NewCipher(dek)
+	if err != nil {
+		return nil, err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return gcm.Seal(nonce, nonce, plain, nil), nil
+}
