@@ -74,7 +74,7 @@ func CaptureKey(chainDir, keyPath string, dek []byte) ([]byte, error) {
 		return nil, permanent(err.Error())
 	}
 	defer engine.Zero(plain)
-	sealed, err := sealWithDataKey(dek, plain)
+	sealed, err := engine.SealWithDataKey(dek, plain)
 	if err != nil {
 		return nil, permanent("encrypt the key: " + err.Error())
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 const outsideSecret = "the key of somebody else"
@@ -76,7 +78,7 @@ func TestCaptureKeyEncryptsTheKeyUnderTheDataKey(t *testing.T) {
 	if bytes.Contains(sealed, []byte("inside")) {
 		t.Fatal("the sealed key holds the plaintext")
 	}
-	if plain, err := openWithDataKey(dek, sealed); err != nil || string(plain) != `{"k":"inside"}` {
+	if plain, err := engine.OpenWithDataKey(dek, sealed); err != nil || string(plain) != `{"k":"inside"}` {
 		t.Fatalf("open = %q, %v", plain, err)
 	}
 	if _, err := CaptureKey(chain, "config/node_key.json", dek[:16]); err == nil || !strings.Contains(err.Error(), "data key") {

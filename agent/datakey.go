@@ -2,10 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"fmt"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -36,25 +32,4 @@ func (s *service) FetchDataKey(ctx context.Context, req *agentv1.FetchDataKeyReq
 	resp := &agentv1.FetchDataKeyResponse{DataKey: append([]byte(nil), dek...)}
 	engine.Zero(dek)
 	return resp, nil
-}
-
-// sealWithDataKey encrypts plain under dek with AES-256-GCM: nonce ‖
-// ciphertext, the format of every node key the control plane stores.
-func sealWithDataKey(dek, plain []byte) ([]byte, error) {
-	if len(dek) != engine.DataKeySize {
-		return nil, fmt.Errorf("the data key is %d bytes, want %d", len(dek), engine.DataKeySize)
-	}
-	block, err := aes.NewCipher(dek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(nonce, nonce, plain, nil), nil
 }

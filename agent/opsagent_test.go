@@ -3,8 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"errors"
 	"io/fs"
 	"log/slog"
@@ -123,7 +121,7 @@ func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	if err := agentv1.UnmarshalPayload(done.Result, &res); err != nil {
 		t.Fatal(err)
 	}
-	plain, err := openWithDataKey(testDEK("node_a"), res.EncryptedKey)
+	plain, err := engine.OpenWithDataKey(testDEK("node_a"), res.EncryptedKey)
 	keyFileContent, _ := os.ReadFile(filepath.Join(cfg.ChainDir, simnode.NodeKeyPath))
 	if err != nil || string(plain) != string(keyFileContent) || res.KeyName != "node_key" {
 		t.Fatalf("captured key does not open under the node's data key to the key file: %v", err)
@@ -141,22 +139,6 @@ func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	ra.stop(t)
 	assertNoSecretsIn(t, "agent", ra.logs.String(), string(keyFileContent), cfg.EnrollmentToken)
 	assertNoSecretsIn(t, "gateway", e.logs.String(), string(keyFileContent), cfg.EnrollmentToken)
-}
-
-// openWithDataKey is what the control plane does with a stored node key.
-func openWithDataKey(dek, sealed []byte) ([]byte, error) {
-	block, err := aes.NewCipher(dek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, errors.New("truncated")
-	}
-	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
 }
 
 func TestFetchDataKeyOnlyForARunningCaptureOfTheCallersNode(t *testing.T) {

@@ -2,6 +2,9 @@ package engine
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
 	"fmt"
 	"time"
 )
@@ -41,4 +44,47 @@ func NodeDataKey(ctx context.Context, keys KeyStore, s Secrets, nodeID string) (
 		return nil, fmt.Errorf("unwrap data key of node %s: %w", nodeID, err)
 	}
 	return dek, nil
+}
+
+// SealWithDataKey encrypts plain under a data key with AES-256-GCM: a fresh
+// nonce, then the ciphertext, no associated data. Every node key is stored
+// so, whether the control plane or an agent (CAPTURE_KEY) sealed it.
+func SealWithDataKey(dek, plain []byte) ([]byte, error) {
+	gcm, err := dataKeyAEAD(dek)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, gcm.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return gcm.Seal(nonce, nonce, plain, nil), nil
+}
+
+// OpenWithDataKey reverses SealWithDataKey: EInvalid if sealed is truncated
+// or was not sealed under dek. The plaintext is the caller's to zero.
+func OpenWithDataKey(dek, sealed []byte) ([]byte, error) {
+	gcm, err := dataKeyAEAD(dek)
+	if err != nil {
+		return nil, err
+	}
+	if len(sealed) < gcm.NonceSize()+gcm.Overhead() {
+		return nil, Errorf(EInvalid, "sealed key is truncated")
+	}
+	plain, err := gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
+	if err != nil {
+		return nil, Errorf(EInvalid, "sealed key does not open under this data key")
+	}
+	return plain, nil
+}
+
+func dataKeyAEAD(dek []byte) (cipher.AEAD, error) {
+	if len(dek) != DataKeySize {
+		return nil, Errorf(EInvalid, "a data key is %d bytes, not %d", DataKeySize, len(dek))
+	}
+	block, err := aes.NewCipher(dek)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

@@ -314,7 +314,7 @@ func TestGenerateNodeKeysTwiceKeepsTheKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jwt, err := openWithDEK(dek, second["jwt"].Ciphertext)
+	jwt, err := engine.OpenWithDataKey(dek, second["jwt"].Ciphertext)
 	if err != nil || len(jwt) != 64 {
 		t.Fatalf("jwt opens to %d bytes, %v; want 64 hex digits", len(jwt), err)
 	}
@@ -339,7 +339,7 @@ func TestPrepareUserProvidedKeysResealsUnderTheDEKOnce(t *testing.T) {
 		t.Fatalf("validator_key = %+v", k)
 	}
 	dek, _ := f.acts.loadDEK(ctx, nodeID)
-	plain, err := openWithDEK(dek, k.Ciphertext)
+	plain, err := engine.OpenWithDataKey(dek, k.Ciphertext)
 	if err != nil || string(plain) != "validator-secret" {
 		t.Fatalf("validator_key opens to %q, %v", plain, err)
 	}
@@ -536,7 +536,7 @@ func TestCaptureChainGeneratedKeysStoresTheAgentsCiphertextOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The agent seals what it read under the node's data key.
-	sealed, err := sealWithDEK(dek, []byte(`{"priv_key":"chain made"}`))
+	sealed, err := engine.SealWithDataKey(dek, []byte(`{"priv_key":"chain made"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +576,7 @@ func TestCapturedKeyNotSealedWithTheNodesDataKeyIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := make([]byte, engine.DataKeySize)
-	sealed, _ := sealWithDEK(other, []byte("key"))
+	sealed, _ := engine.SealWithDataKey(other, []byte("key"))
 	req := CaptureRequest{NodeID: nodeID, Keys: []ChainKey{{Name: "priv_validator", Path: "k", KeyType: "ed25519"}}, CommandIDs: []string{"cmd_capture_x"}}
 	done := make(chan error, 1)
 	go func() { done <- f.acts.CaptureChainGeneratedKeys(ctx, req) }()

@@ -400,7 +400,7 @@ func (a *Activities) checkSealedWithDEK(ctx context.Context, nodeID string, seal
 		return classify(err)
 	}
 	defer engine.Zero(dek)
-	plain, err := openWithDEK(dek, sealed)
+	plain, err := engine.OpenWithDataKey(dek, sealed)
 	if err != nil {
 		return permanent(engine.EInvalid, "the key captured on node %s does not open under its data key", nodeID)
 	}

@@ -2,8 +2,6 @@ package workflows
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -109,7 +107,7 @@ func (a *Activities) ensureGeneratedKey(ctx context.Context, nodeID string, dek 
 }
 
 func (a *Activities) putSealedKey(ctx context.Context, nodeID string, dek []byte, spec *profile.InputSpec, source string, plain []byte) error {
-	ct, err := sealWithDEK(dek, plain)
+	ct, err := engine.SealWithDataKey(dek, plain)
 	if err != nil {
 		return fmt.Errorf("encrypt key %q: %w", spec.Name, err)
 	}
@@ -153,39 +151,6 @@ func (a *Activities) ensureDEK(ctx context.Context, nodeID string) ([]byte, erro
 // loadDEK unwraps the node's data key; ENotFound if it has none.
 func (a *Activities) loadDEK(ctx context.Context, nodeID string) ([]byte, error) {
 	return engine.NodeDataKey(ctx, a.Store, a.Secrets, nodeID)
-}
-
-// sealWithDEK encrypts plain with AES-256-GCM under dek: nonce ‖ ciphertext.
-func sealWithDEK(dek, plain []byte) ([]byte, error) {
-	block, err := aes.NewCipher(dek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, gcm.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return gcm.Seal(nonce, nonce, plain, nil), nil
-}
-
-// openWithDEK reverses sealWithDEK.
-func openWithDEK(dek, sealed []byte) ([]byte, error) {
-	block, err := aes.NewCipher(dek)
-	if err != nil {
-		return nil, err
-	}
-	gcm, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	if len(sealed) < gcm.NonceSize() {
-		return nil, engine.Errorf(engine.EInvalid, "sealed key is truncated")
-	}
-	return gcm.Open(nil, sealed[:gcm.NonceSize()], sealed[gcm.NonceSize():], nil)
 }
 
 // Group orders of the curves whose secret keys are scalars below them.
