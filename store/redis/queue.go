@@ -2,9 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -70,33 +67,12 @@ func (c *Cache) AckCommand(ctx context.Context, nodeID, commandID string) error 
 
 // SetProgress stores p as JSON at progress:{CommandID} for ttl.
 func (c *Cache) SetProgress(ctx context.Context, p *engine.CommandProgress, ttl time.Duration) error {
-	if err := positive("progress ttl", ttl); err != nil {
-		return err
-	}
-	data, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("encode progress: %w", err)
-	}
-	if err := c.client.Set(ctx, c.key("progress", p.CommandID), data, ttl).Err(); err != nil {
-		return c.fail(ctx, "set progress", err)
-	}
-	return nil
+	return c.putJSON(ctx, "progress", "progress", p.CommandID, p, ttl)
 }
 
 // GetProgress returns ENotFound if none or expired.
 func (c *Cache) GetProgress(ctx context.Context, commandID string) (*engine.CommandProgress, error) {
-	data, err := c.client.Get(ctx, c.key("progress", commandID)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return nil, engine.Errorf(engine.ENotFound, "no progress for command %s", commandID)
-	}
-	if err != nil {
-		return nil, c.fail(ctx, "get progress", err)
-	}
-	var p engine.CommandProgress
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("decode progress of command %s: %w", commandID, err)
-	}
-	return &p, nil
+	return getJSON[engine.CommandProgress](ctx, c, "progress", "progress", commandID, "no progress for command "+commandID)
 }
 
 // positive rejects durations Redis cannot express as an expiry (it counts
