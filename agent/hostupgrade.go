@@ -164,12 +164,7 @@ func (r *DockerRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload, 
 func (r *DockerRuntime) upgradeSteps(ctx context.Context, old, next *agentv1.Component, image string, files []*agentv1.ConfigFile) []upgradeStep {
 	var backups []fileBackup
 	running := r.running(ctx, old)
-	ifRunning := func(f func(context.Context) error) func(context.Context) error {
-		if !running {
-			return nil
-		}
-		return f
-	}
+	ifRunning := onlyWhen(running)
 	return []upgradeStep{
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_BACKUP_CURRENT_STATE, do: func(context.Context) (err error) {
 			backups, err = backupFiles(r.cfg.Dir, files)

@@ -40,12 +40,7 @@ func (r *ProcessRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload,
 func (r *ProcessRuntime) upgradeSteps(old, next *agentv1.Component, files []*agentv1.ConfigFile, running bool) []upgradeStep {
 	var backups []fileBackup
 	name := old.GetName()
-	ifRunning := func(f func(context.Context) error) func(context.Context) error {
-		if !running {
-			return nil
-		}
-		return f
-	}
+	ifRunning := onlyWhen(running)
 	return []upgradeStep{
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_BACKUP_CURRENT_STATE, do: func(context.Context) (err error) {
 			backups, err = backupFiles(r.cfg.Dir, files)

@@ -249,3 +249,15 @@ func restoreFiles(dir string, backups []fileBackup) error {
 	}
 	return nil
 }
+
+// onlyWhen returns a filter that keeps a step's action when cond holds and
+// makes it nil (nothing to do) otherwise: stopping and restarting a chain
+// matter only if it runs.
+func onlyWhen(cond bool) func(func(context.Context) error) func(context.Context) error {
+	return func(f func(context.Context) error) func(context.Context) error {
+		if !cond {
+			return nil
+		}
+		return f
+	}
+}
