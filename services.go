@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"time"
@@ -71,10 +70,8 @@ func (m *Main) activities() *workflows.Activities {
 		Enroller:    m.AgentIdentity,
 		Chains:      m.Chains.Get,
 		OpenSealed:  m.Boot.SealedBox().Open,
-		Bootstrap: engine.HostBootstrap{
-			GatewayAddr: m.Gateway.Addr(),
-			CACertPEM:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Boot.AgentCA.Raw}),
-		},
+		Bootstrap:   engine.HostBootstrap{GatewayAddr: m.Gateway.Addr()},
+		CACertPEM:   m.Boot.CAs().TrustPEM,
 	}
 }
 
@@ -118,7 +115,7 @@ func (m *Main) placement(it engine.PaymentLineItem) (string, string, string, err
 }
 
 func (m *Main) openGateway(context.Context) error {
-	m.AgentIdentity = agent.NewIdentity(m.Boot.AgentCA, m.Boot.AgentCAKey, m.Store)
+	m.AgentIdentity = agent.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
 	g := agent.NewGateway(agent.GatewayConfig{
 		Addr:     m.Config.AgentAddr,
 		Logger:   m.Logger,
@@ -168,8 +165,7 @@ func (m *Main) openTLS(ctx context.Context) error {
 		ACMEDirectory: m.Config.ACMEDirectory,
 		HostNames:     m.Config.TLSHosts,
 		Storage:       storage,
-		CA:            m.Boot.AgentCA,
-		CAKey:         m.Boot.AgentCAKey,
+		CAs:           m.Boot.CAs(),
 		Logger:        m.Logger,
 	})
 	if err != nil {

@@ -15,12 +15,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -28,12 +30,19 @@ import (
 type agentCredentials struct {
 	cert tls.Certificate
 	ca   *x509.Certificate
+	// otherCAs are further appliance CAs trusted: during a CA rotation
+	// the gateway's certificate may chain to the old CA or the new one.
+	otherCAs []*x509.Certificate
 }
 
-// tlsConfig trusts only the appliance CA and presents the agent certificate.
+// tlsConfig trusts only the appliance CAs and presents the agent
+// certificate.
 func (c *agentCredentials) tlsConfig(serverName string) *tls.Config {
 	pool := x509.NewCertPool()
 	pool.AddCert(c.ca)
+	for _, ca := range c.otherCAs {
+		pool.AddCert(ca)
+	}
 	cfg := &tls.Config{RootCAs: pool, ServerName: serverName, MinVersion: tls.VersionTLS13}
 	if c.cert.PrivateKey != nil {
 		cfg.Certificates = []tls.Certificate{c.cert}
@@ -65,27 +74,40 @@ func loadCredentials(dir string) (*agentCredentials, error) {
 			return nil, fmt.Errorf("parse agent certificate: %w", err)
 		}
 	}
-	ca, err := readCAFile(filepath.Join(dir, caFile))
+	creds, err := readCAFile(filepath.Join(dir, caFile))
 	if err != nil {
 		return nil, err
 	}
-	return &agentCredentials{cert: cert, ca: ca}, nil
+	creds.cert = cert
+	return creds, nil
 }
 
-func readCAFile(path string) (*x509.Certificate, error) {
+// readCAFile returns credentials trusting the CA certificates of a PEM
+// file, the first as ca: one CA, or several during a CA rotation.
+func readCAFile(path string) (*agentCredentials, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read CA certificate: %w", err)
 	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "CERTIFICATE" {
+	var cas []*x509.Certificate
+	for rest := b; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		ca, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse CA certificate: %w", err)
+		}
+		cas = append(cas, ca)
+	}
+	if len(cas) == 0 {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
-	ca, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("parse CA certificate: %w", err)
-	}
-	return ca, nil
+	return &agentCredentials{ca: cas[0], otherCAs: cas[1:]}, nil
 }
 
 // errEnrollRejected means the gateway refused the token: retrying is useless.
@@ -100,7 +122,7 @@ func enroll(ctx context.Context, cfg AgentConfig) (*agentCredentials, error) {
 	if cfg.EnrollmentToken == "" || cfg.CAFile == "" {
 		return nil, errors.New("not enrolled: an enrollment token and the CA file are required")
 	}
-	ca, err := readCAFile(cfg.CAFile)
+	bootstrap, err := readCAFile(cfg.CAFile)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +134,31 @@ func enroll(ctx context.Context, cfg AgentConfig) (*agentCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := callEnroll(ctx, cfg, &agentCredentials{ca: ca}, csr)
+	var header metadata.MD
+	resp, err := callEnroll(ctx, cfg, bootstrap, csr, grpc.Header(&header))
 	if err != nil {
 		return nil, err
 	}
-	return storeCertificate(cfg.DataDir, key, resp.GetCertificateChainDer(), resp.GetCaCertificateDer())
+	return storeCertificate(cfg.DataDir, key, resp.GetCertificateChainDer(), trustedCAs(header, resp.GetCaCertificateDer()))
+}
+
+// trustedCAsHeader is the response header in which the gateway sends, with
+// an enrolment or a renewal, every CA the agent is to trust (DER, the
+// current one first). Agents that do not read it keep the reply's one CA.
+const trustedCAsHeader = "hoodcloud-trusted-ca-bin"
+
+// trustedCAs is what the gateway said to trust: the CAs of the header, or
+// the reply's CA from a gateway that sends no header.
+func trustedCAs(header metadata.MD, caDER []byte) [][]byte {
+	values := header.Get(trustedCAsHeader)
+	if len(values) == 0 {
+		return [][]byte{caDER}
+	}
+	cas := make([][]byte, len(values))
+	for i, v := range values {
+		cas[i] = []byte(v)
+	}
+	return cas
 }
 
 // loadOrCreateKey returns the agent's key, creating and storing it (0600)
@@ -174,7 +216,7 @@ func nodeCSR(nodeID string, key *ecdsa.PrivateKey) ([]byte, error) {
 	return csr, nil
 }
 
-func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredentials, csr []byte) (*agentv1.EnrollResponse, error) {
+func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredentials, csr []byte, opts ...grpc.CallOption) (*agentv1.EnrollResponse, error) {
 	conn, err := grpc.NewClient(cfg.GatewayAddr, grpc.WithTransportCredentials(credentials.NewTLS(bootstrap.tlsConfig(cfg.serverName()))))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
@@ -182,7 +224,7 @@ func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredential
 	defer conn.Close()
 	resp, err := agentv1.NewAgentServiceClient(conn).Enroll(ctx, &agentv1.EnrollRequest{
 		EnrollmentToken: cfg.EnrollmentToken, NodeId: cfg.NodeID, CsrDer: csr, AgentVersion: cfg.Version,
-	})
+	}, opts...)
 	switch status.Code(err) {
 	case codes.OK:
 		return resp, nil
@@ -193,11 +235,12 @@ func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredential
 	}
 }
 
-// storeCertificate writes the CA and the certificate chain, 0600 each,
-// after checking the certificate is for key. Each write replaces the file
-// atomically; the certificate goes last, as its presence means enrolled.
-func storeCertificate(dir string, key *ecdsa.PrivateKey, chain [][]byte, caDER []byte) (*agentCredentials, error) {
-	if len(chain) == 0 || len(caDER) == 0 {
+// storeCertificate writes the CAs to trust and the certificate chain,
+// 0600 each, after checking the certificate is for key. Each write
+// replaces the file atomically; the certificate goes last, as its presence
+// means enrolled.
+func storeCertificate(dir string, key *ecdsa.PrivateKey, chain [][]byte, cas [][]byte) (*agentCredentials, error) {
+	if len(chain) == 0 || len(cas) == 0 || slices.ContainsFunc(cas, func(der []byte) bool { return len(der) == 0 }) {
 		return nil, errors.New("the gateway returned no certificate")
 	}
 	leaf, err := x509.ParseCertificate(chain[0])
@@ -211,7 +254,13 @@ func storeCertificate(dir string, key *ecdsa.PrivateKey, chain [][]byte, caDER [
 	for _, der := range chain {
 		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
 	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	var caPEM []byte
+	for _, der := range cas {
+		if _, err := x509.ParseCertificate(der); err != nil {
+			return nil, fmt.Errorf("parse a CA certificate the gateway sent: %w", err)
+		}
+		caPEM = append(caPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
 	if err := writeFileAtomic(filepath.Join(dir, caFile), caPEM); err != nil {
 		return nil, fmt.Errorf("store %s: %w", caFile, err)
 	}

@@ -4,21 +4,28 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // Gateway defaults.
@@ -115,7 +122,7 @@ func (g *Gateway) Open() error {
 			return err
 		}
 		g.service = newService(g.cfg)
-		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.service.authorize))
+		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.refuseRetiredCAs, g.sendTrustedCAs, g.service.authorize))
 	}
 	g.server = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(g.server, g.health)
@@ -138,20 +145,113 @@ func (g *Gateway) Open() error {
 
 // serverCredentials asks for a client certificate without requiring one:
 // Enroll is made before the agent has any; the interceptor requires it
-// on every other call.
+// on every other call. Each handshake reads the agent CAs, so a rotation
+// changes the CAs trusted and the certificate shown without a restart.
 func (g *Gateway) serverCredentials() (credentials.TransportCredentials, error) {
-	cert, err := g.cfg.Identity.ServerCertificate(g.cfg.Hosts)
-	if err != nil {
+	t := &gatewayTLS{identity: g.cfg.Identity, hosts: g.cfg.Hosts}
+	if _, err := t.config(); err != nil {
 		return nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(g.cfg.Identity.CA())
 	return credentials.NewTLS(&tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return t.config() },
+	}), nil
+}
+
+// gatewayTLS is the gateway's TLS configuration for the agent CAs as they
+// are now: the CAs trusted verify client certificates, and the server
+// certificate comes from the CA AgentCAs.ServerIssuer names. That one is
+// issued again when the issuer changes (a rotation, the end of a grace
+// period) or it nears its end.
+type gatewayTLS struct {
+	identity *Identity
+	hosts    []string
+
+	mu            sync.Mutex
+	cfg           *tls.Config
+	trusted       []*x509.Certificate // the CAs of cfg.ClientCAs
+	issuer        *x509.Certificate   // the CA of cfg's certificate
+	intermediates [][]byte            // sent between the two
+}
+
+func (t *gatewayTLS) config() (*tls.Config, error) {
+	cas := t.identity.CAs()
+	trusted := cas.Trusted()
+	issuer, intermediates := cas.ServerIssuer()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	certOK := t.cfg != nil && t.issuer.Equal(issuer.Cert) &&
+		slices.EqualFunc(t.intermediates, intermediates, bytes.Equal) &&
+		t.identity.Now().Before(renewAt(t.cfg.Certificates[0].Leaf))
+	if certOK && slices.EqualFunc(t.trusted, trusted, (*x509.Certificate).Equal) {
+		return t.cfg, nil
+	}
+	var cert tls.Certificate
+	if certOK {
+		cert = t.cfg.Certificates[0]
+	} else {
+		var err error
+		if cert, err = t.identity.serverCertificate(t.hosts, issuer, intermediates); err != nil {
+			return nil, err
+		}
+	}
+	pool := x509.NewCertPool()
+	for _, ca := range trusted {
+		pool.AddCert(ca)
+	}
+	t.cfg = &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS13,
-	}), nil
+	}
+	t.trusted, t.issuer, t.intermediates = trusted, issuer.Cert, intermediates
+	return t.cfg, nil
+}
+
+// refuseRetiredCAs refuses calls over a connection whose client
+// certificate comes from a CA no longer trusted: the handshake checked the
+// CA, but a connection may outlive the CA's grace period.
+func (g *Gateway) refuseRetiredCAs(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	if chains := verifiedChains(ctx); len(chains) > 0 && !trustsAny(g.cfg.Identity.CAs().Trusted(), chains) {
+		return nil, status.Error(codes.Unauthenticated, "the client certificate's CA is no longer trusted")
+	}
+	return next(ctx, req)
+}
+
+func verifiedChains(ctx context.Context) [][]*x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, _ := p.AuthInfo.(credentials.TLSInfo)
+	return info.State.VerifiedChains
+}
+
+// trustsAny reports whether a chain ends in one of the trusted CAs.
+func trustsAny(trusted []*x509.Certificate, chains [][]*x509.Certificate) bool {
+	for _, chain := range chains {
+		if len(chain) > 0 && slices.ContainsFunc(trusted, chain[len(chain)-1].Equal) {
+			return true
+		}
+	}
+	return false
+}
+
+// sendTrustedCAs adds to the replies of Enroll and Renew, in the header
+// trustedCAsHeader, every CA the agent is to trust now.
+func (g *Gateway) sendTrustedCAs(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	resp, err := next(ctx, req)
+	if err == nil && (info.FullMethod == agentv1.AgentService_Enroll_FullMethodName || info.FullMethod == agentv1.AgentService_Renew_FullMethodName) {
+		md := metadata.MD{}
+		for _, ca := range g.cfg.Identity.CAs().Trusted() {
+			md.Append(trustedCAsHeader, string(ca.Raw))
+		}
+		if err := grpc.SetHeader(ctx, md); err != nil {
+			g.cfg.Logger.Warn("cannot send the trusted agent CAs", "method", info.FullMethod, "err", err)
+		}
+	}
+	return resp, err
 }
 
 // Addr is the bound address.

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -30,23 +31,33 @@ const (
 
 // Identity issues and checks the certificates agents authenticate with:
 // enrolment tokens, client certificates for enrolled nodes, the gateway's
-// server certificate, and revocation. All are issued by the agent CA.
+// server certificate, and revocation. All are issued by the agent CAs,
+// read at each use so that a rotation takes effect without a restart.
 type Identity struct {
-	ca             *x509.Certificate
-	caKey          *ecdsa.PrivateKey
+	cas            *engine.AgentCAs
 	agents         engine.AgentStore
 	ClientValidity time.Duration    // default DefaultClientCertValidity
 	Now            func() time.Time // default time.Now
 }
 
-// NewIdentity returns an Identity issuing from ca (usually
-// BootMaterial.AgentCA and AgentCAKey) and recording into agents.
+// NewIdentity returns an Identity issuing from the one CA ca, which never
+// rotates, and recording into agents.
 func NewIdentity(ca *x509.Certificate, caKey *ecdsa.PrivateKey, agents engine.AgentStore) *Identity {
-	return &Identity{ca: ca, caKey: caKey, agents: agents, ClientValidity: DefaultClientCertValidity, Now: time.Now}
+	return NewIdentityFromCAs(engine.StaticAgentCAs(&engine.AgentCA{Cert: ca, Key: caKey}), agents)
 }
 
-// CA is the certificate agents and the gateway trust.
-func (i *Identity) CA() *x509.Certificate { return i.ca }
+// NewIdentityFromCAs returns an Identity issuing from the agent CA set cas
+// (BootMaterial.CAs), following its rotations, and recording into agents.
+func NewIdentityFromCAs(cas *engine.AgentCAs, agents engine.AgentStore) *Identity {
+	return &Identity{cas: cas, agents: agents, ClientValidity: DefaultClientCertValidity, Now: time.Now}
+}
+
+// CAs is the agent CA set: the gateway trusts the client certificates of
+// each CA in it.
+func (i *Identity) CAs() *engine.AgentCAs { return i.cas }
+
+// CA is the CA that issues client certificates now.
+func (i *Identity) CA() *x509.Certificate { return i.cas.Current().Cert }
 
 // IssueEnrollmentToken creates a one-time token that lets the agent of
 // nodeID enrol until ttl has passed. The token is returned once and only its
@@ -76,11 +87,14 @@ func tokenHash(nodeID, token string) []byte {
 	return h[:]
 }
 
-// Enrollment is what an agent receives for its CSR.
+// Enrollment is what an agent receives for its CSR. The gateway sends
+// with it every CA the agent is to trust (AgentCAs.Trusted).
 type Enrollment struct {
 	CertificateDER []byte
-	CADER          []byte
-	Serial         string
+	// CADER is the CA the gateway's certificate chains to now, for agents
+	// that keep only one CA.
+	CADER  []byte
+	Serial string
 }
 
 // Enroll consumes token for the CSR's key, verifies csrDER and issues a
@@ -105,7 +119,7 @@ func (i *Identity) Enroll(ctx context.Context, token, nodeID string, csrDER []by
 	if err := i.agents.PutAgentRegistration(ctx, reg); err != nil {
 		return nil, fmt.Errorf("record agent registration: %w", err)
 	}
-	return &Enrollment{CertificateDER: der, CADER: i.ca.Raw, Serial: serial}, nil
+	return &Enrollment{CertificateDER: der, CADER: i.serverRoot(), Serial: serial}, nil
 }
 
 // KeyFingerprint identifies a public key: SHA-256 of its DER
@@ -148,7 +162,7 @@ func (i *Identity) Renew(ctx context.Context, nodeID, serial string, csrDER []by
 	if err := i.agents.PutAgentRegistration(ctx, reg); err != nil {
 		return nil, fmt.Errorf("record agent registration: %w", err)
 	}
-	return &Enrollment{CertificateDER: der, CADER: i.ca.Raw, Serial: next}, nil
+	return &Enrollment{CertificateDER: der, CADER: i.serverRoot(), Serial: next}, nil
 }
 
 func parseCSR(der []byte) (*x509.CertificateRequest, error) {
@@ -182,7 +196,14 @@ func (i *Identity) consumeToken(ctx context.Context, token, nodeID string, key [
 	return nil
 }
 
-// issueClientCert signs pub for nodeID: CN and URI SAN name the node.
+// serverRoot is the DER of the CA that issues the gateway's certificate.
+func (i *Identity) serverRoot() []byte {
+	issuer, _ := i.cas.ServerIssuer()
+	return issuer.Cert.Raw
+}
+
+// issueClientCert signs pub for nodeID by the current CA: CN and URI SAN
+// name the node.
 func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, error) {
 	serial, err := randomSerial()
 	if err != nil {
@@ -198,7 +219,8 @@ func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, erro
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.ca, pub, i.caKey)
+	ca := i.cas.Current()
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, "", engine.Errorf(engine.EInvalid, "cannot certify the CSR's key")
 	}
@@ -231,12 +253,21 @@ func NodeIDFromCert(c *x509.Certificate) (string, bool) {
 }
 
 // ServerCertificate issues the gateway's certificate for hosts (names or
-// IPs; localhost and 127.0.0.1 when none), with a fresh P-256 key.
+// IPs; localhost and 127.0.0.1 when none), with a fresh P-256 key, from the
+// CA AgentCAs.ServerIssuer names: every agent trusting a CA still in grace
+// verifies it.
 func (i *Identity) ServerCertificate(hosts []string) (tls.Certificate, error) {
+	issuer, intermediates := i.cas.ServerIssuer()
+	return i.serverCertificate(hosts, issuer, intermediates)
+}
+
+// serverCertificate issues the gateway's certificate from issuer; the
+// chain sent is the certificate, intermediates, then the issuer's own.
+func (i *Identity) serverCertificate(hosts []string, issuer *engine.AgentCA, intermediates [][]byte) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		hosts = []string{"localhost", "127.0.0.1"}
 	}
-	key, err := ecdsa.GenerateKey(i.caKey.Curve, rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("gateway key: %w", err)
 	}
@@ -260,11 +291,16 @@ func (i *Identity) ServerCertificate(hosts []string) (tls.Certificate, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, i.ca, &key.PublicKey, i.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Cert, &key.PublicKey, issuer.Key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("gateway certificate: %w", err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der, i.ca.Raw}, PrivateKey: key}, nil
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("gateway certificate: %w", err)
+	}
+	chain := append(append([][]byte{der}, intermediates...), issuer.Cert.Raw)
+	return tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // Revoke refuses the node's certificate from now on (on terminate).

@@ -83,6 +83,10 @@ type Activities struct {
 	// ProvisionHost fills a fresh one in, so it never enters a workflow
 	// history.
 	Bootstrap engine.HostBootstrap
+	// CACertPEM, when set, gives the agent CA certificates a new host is to
+	// trust, read as each host is created (they change when the CA is
+	// rotated); it replaces Bootstrap.CACertPEM.
+	CACertPEM func() []byte
 	Now       func() time.Time // default time.Now
 	Timing    Timing
 }

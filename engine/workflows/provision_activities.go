@@ -174,6 +174,9 @@ func (a *Activities) createHost(ctx context.Context, req HostRequest) (*Provisio
 	}
 	boot := a.Bootstrap
 	boot.EnrollmentToken = token
+	if a.CACertPEM != nil {
+		boot.CACertPEM = a.CACertPEM()
+	}
 	h, err := a.Provisioner.CreateHost(ctx, engine.HostSpec{
 		NodeID: req.NodeID, Incarnation: req.Incarnation, Provider: req.Provider, Region: req.Region, InstanceType: req.InstanceType, Bootstrap: boot,
 	})

@@ -1,19 +1,22 @@
 package tlsconf
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // localValidity is the lifetime of a server certificate from the appliance
@@ -22,22 +25,25 @@ const localValidity = 90 * 24 * time.Hour
 
 // localIssuer holds the server certificate issued by the appliance CA and
 // reissues it, at the next handshake, once it is within the last third of
-// its lifetime. Certificates live in memory only: the CA is durable, so a
-// restart just issues a fresh one that clients already trust.
+// its lifetime or the CA to issue it has changed (AgentCAs.ServerIssuer:
+// after a rotation, clients trusting the old CA still verify it).
+// Certificates live in memory only: the CA is durable, so a restart just
+// issues a fresh one that clients already trust.
 type localIssuer struct {
-	ca       *x509.Certificate
-	caKey    *ecdsa.PrivateKey
+	cas      *engine.AgentCAs
 	dnsNames []string
 	ips      []net.IP
 	validity time.Duration
 	now      func() time.Time
 
-	mu   sync.Mutex
-	cert *tls.Certificate
+	mu            sync.Mutex
+	cert          *tls.Certificate
+	issuer        *x509.Certificate // the CA of cert
+	intermediates [][]byte          // sent between cert and its CA
 }
 
-func newLocalIssuer(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string) (*localIssuer, error) {
-	l := &localIssuer{ca: ca, caKey: caKey, validity: localValidity, now: time.Now}
+func newLocalIssuer(cas *engine.AgentCAs, hosts []string) (*localIssuer, error) {
+	l := &localIssuer{cas: cas, validity: localValidity, now: time.Now}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			l.ips = append(l.ips, ip)
@@ -51,19 +57,21 @@ func newLocalIssuer(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []strin
 	return l, nil
 }
 
-// current returns the certificate, issuing a new one when there is none
-// or the one held is due for renewal.
+// current returns the certificate, issuing a new one when there is none,
+// the one held is due for renewal, or another CA is to issue it.
 func (l *localIssuer) current() (*tls.Certificate, error) {
+	issuer, intermediates := l.cas.ServerIssuer()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cert != nil && !l.due(l.cert.Leaf) {
+	if l.cert != nil && !l.due(l.cert.Leaf) && l.issuer.Equal(issuer.Cert) &&
+		slices.EqualFunc(l.intermediates, intermediates, bytes.Equal) {
 		return l.cert, nil
 	}
-	cert, err := l.issue()
+	cert, err := l.issue(issuer, intermediates)
 	if err != nil {
 		return nil, fmt.Errorf("issue the server certificate from the appliance CA: %w", err)
 	}
-	l.cert = cert
+	l.cert, l.issuer, l.intermediates = cert, issuer.Cert, intermediates
 	return cert, nil
 }
 
@@ -73,7 +81,7 @@ func (l *localIssuer) due(leaf *x509.Certificate) bool {
 	return l.now().After(leaf.NotAfter.Add(-lifetime / 3))
 }
 
-func (l *localIssuer) issue() (*tls.Certificate, error) {
+func (l *localIssuer) issue(issuer *engine.AgentCA, intermediates [][]byte) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -84,8 +92,8 @@ func (l *localIssuer) issue() (*tls.Certificate, error) {
 	}
 	now := l.now()
 	notAfter := now.Add(l.validity)
-	if notAfter.After(l.ca.NotAfter) {
-		notAfter = l.ca.NotAfter // a certificate cannot outlive its issuer
+	if notAfter.After(issuer.Cert.NotAfter) {
+		notAfter = issuer.Cert.NotAfter // a certificate cannot outlive its issuer
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -97,7 +105,7 @@ func (l *localIssuer) issue() (*tls.Certificate, error) {
 		DNSNames:     l.dnsNames,
 		IPAddresses:  l.ips,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, l.ca, &key.PublicKey, l.caKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer.Cert, &key.PublicKey, issuer.Key)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +113,8 @@ func (l *localIssuer) issue() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Certificate{Certificate: [][]byte{der, l.ca.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	chain := append(append([][]byte{der}, intermediates...), issuer.Cert.Raw)
+	return &tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf}, nil
 }
 
 func (l *localIssuer) commonName() string {
@@ -115,9 +124,7 @@ func (l *localIssuer) commonName() string {
 	return l.ips[0].String()
 }
 
-func (l *localIssuer) caPEM() []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: l.ca.Raw})
-}
+func (l *localIssuer) caPEM() []byte { return l.cas.TrustPEM() }
 
 // validDNSName accepts host names and wildcard names: labels of letters,
 // digits and hyphens.

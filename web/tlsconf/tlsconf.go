@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // Config selects and tunes the certificate source.
@@ -46,8 +47,10 @@ type Config struct {
 	// HostNames are the DNS names and IP addresses the appliance-CA
 	// certificate is valid for; empty means 127.0.0.1, ::1 and localhost.
 	HostNames []string
-	// CA and CAKey issue the certificate when no domain is configured:
-	// BootMaterial.AgentCA and AgentCAKey.
+	// CAs issue the certificate when no domain is configured:
+	// BootMaterial.CAs, followed as it rotates. Without it, CA and CAKey
+	// are one CA that never rotates.
+	CAs   *engine.AgentCAs
 	CA    *x509.Certificate
 	CAKey *ecdsa.PrivateKey
 
@@ -79,14 +82,18 @@ func New(cfg Config) (*Source, error) {
 		s.acme = a
 		return s, nil
 	}
-	if cfg.CA == nil || cfg.CAKey == nil {
+	cas := cfg.CAs
+	if cas == nil && cfg.CA != nil && cfg.CAKey != nil {
+		cas = engine.StaticAgentCAs(&engine.AgentCA{Cert: cfg.CA, Key: cfg.CAKey})
+	}
+	if cas == nil {
 		return nil, errors.New("tls: the appliance CA is required when no tls-domains are configured")
 	}
 	hosts := cfg.HostNames
 	if len(hosts) == 0 {
 		hosts = DefaultHostNames
 	}
-	local, err := newLocalIssuer(cfg.CA, cfg.CAKey, hosts)
+	local, err := newLocalIssuer(cas, hosts)
 	if err != nil {
 		return nil, err
 	}
@@ -141,8 +148,11 @@ func (s *Source) HTTPChallengeHandler(next http.Handler) http.Handler {
 	return s.acme.issuer.HTTPChallengeHandler(next)
 }
 
-// CAPEM is the appliance CA certificate in PEM, for clients to trust (GET
-// /ca.pem); nil with ACME, whose CAs clients already trust.
+// CAPEM is the appliance CA certificates in PEM, for clients to trust (GET
+// /ca.pem): the current CA and those still in a rotation's grace period,
+// so a client that downloads it during the grace period trusts the
+// certificate before and after. Nil with ACME, whose CAs clients already
+// trust.
 func (s *Source) CAPEM() []byte {
 	if s.local == nil {
 		return nil
