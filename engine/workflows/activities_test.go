@@ -129,12 +129,14 @@ type fakeProvisioner struct {
 	mu     sync.Mutex
 	hosts  map[string]engine.Host
 	tokens []string
+	cas    []string // the CA bundle each creation was given
 }
 
 func (p *fakeProvisioner) CreateHost(_ context.Context, spec engine.HostSpec) (engine.Host, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.tokens = append(p.tokens, spec.Bootstrap.EnrollmentToken)
+	p.cas = append(p.cas, string(spec.Bootstrap.CACertPEM))
 	if h, ok := p.hosts[spec.NodeID]; ok {
 		return h, nil
 	}
@@ -399,6 +401,26 @@ func TestAgentEnrolledBeforeARetriedProvisionHostIsReady(t *testing.T) {
 	}
 	if err := f.acts.WaitForAgentReady(ctx, AgentWait{NodeID: nodeID, Since: retried.Since}); err != nil {
 		t.Fatalf("agent enrolled before the retry is not ready: %v", err)
+	}
+}
+
+// A CA rotated while the appliance runs reaches the next host made.
+func TestEachHostGetsTheCABundleOfTheMoment(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	bundle := "ca-1"
+	f.acts.CACertPEM = func() []byte { return []byte(bundle) }
+	first := f.node(t, f.subscription(t, moniker))
+	if _, err := f.acts.ProvisionHost(ctx, HostRequest{NodeID: first, Provider: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	bundle = "ca-2 ca-1"
+	second := f.node(t, f.subscription(t, moniker))
+	if _, err := f.acts.ProvisionHost(ctx, HostRequest{NodeID: second, Provider: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.prov.cas; len(got) != 2 || got[0] != "ca-1" || got[1] != "ca-2 ca-1" {
+		t.Fatalf("hosts were given CA bundles %q, want the bundle current at each creation", got)
 	}
 }
 
