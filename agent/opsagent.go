@@ -43,6 +43,14 @@ type AgentConfig struct {
 	// StallChecks is how many checks without progress mark a command
 	// stalled; default 5.
 	StallChecks int
+	// ChainMetricsInterval is how often the chain's metrics (each
+	// component's MetricsSpec) are scraped for the heartbeat; default
+	// DefaultChainMetricsInterval.
+	ChainMetricsInterval time.Duration
+	// ChainStallSamples is how many samples in a row with the same block
+	// height, while the node is not syncing, make it degraded; default
+	// DefaultChainStallSamples.
+	ChainStallSamples int
 	// MinBackoff and MaxBackoff bound the retry delay after a failed call;
 	// defaults 1s and 1m.
 	MinBackoff, MaxBackoff time.Duration
@@ -61,6 +69,12 @@ func (c AgentConfig) withDefaults() AgentConfig {
 	}
 	if c.StallChecks <= 0 {
 		c.StallChecks = 5
+	}
+	if c.ChainMetricsInterval <= 0 {
+		c.ChainMetricsInterval = DefaultChainMetricsInterval
+	}
+	if c.ChainStallSamples <= 0 {
+		c.ChainStallSamples = DefaultChainStallSamples
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = time.Second
@@ -92,6 +106,7 @@ type opsAgent struct {
 	cfg     AgentConfig
 	gw      *gatewayConn
 	state   *runtimeState
+	chain   *chainWatch
 	seen    *seenCommands
 	outbox  *outbox
 	queue   chan *agentv1.Command
@@ -186,16 +201,19 @@ func newOpsAgent(cfg AgentConfig) (*opsAgent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}}, nil
+	chain := newChainWatch(cfg.ChainDir, cfg.ChainMetricsInterval, cfg.ChainStallSamples, state.configuration)
+	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}}, nil
 }
 
-// run heartbeats in this goroutine while commands run and events are sent
-// in others, so a long command never delays a heartbeat.
+// run heartbeats in this goroutine while commands run, events are sent
+// and the chain's metrics scraped in others, so neither a long command nor
+// a slow metrics endpoint delays a heartbeat.
 func (a *opsAgent) run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.executeCommands(ctx) })
 	wg.Go(func() { a.sendEvents(ctx) })
 	wg.Go(func() { a.renewCertificates(ctx) })
+	wg.Go(func() { a.chain.watch(ctx) })
 	a.heartbeatLoop(ctx)
 	wg.Wait()
 }
@@ -233,11 +251,13 @@ func (a *opsAgent) heartbeat(ctx context.Context) (*agentv1.HeartbeatResponse, e
 	if err != nil {
 		st = RuntimeStatus{Configured: true, Message: err.Error()}
 	}
+	chain := a.chain.latest()
+	health, message := chain.verdict(st)
 	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
 	return a.gw.rpc().Heartbeat(cctx, &agentv1.HeartbeatRequest{
 		NodeId: a.cfg.NodeID, AgentVersion: a.cfg.Version, RunningCommandIds: a.runningIDs(),
-		AppHealth: st.appHealth(), AppHealthMessage: st.Message,
+		AppHealth: health, AppHealthMessage: message, Sync: chain.sync, Metrics: chain.metrics,
 	})
 }
 

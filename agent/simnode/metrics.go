@@ -9,6 +9,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// The names of the node's metrics, for whoever scrapes them.
+const (
+	MetricBlockHeight  = "chain_block_height"
+	MetricHighestBlock = "chain_highest_block"
+	MetricSyncing      = "chain_syncing"
+	MetricPeers        = "chain_peers"
+	MetricVersionInfo  = "chain_version_info"
+)
+
+// MetricsPath is where the node serves Prometheus text.
+const MetricsPath = "/metrics"
+
 // metrics are the gauges a chain node typically exposes, on the node's own
 // registry.
 type metrics struct {
@@ -22,12 +34,12 @@ type metrics struct {
 func newMetrics(version string) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
-		height:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "chain_block_height", Help: "Height of the node's head block."}),
-		highest:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "chain_highest_block", Help: "Highest block the node knows of on the network."}),
-		syncing:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "chain_syncing", Help: "1 while the node is behind the network head."}),
-		peers:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "chain_peers", Help: "Connected peers."}),
+		height:   prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricBlockHeight, Help: "Height of the node's head block."}),
+		highest:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricHighestBlock, Help: "Highest block the node knows of on the network."}),
+		syncing:  prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricSyncing, Help: "1 while the node is behind the network head."}),
+		peers:    prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricPeers, Help: "Connected peers."}),
 	}
-	versionInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chain_version_info", Help: "Version of the node software."}, []string{"version"})
+	versionInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricVersionInfo, Help: "Version of the node software."}, []string{"version"})
 	versionInfo.WithLabelValues(version).Set(1)
 	m.registry.MustRegister(m.height, m.highest, m.syncing, m.peers, versionInfo)
 	return m
@@ -81,7 +93,7 @@ func boolGauge(v bool) float64 {
 
 func handler(m *metrics, b *board) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET "+MetricsPath, promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(b.get())

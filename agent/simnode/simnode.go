@@ -91,6 +91,11 @@ func (c Config) validate() error {
 // NodeKeyPath is where the node keeps its key, relative to the data dir.
 const NodeKeyPath = "config/node_key.json"
 
+// AddrFile is where, in the data dir, the node writes the host:port of
+// /metrics and /health once it listens: a node started on port 0 (as the
+// local provisioner starts it, several per host) is found through it.
+const AddrFile = "addr"
+
 const (
 	statePath         = "data/state.json"
 	stateSaveInterval = 5 * time.Second
@@ -138,6 +143,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("simnode: listen %s: %w", cfg.MetricsAddr, err)
 	}
 	n.addr = l.Addr().String()
+	if err := writeAddr(filepath.Join(cfg.DataDir, AddrFile), n.addr); err != nil {
+		_ = l.Close()
+		return nil, fmt.Errorf("simnode: %w", err)
+	}
 	n.metrics = newMetrics(cfg.Version)
 	n.publish()
 	n.server = &http.Server{Handler: handler(n.metrics, &n.board), ReadHeaderTimeout: 5 * time.Second}
@@ -170,6 +179,19 @@ func (n *Node) prepare() error {
 	if n.cfg.ControlFile != "" {
 		n.control = &controlFile{path: n.cfg.ControlFile}
 		n.pollControl()
+	}
+	return nil
+}
+
+// writeAddr replaces the address file whole, so a reader never sees half
+// an address.
+func writeAddr(path, addr string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write address file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write address file: %w", err)
 	}
 	return nil
 }

@@ -53,6 +53,15 @@ func TestHealthReportsTheNode(t *testing.T) {
 	}
 }
 
+func TestNodeWritesWhereItListens(t *testing.T) {
+	cfg := testConfig(t, nil)
+	n := mustStart(t, cfg)
+	got := strings.TrimSpace(string(mustRead(t, filepath.Join(cfg.DataDir, simnode.AddrFile))))
+	if got != n.Addr() || strings.HasSuffix(got, ":0") {
+		t.Fatalf("address file holds %q, the node listens on %s", got, n.Addr())
+	}
+}
+
 func TestFreshNodeSyncsUpToTheNetwork(t *testing.T) {
 	n := mustStart(t, testConfig(t, func(c *simnode.Config) { c.NetworkHeight = 300 }))
 	s := scrapeMetrics(t, n)

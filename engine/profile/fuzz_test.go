@@ -1,6 +1,8 @@
 package profile_test
 
 import (
+	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,6 +22,7 @@ func FuzzParseProfile(f *testing.F) {
 	f.Add([]byte("id: a\nname: A\nversion: x\nfamily: f\nnode_types: [{name: n, durations: {1d: {provider: p, region: r, instance_type: i}}}]\n"))
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Add([]byte("---\n...\n---\n"))
+	f.Add([]byte(withMetrics(f)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := profile.Parse("fuzz.yaml", data)
 		if err != nil {
@@ -53,6 +56,9 @@ func checkAccepted(t *testing.T, p *profile.ChainProfile) {
 			}
 		}
 	}
+	for _, c := range p.Components {
+		checkAcceptedMetrics(t, c)
+	}
 	for _, in := range p.Inputs {
 		if in.Type == engine.InputSecret && in.Source == profile.SourceChainGenerated && !filepath.IsLocal(in.KeyPath) {
 			t.Fatalf("accepted key_path %q outside the chain data dir", in.KeyPath)
@@ -60,6 +66,33 @@ func checkAccepted(t *testing.T, p *profile.ChainProfile) {
 		if in.Type != engine.InputSecret {
 			_ = in.CheckValue("")
 			_ = in.CheckValue("0x00")
+		}
+	}
+}
+
+var fuzzMetricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+
+// checkAcceptedMetrics asserts that an accepted metrics spec points the
+// agent at its own host and names metrics it can look up.
+func checkAcceptedMetrics(t *testing.T, c profile.Component) {
+	t.Helper()
+	m := c.Metrics
+	if m == nil {
+		return
+	}
+	u, err := url.Parse(m.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
+		t.Fatalf("component %q: accepted metrics url %q", c.Name, m.URL)
+	}
+	if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		t.Fatalf("component %q: accepted metrics url %q off the host", c.Name, m.URL)
+	}
+	if !fuzzMetricName.MatchString(m.BlockHeight) || !fuzzMetricName.MatchString(m.Peers) {
+		t.Fatalf("component %q: accepted metric names %q and %q", c.Name, m.BlockHeight, m.Peers)
+	}
+	for _, n := range []string{m.HighestBlock, m.Syncing} {
+		if n != "" && !fuzzMetricName.MatchString(n) {
+			t.Fatalf("component %q: accepted metric name %q", c.Name, n)
 		}
 	}
 }

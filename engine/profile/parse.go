@@ -33,10 +33,19 @@ type rawProfile struct {
 }
 
 type rawComponent struct {
-	Name    string `yaml:"name"`
-	Version string `yaml:"version"`
-	URL     string `yaml:"url"`
-	SHA256  string `yaml:"sha256"`
+	Name    string      `yaml:"name"`
+	Version string      `yaml:"version"`
+	URL     string      `yaml:"url"`
+	SHA256  string      `yaml:"sha256"`
+	Metrics *rawMetrics `yaml:"metrics"`
+}
+
+type rawMetrics struct {
+	URL          string `yaml:"url"`
+	BlockHeight  string `yaml:"block_height"`
+	HighestBlock string `yaml:"highest_block"`
+	Peers        string `yaml:"peers"`
+	Syncing      string `yaml:"syncing"`
 }
 
 type rawNodeType struct {

@@ -35,10 +35,22 @@ type ChainProfile struct {
 
 // Component is a binary the chain runs, pinned by version and digest.
 type Component struct {
-	Name    string `json:"name"`
-	Version string `json:"version"`
-	URL     string `json:"url"`
-	SHA256  string `json:"sha256"` // lowercase hex of the download
+	Name    string       `json:"name"`
+	Version string       `json:"version"`
+	URL     string       `json:"url"`
+	SHA256  string       `json:"sha256"` // lowercase hex of the download
+	Metrics *MetricsSpec `json:"-"`      // nil when the component serves none
+}
+
+// MetricsSpec is where a component serves Prometheus metrics on its host
+// and which of them tell the chain's progress. The agent on the node
+// scrapes it and reports height, peers and sync status in its heartbeats.
+type MetricsSpec struct {
+	URL          string // http(s) on a loopback address
+	BlockHeight  string // metric names; BlockHeight and Peers are required
+	HighestBlock string
+	Peers        string
+	Syncing      string // 1 while syncing
 }
 
 // NodeType is a kind of node of a chain (full, archive, validator…) and the

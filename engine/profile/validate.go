@@ -83,7 +83,8 @@ func buildComponents(ps *problems, raws []rawComponent) []Component {
 		if !sha256Pattern.MatchString(rc.SHA256) {
 			ps.add(field+".sha256", "must be 64 lowercase hex digits")
 		}
-		out = append(out, Component(rc))
+		out = append(out, Component{Name: rc.Name, Version: rc.Version, URL: rc.URL, SHA256: rc.SHA256,
+			Metrics: buildMetrics(ps, field+".metrics", rc.Metrics)})
 	}
 	return out
 }

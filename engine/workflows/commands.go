@@ -63,7 +63,26 @@ type configComponent struct {
 		URL    string `json:"url,omitempty"`
 		SHA256 string `json:"sha256,omitempty"`
 	} `json:"artifact"`
-	Args []string `json:"args,omitempty"`
+	Args    []string       `json:"args,omitempty"`
+	Metrics *configMetrics `json:"metrics,omitempty"`
+}
+
+// configMetrics is the protocol's MetricsSpec: where the agent scrapes the
+// component's metrics.
+type configMetrics struct {
+	URL          string `json:"url"`
+	BlockHeight  string `json:"block_height"`
+	HighestBlock string `json:"highest_block,omitempty"`
+	Peers        string `json:"peers,omitempty"`
+	Syncing      string `json:"syncing,omitempty"`
+	AddrFile     string `json:"addr_file,omitempty"`
+}
+
+func metricsOf(m *profile.MetricsSpec) *configMetrics {
+	if m == nil {
+		return nil
+	}
+	return &configMetrics{URL: m.URL, BlockHeight: m.BlockHeight, HighestBlock: m.HighestBlock, Peers: m.Peers, Syncing: m.Syncing}
 }
 
 // Simulation runs the simulated chain node in place of every chain binary:
@@ -75,6 +94,14 @@ type Simulation struct {
 
 func (s *Simulation) command(c profile.Component) []string {
 	return []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
+}
+
+// metrics points the agent at the simulated node of c: it listens on a
+// free port, which it writes to the file "addr" of its data dir, and serves
+// the chain_* gauges (see agent/simnode).
+func (s *Simulation) metrics(c profile.Component) *configMetrics {
+	return &configMetrics{URL: "http://127.0.0.1/metrics", AddrFile: c.Name + "/addr",
+		BlockHeight: "chain_block_height", HighestBlock: "chain_highest_block", Peers: "chain_peers", Syncing: "chain_syncing"}
 }
 
 // captureKeyPayload and captureKeyResult are the protocol's CAPTURE_KEY
@@ -138,9 +165,10 @@ func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, si
 	for _, c := range p.Components {
 		cc := configComponent{Name: c.Name, Version: c.Version}
 		if sim != nil {
-			cc.Args = sim.command(c)
+			cc.Args, cc.Metrics = sim.command(c), sim.metrics(c)
 		} else {
 			cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
+			cc.Metrics = metricsOf(c.Metrics)
 		}
 		cp.Components = append(cp.Components, cc)
 	}

@@ -992,12 +992,14 @@ func (x *ConfigurePayload) GetSnapshot() *Artifact {
 
 // Component is one binary (or image) of a chain and how to run it.
 type Component struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Artifact      *Artifact              `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	Args          []string               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
-	Env           map[string]string      `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version  string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Artifact *Artifact              `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Args     []string               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	Env      map[string]string      `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Where the agent reads the component's metrics; absent when it has none.
+	Metrics       *MetricsSpec `protobuf:"bytes,6,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1067,6 +1069,117 @@ func (x *Component) GetEnv() map[string]string {
 	return nil
 }
 
+func (x *Component) GetMetrics() *MetricsSpec {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+// MetricsSpec says where a component serves Prometheus metrics (the text
+// exposition format) and which of them tell the chain's progress. The agent
+// scrapes it on its own schedule and reports the latest sample in every
+// heartbeat (HeartbeatRequest.sync and .metrics); the first component of the
+// configuration with a spec provides SyncStatus and names its series in
+// MetricsSnapshot as they are, later components as "component/series".
+type MetricsSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http(s) URL on the host itself: the agent refuses any host but a
+	// loopback address or "localhost", and does not follow redirects.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Metric names. A name with several series (label sets) is read as their
+	// maximum, except peers, which are summed.
+	// Required: the height of the node's head; a height that stops moving
+	// while the node is not syncing makes the agent report it DEGRADED.
+	BlockHeight string `protobuf:"bytes,2,opt,name=block_height,json=blockHeight,proto3" json:"block_height,omitempty"`
+	// Optional: the highest block the node knows of on the network.
+	HighestBlock string `protobuf:"bytes,3,opt,name=highest_block,json=highestBlock,proto3" json:"highest_block,omitempty"`
+	// Optional: connected peers.
+	Peers string `protobuf:"bytes,4,opt,name=peers,proto3" json:"peers,omitempty"`
+	// Optional: 1 while the node syncs, 0 when in sync. Without it the node
+	// counts as syncing while highest_block is above block_height.
+	Syncing string `protobuf:"bytes,5,opt,name=syncing,proto3" json:"syncing,omitempty"`
+	// Optional: a file, relative to the chain data directory, holding the
+	// endpoint's "host:port". When set, it replaces the host of url at every
+	// scrape: for a component that binds a free port at start and writes it
+	// there (the simulated chain node does).
+	AddrFile      string `protobuf:"bytes,6,opt,name=addr_file,json=addrFile,proto3" json:"addr_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsSpec) Reset() {
+	*x = MetricsSpec{}
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsSpec) ProtoMessage() {}
+
+func (x *MetricsSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsSpec.ProtoReflect.Descriptor instead.
+func (*MetricsSpec) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MetricsSpec) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *MetricsSpec) GetBlockHeight() string {
+	if x != nil {
+		return x.BlockHeight
+	}
+	return ""
+}
+
+func (x *MetricsSpec) GetHighestBlock() string {
+	if x != nil {
+		return x.HighestBlock
+	}
+	return ""
+}
+
+func (x *MetricsSpec) GetPeers() string {
+	if x != nil {
+		return x.Peers
+	}
+	return ""
+}
+
+func (x *MetricsSpec) GetSyncing() string {
+	if x != nil {
+		return x.Syncing
+	}
+	return ""
+}
+
+func (x *MetricsSpec) GetAddrFile() string {
+	if x != nil {
+		return x.AddrFile
+	}
+	return ""
+}
+
 // Artifact is something the agent downloads and verifies before use.
 type Artifact struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1079,7 +1192,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1204,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1217,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Artifact) GetUrl() string {
@@ -1135,7 +1248,7 @@ type ConfigFile struct {
 
 func (x *ConfigFile) Reset() {
 	*x = ConfigFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1260,7 @@ func (x *ConfigFile) String() string {
 func (*ConfigFile) ProtoMessage() {}
 
 func (x *ConfigFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1273,7 @@ func (x *ConfigFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFile.ProtoReflect.Descriptor instead.
 func (*ConfigFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ConfigFile) GetPath() string {
@@ -1200,7 +1313,7 @@ type CaptureKeyPayload struct {
 
 func (x *CaptureKeyPayload) Reset() {
 	*x = CaptureKeyPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1325,7 @@ func (x *CaptureKeyPayload) String() string {
 func (*CaptureKeyPayload) ProtoMessage() {}
 
 func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1338,7 @@ func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyPayload.ProtoReflect.Descriptor instead.
 func (*CaptureKeyPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CaptureKeyPayload) GetKeyName() string {
@@ -1261,7 +1374,7 @@ type CaptureKeyResult struct {
 
 func (x *CaptureKeyResult) Reset() {
 	*x = CaptureKeyResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1386,7 @@ func (x *CaptureKeyResult) String() string {
 func (*CaptureKeyResult) ProtoMessage() {}
 
 func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1399,7 @@ func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyResult.ProtoReflect.Descriptor instead.
 func (*CaptureKeyResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CaptureKeyResult) GetKeyName() string {
@@ -1330,7 +1443,7 @@ type UpgradePayload struct {
 
 func (x *UpgradePayload) Reset() {
 	*x = UpgradePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1455,7 @@ func (x *UpgradePayload) String() string {
 func (*UpgradePayload) ProtoMessage() {}
 
 func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1468,7 @@ func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradePayload.ProtoReflect.Descriptor instead.
 func (*UpgradePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UpgradePayload) GetComponent() string {
@@ -1426,7 +1539,7 @@ type UpgradeOutcome struct {
 
 func (x *UpgradeOutcome) Reset() {
 	*x = UpgradeOutcome{}
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1551,7 @@ func (x *UpgradeOutcome) String() string {
 func (*UpgradeOutcome) ProtoMessage() {}
 
 func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1564,7 @@ func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradeOutcome.ProtoReflect.Descriptor instead.
 func (*UpgradeOutcome) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UpgradeOutcome) GetCompleted() []UpgradeAction {
@@ -1505,7 +1618,7 @@ type ReportEventRequest struct {
 
 func (x *ReportEventRequest) Reset() {
 	*x = ReportEventRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1517,7 +1630,7 @@ func (x *ReportEventRequest) String() string {
 func (*ReportEventRequest) ProtoMessage() {}
 
 func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1530,7 +1643,7 @@ func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReportEventRequest) GetNodeId() string {
@@ -1619,7 +1732,7 @@ type ReportEventResponse struct {
 
 func (x *ReportEventResponse) Reset() {
 	*x = ReportEventResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1744,7 @@ func (x *ReportEventResponse) String() string {
 func (*ReportEventResponse) ProtoMessage() {}
 
 func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1757,7 @@ func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 // CommandAcknowledged: the agent has the command and will run it.
@@ -1657,7 +1770,7 @@ type CommandAcknowledged struct {
 
 func (x *CommandAcknowledged) Reset() {
 	*x = CommandAcknowledged{}
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1782,7 @@ func (x *CommandAcknowledged) String() string {
 func (*CommandAcknowledged) ProtoMessage() {}
 
 func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1795,7 @@ func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAcknowledged.ProtoReflect.Descriptor instead.
 func (*CommandAcknowledged) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommandAcknowledged) GetCommandId() string {
@@ -1710,7 +1823,7 @@ type CommandProgress struct {
 
 func (x *CommandProgress) Reset() {
 	*x = CommandProgress{}
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1835,7 @@ func (x *CommandProgress) String() string {
 func (*CommandProgress) ProtoMessage() {}
 
 func (x *CommandProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1848,7 @@ func (x *CommandProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandProgress.ProtoReflect.Descriptor instead.
 func (*CommandProgress) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CommandProgress) GetCommandId() string {
@@ -1791,7 +1904,7 @@ type CommandCompleted struct {
 
 func (x *CommandCompleted) Reset() {
 	*x = CommandCompleted{}
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +1916,7 @@ func (x *CommandCompleted) String() string {
 func (*CommandCompleted) ProtoMessage() {}
 
 func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +1929,7 @@ func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandCompleted.ProtoReflect.Descriptor instead.
 func (*CommandCompleted) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CommandCompleted) GetCommandId() string {
@@ -1849,7 +1962,7 @@ type CommandFailed struct {
 
 func (x *CommandFailed) Reset() {
 	*x = CommandFailed{}
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1974,7 @@ func (x *CommandFailed) String() string {
 func (*CommandFailed) ProtoMessage() {}
 
 func (x *CommandFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1987,7 @@ func (x *CommandFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandFailed.ProtoReflect.Descriptor instead.
 func (*CommandFailed) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CommandFailed) GetCommandId() string {
@@ -1972,16 +2085,24 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\bsnapshot\x18\x05 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bsnapshot\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x02\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bartifact\x18\x03 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bartifact\x12\x12\n" +
 	"\x04args\x18\x04 \x03(\tR\x04args\x128\n" +
-	"\x03env\x18\x05 \x03(\v2&.hoodcloud.agent.v1.Component.EnvEntryR\x03env\x1a6\n" +
+	"\x03env\x18\x05 \x03(\v2&.hoodcloud.agent.v1.Component.EnvEntryR\x03env\x129\n" +
+	"\ametrics\x18\x06 \x01(\v2\x1f.hoodcloud.agent.v1.MetricsSpecR\ametrics\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"4\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
+	"\vMetricsSpec\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12!\n" +
+	"\fblock_height\x18\x02 \x01(\tR\vblockHeight\x12#\n" +
+	"\rhighest_block\x18\x03 \x01(\tR\fhighestBlock\x12\x14\n" +
+	"\x05peers\x18\x04 \x01(\tR\x05peers\x12\x18\n" +
+	"\asyncing\x18\x05 \x01(\tR\asyncing\x12\x1b\n" +
+	"\taddr_file\x18\x06 \x01(\tR\baddrFile\"4\n" +
 	"\bArtifact\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\"N\n" +
@@ -2087,7 +2208,7 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_agent_v1_agent_proto_goTypes = []any{
 	(AppHealth)(0),                // 0: hoodcloud.agent.v1.AppHealth
 	(CommandType)(0),              // 1: hoodcloud.agent.v1.CommandType
@@ -2105,64 +2226,66 @@ var file_agent_v1_agent_proto_goTypes = []any{
 	(*Command)(nil),               // 13: hoodcloud.agent.v1.Command
 	(*ConfigurePayload)(nil),      // 14: hoodcloud.agent.v1.ConfigurePayload
 	(*Component)(nil),             // 15: hoodcloud.agent.v1.Component
-	(*Artifact)(nil),              // 16: hoodcloud.agent.v1.Artifact
-	(*ConfigFile)(nil),            // 17: hoodcloud.agent.v1.ConfigFile
-	(*CaptureKeyPayload)(nil),     // 18: hoodcloud.agent.v1.CaptureKeyPayload
-	(*CaptureKeyResult)(nil),      // 19: hoodcloud.agent.v1.CaptureKeyResult
-	(*UpgradePayload)(nil),        // 20: hoodcloud.agent.v1.UpgradePayload
-	(*UpgradeOutcome)(nil),        // 21: hoodcloud.agent.v1.UpgradeOutcome
-	(*ReportEventRequest)(nil),    // 22: hoodcloud.agent.v1.ReportEventRequest
-	(*ReportEventResponse)(nil),   // 23: hoodcloud.agent.v1.ReportEventResponse
-	(*CommandAcknowledged)(nil),   // 24: hoodcloud.agent.v1.CommandAcknowledged
-	(*CommandProgress)(nil),       // 25: hoodcloud.agent.v1.CommandProgress
-	(*CommandCompleted)(nil),      // 26: hoodcloud.agent.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 27: hoodcloud.agent.v1.CommandFailed
-	nil,                           // 28: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	nil,                           // 29: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	nil,                           // 30: hoodcloud.agent.v1.Component.EnvEntry
-	(*durationpb.Duration)(nil),   // 31: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 32: google.protobuf.Timestamp
+	(*MetricsSpec)(nil),           // 16: hoodcloud.agent.v1.MetricsSpec
+	(*Artifact)(nil),              // 17: hoodcloud.agent.v1.Artifact
+	(*ConfigFile)(nil),            // 18: hoodcloud.agent.v1.ConfigFile
+	(*CaptureKeyPayload)(nil),     // 19: hoodcloud.agent.v1.CaptureKeyPayload
+	(*CaptureKeyResult)(nil),      // 20: hoodcloud.agent.v1.CaptureKeyResult
+	(*UpgradePayload)(nil),        // 21: hoodcloud.agent.v1.UpgradePayload
+	(*UpgradeOutcome)(nil),        // 22: hoodcloud.agent.v1.UpgradeOutcome
+	(*ReportEventRequest)(nil),    // 23: hoodcloud.agent.v1.ReportEventRequest
+	(*ReportEventResponse)(nil),   // 24: hoodcloud.agent.v1.ReportEventResponse
+	(*CommandAcknowledged)(nil),   // 25: hoodcloud.agent.v1.CommandAcknowledged
+	(*CommandProgress)(nil),       // 26: hoodcloud.agent.v1.CommandProgress
+	(*CommandCompleted)(nil),      // 27: hoodcloud.agent.v1.CommandCompleted
+	(*CommandFailed)(nil),         // 28: hoodcloud.agent.v1.CommandFailed
+	nil,                           // 29: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	nil,                           // 30: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	nil,                           // 31: hoodcloud.agent.v1.Component.EnvEntry
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	31, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	32, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	0,  // 1: hoodcloud.agent.v1.HeartbeatRequest.app_health:type_name -> hoodcloud.agent.v1.AppHealth
 	10, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
 	11, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
-	28, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	32, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
+	29, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	33, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
 	13, // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
-	31, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
+	32, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
 	1,  // 8: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
-	32, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	33, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
 	15, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
-	17, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
-	29, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	16, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
-	16, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	30, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
-	16, // 16: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	17, // 17: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
-	2,  // 18: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	2,  // 19: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	24, // 20: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	25, // 21: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	26, // 22: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	27, // 23: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
-	5,  // 24: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	7,  // 25: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
-	9,  // 26: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	22, // 27: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	3,  // 28: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
-	6,  // 29: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	8,  // 30: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
-	12, // 31: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	23, // 32: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	4,  // 33: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	18, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
+	30, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	17, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
+	17, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	31, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
+	16, // 16: hoodcloud.agent.v1.Component.metrics:type_name -> hoodcloud.agent.v1.MetricsSpec
+	17, // 17: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	18, // 18: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
+	2,  // 19: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	2,  // 20: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	25, // 21: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	26, // 22: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	27, // 23: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	28, // 24: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	5,  // 25: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
+	7,  // 26: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	9,  // 27: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	23, // 28: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	3,  // 29: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
+	6,  // 30: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	8,  // 31: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	12, // 32: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	24, // 33: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	4,  // 34: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_agent_v1_agent_proto_init() }
@@ -2170,7 +2293,7 @@ func file_agent_v1_agent_proto_init() {
 	if File_agent_v1_agent_proto != nil {
 		return
 	}
-	file_agent_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_agent_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
 		(*ReportEventRequest_Acknowledged)(nil),
 		(*ReportEventRequest_Progress)(nil),
 		(*ReportEventRequest_Completed)(nil),
@@ -2182,7 +2305,7 @@ func file_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
