@@ -22,7 +22,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -134,31 +133,20 @@ func enroll(ctx context.Context, cfg AgentConfig) (*agentCredentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	var header metadata.MD
-	resp, err := callEnroll(ctx, cfg, bootstrap, csr, grpc.Header(&header))
+	resp, err := callEnroll(ctx, cfg, bootstrap, csr)
 	if err != nil {
 		return nil, err
 	}
-	return storeCertificate(cfg.DataDir, key, resp.GetCertificateChainDer(), trustedCAs(header, resp.GetCaCertificateDer()))
+	return storeCertificate(cfg.DataDir, key, resp.GetCertificateChainDer(), trustedCAs(resp.GetTrustedCaDer(), resp.GetCaCertificateDer()))
 }
 
-// trustedCAsHeader is the response header in which the gateway sends, with
-// an enrolment or a renewal, every CA the agent is to trust (DER, the
-// current one first). Agents that do not read it keep the reply's one CA.
-const trustedCAsHeader = "hoodcloud-trusted-ca-bin"
-
-// trustedCAs is what the gateway said to trust: the CAs of the header, or
-// the reply's CA from a gateway that sends no header.
-func trustedCAs(header metadata.MD, caDER []byte) [][]byte {
-	values := header.Get(trustedCAsHeader)
-	if len(values) == 0 {
+// trustedCAs is what the gateway said to trust: its list, or the reply's
+// one CA from a gateway that sends no list.
+func trustedCAs(trusted [][]byte, caDER []byte) [][]byte {
+	if len(trusted) == 0 {
 		return [][]byte{caDER}
 	}
-	cas := make([][]byte, len(values))
-	for i, v := range values {
-		cas[i] = []byte(v)
-	}
-	return cas
+	return trusted
 }
 
 // loadOrCreateKey returns the agent's key, creating and storing it (0600)
@@ -216,7 +204,7 @@ func nodeCSR(nodeID string, key *ecdsa.PrivateKey) ([]byte, error) {
 	return csr, nil
 }
 
-func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredentials, csr []byte, opts ...grpc.CallOption) (*agentv1.EnrollResponse, error) {
+func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredentials, csr []byte) (*agentv1.EnrollResponse, error) {
 	conn, err := grpc.NewClient(cfg.GatewayAddr, grpc.WithTransportCredentials(credentials.NewTLS(bootstrap.tlsConfig(cfg.serverName()))))
 	if err != nil {
 		return nil, fmt.Errorf("enroll: %w", err)
@@ -224,7 +212,7 @@ func callEnroll(ctx context.Context, cfg AgentConfig, bootstrap *agentCredential
 	defer conn.Close()
 	resp, err := agentv1.NewAgentServiceClient(conn).Enroll(ctx, &agentv1.EnrollRequest{
 		EnrollmentToken: cfg.EnrollmentToken, NodeId: cfg.NodeID, CsrDer: csr, AgentVersion: cfg.Version,
-	}, opts...)
+	})
 	switch status.Code(err) {
 	case codes.OK:
 		return resp, nil

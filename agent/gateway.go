@@ -23,7 +23,6 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -122,7 +121,7 @@ func (g *Gateway) Open() error {
 			return err
 		}
 		g.service = newService(g.cfg)
-		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.refuseRetiredCAs, g.sendTrustedCAs, g.service.authorize))
+		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.refuseRetiredCAs, g.service.authorize))
 	}
 	g.server = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(g.server, g.health)
@@ -236,22 +235,6 @@ func trustsAny(trusted []*x509.Certificate, chains [][]*x509.Certificate) bool {
 		}
 	}
 	return false
-}
-
-// sendTrustedCAs adds to the replies of Enroll and Renew, in the header
-// trustedCAsHeader, every CA the agent is to trust now.
-func (g *Gateway) sendTrustedCAs(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-	resp, err := next(ctx, req)
-	if err == nil && (info.FullMethod == agentv1.AgentService_Enroll_FullMethodName || info.FullMethod == agentv1.AgentService_Renew_FullMethodName) {
-		md := metadata.MD{}
-		for _, ca := range g.cfg.Identity.CAs().Trusted() {
-			md.Append(trustedCAsHeader, string(ca.Raw))
-		}
-		if err := grpc.SetHeader(ctx, md); err != nil {
-			g.cfg.Logger.Warn("cannot send the trusted agent CAs", "method", info.FullMethod, "err", err)
-		}
-	}
-	return resp, err
 }
 
 // Addr is the bound address.

@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -141,12 +140,11 @@ func (a *opsAgent) renew(ctx context.Context) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
 	defer cancel()
-	var header metadata.MD
-	resp, err := a.gw.rpc().Renew(cctx, &agentv1.RenewRequest{NodeId: a.cfg.NodeID, CsrDer: csr, AgentVersion: a.cfg.Version}, grpc.Header(&header))
+	resp, err := a.gw.rpc().Renew(cctx, &agentv1.RenewRequest{NodeId: a.cfg.NodeID, CsrDer: csr, AgentVersion: a.cfg.Version})
 	if err != nil {
 		return err
 	}
-	next, err := storeCertificate(a.cfg.DataDir, key, resp.GetCertificateChainDer(), trustedCAs(header, resp.GetCaCertificateDer()))
+	next, err := storeCertificate(a.cfg.DataDir, key, resp.GetCertificateChainDer(), trustedCAs(resp.GetTrustedCaDer(), resp.GetCaCertificateDer()))
 	if err != nil {
 		return fmt.Errorf("store the renewed certificate: %w", err)
 	}

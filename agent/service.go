@@ -182,6 +182,7 @@ func (s *service) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*agen
 		CertificateChainDer: [][]byte{e.CertificateDER},
 		CaCertificateDer:    e.CADER,
 		HeartbeatInterval:   durationpb.New(s.cfg.HeartbeatInterval),
+		TrustedCaDer:        s.trustedCAs(),
 	}, nil
 }
 
@@ -200,7 +201,16 @@ func (s *service) Renew(ctx context.Context, req *agentv1.RenewRequest) (*agentv
 	}
 	s.forgetRegistration(nodeID)
 	s.cfg.Logger.Info("agent certificate renewed", "node_id", nodeID, "serial", e.Serial, "previous", serial)
-	return &agentv1.RenewResponse{CertificateChainDer: [][]byte{e.CertificateDER}, CaCertificateDer: e.CADER}, nil
+	return &agentv1.RenewResponse{CertificateChainDer: [][]byte{e.CertificateDER}, CaCertificateDer: e.CADER, TrustedCaDer: s.trustedCAs()}, nil
+}
+
+// trustedCAs is every agent CA to trust now, DER, the current one first.
+func (s *service) trustedCAs() [][]byte {
+	var ders [][]byte
+	for _, ca := range s.cfg.Identity.CAs().Trusted() {
+		ders = append(ders, ca.Raw)
+	}
+	return ders
 }
 
 func (s *service) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {

@@ -391,12 +391,15 @@ type EnrollResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The issued client certificate first, then any intermediates, each DER.
 	CertificateChainDer [][]byte `protobuf:"bytes,1,rep,name=certificate_chain_der,json=certificateChainDer,proto3" json:"certificate_chain_der,omitempty"`
-	// The appliance CA certificate, DER: the agent trusts only this root when
-	// it verifies the gateway.
+	// The appliance CA certificate, DER: the one the gateway's certificate
+	// chains to. Agents that do not read trusted_ca_der trust only this root.
 	CaCertificateDer  []byte               `protobuf:"bytes,2,opt,name=ca_certificate_der,json=caCertificateDer,proto3" json:"ca_certificate_der,omitempty"`
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Every agent CA to trust now, DER, the current one first: during a CA
+	// rotation's grace period the old and the new.
+	TrustedCaDer  [][]byte `protobuf:"bytes,4,rep,name=trusted_ca_der,json=trustedCaDer,proto3" json:"trusted_ca_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
@@ -446,6 +449,13 @@ func (x *EnrollResponse) GetCaCertificateDer() []byte {
 func (x *EnrollResponse) GetHeartbeatInterval() *durationpb.Duration {
 	if x != nil {
 		return x.HeartbeatInterval
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetTrustedCaDer() [][]byte {
+	if x != nil {
+		return x.TrustedCaDer
 	}
 	return nil
 }
@@ -516,10 +526,12 @@ type RenewResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new client certificate first, then any intermediates, each DER.
 	CertificateChainDer [][]byte `protobuf:"bytes,1,rep,name=certificate_chain_der,json=certificateChainDer,proto3" json:"certificate_chain_der,omitempty"`
-	// The appliance CA certificate, DER.
+	// The appliance CA certificate, DER, as in EnrollResponse.
 	CaCertificateDer []byte `protobuf:"bytes,2,opt,name=ca_certificate_der,json=caCertificateDer,proto3" json:"ca_certificate_der,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Every agent CA to trust now, as in EnrollResponse.
+	TrustedCaDer  [][]byte `protobuf:"bytes,3,rep,name=trusted_ca_der,json=trustedCaDer,proto3" json:"trusted_ca_der,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RenewResponse) Reset() {
@@ -562,6 +574,13 @@ func (x *RenewResponse) GetCertificateChainDer() [][]byte {
 func (x *RenewResponse) GetCaCertificateDer() []byte {
 	if x != nil {
 		return x.CaCertificateDer
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetTrustedCaDer() [][]byte {
+	if x != nil {
+		return x.TrustedCaDer
 	}
 	return nil
 }
@@ -2033,18 +2052,20 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x10enrollment_token\x18\x01 \x01(\tR\x0fenrollmentToken\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\x12#\n" +
-	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\"\xbc\x01\n" +
+	"\ragent_version\x18\x04 \x01(\tR\fagentVersion\"\xe2\x01\n" +
 	"\x0eEnrollResponse\x122\n" +
 	"\x15certificate_chain_der\x18\x01 \x03(\fR\x13certificateChainDer\x12,\n" +
 	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\x12H\n" +
-	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"e\n" +
+	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12$\n" +
+	"\x0etrusted_ca_der\x18\x04 \x03(\fR\ftrustedCaDer\"e\n" +
 	"\fRenewRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12#\n" +
-	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\"q\n" +
+	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\"\x97\x01\n" +
 	"\rRenewResponse\x122\n" +
 	"\x15certificate_chain_der\x18\x01 \x03(\fR\x13certificateChainDer\x12,\n" +
-	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\"\xdf\x02\n" +
+	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\x12$\n" +
+	"\x0etrusted_ca_der\x18\x03 \x03(\fR\ftrustedCaDer\"\xdf\x02\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
