@@ -17,7 +17,86 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/agent/agentload"
 )
+
+// bench runs one of the benchmarks.
+func bench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var which string
+	if len(args) > 0 {
+		which, args = args[0], args[1:]
+	}
+	switch which {
+	case "startup":
+		return benchStartup(ctx, args, stdout, stderr)
+	case "agents":
+		return benchAgents(ctx, args, stdout, stderr)
+	case benchGatewayCommand: // the child of bench agents
+		return agentload.GatewayMain(ctx, args, stdin, stdout, stderr)
+	}
+	fmt.Fprintln(stderr, "usage: hoodcloud bench startup [--runs N] [--idle D]\n       hoodcloud bench agents [flags]")
+	return errUsage
+}
+
+const benchGatewayCommand = "agents-gateway"
+
+// benchAgents runs the agent gateway benchmark: the gateway in a child
+// process (this executable), the simulated agents in this one.
+func benchAgents(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench agents", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg agentload.BenchConfig
+	fs.IntVar(&cfg.Agents, "agents", 10_000, "simulated agents, one connection each")
+	fs.DurationVar(&cfg.Interval, "interval", 30*time.Second, "each agent's heartbeat interval in the steady phase and restarts")
+	fs.DurationVar(&cfg.Steady, "steady", time.Minute, "length of the steady phase")
+	rates := fs.String("rates", "1000,2000,4000,8000,16000", "rate steps, heartbeats/s over all agents")
+	fs.DurationVar(&cfg.Step, "step", 30*time.Second, "length of each rate step")
+	fs.DurationVar(&cfg.Goal, "goal", 20*time.Millisecond, "p99 a step must stay under")
+	downs := fs.String("down", "0s", "gateway restarts: how long each stays down beyond its restart")
+	fs.StringVar(&cfg.ProfileDir, "profile-dir", "", "write the gateway's log and profiles per phase here")
+	fs.BoolVar(&cfg.WithoutLastSeen, "without-last-seen", false, "run the gateway without its LastSeenAt writes, to measure their cost")
+	fs.Float64Var(&cfg.Quiet, "quiet", 0.25, "most CPU other processes may use (share of the machine) while a phase runs; 1: any")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	var err error
+	if cfg.Rates, err = parseList(*rates, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }); err != nil {
+		return configErrorf("bench agents: --rates: %v", err)
+	}
+	if cfg.Downs, err = parseList(*downs, time.ParseDuration); err != nil {
+		return configErrorf("bench agents: --down: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Gateway = func(args ...string) *exec.Cmd {
+		return exec.Command(exe, append([]string{"bench", benchGatewayCommand}, args...)...)
+	}
+	cfg.Out = stdout
+	report, err := agentload.Bench(ctx, cfg)
+	if report != nil {
+		fmt.Fprintln(stdout)
+		report.WriteMarkdown(stdout)
+	}
+	return err
+}
+
+func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
+	out := []T{}
+	for part := range strings.SplitSeq(s, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		v, err := parse(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
 
 // benchStartup measures what an operator feels: time from exec to /readyz
 // healthy on a fresh and on a warm data dir (median of n), idle RSS, and the

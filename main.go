@@ -31,6 +31,7 @@ Usage:
   hoodcloud simnode [flags]   run a simulated chain node (for dev, CI and tests)
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud bench startup     measure start time, idle memory and binary size
+  hoodcloud bench agents      measure the agent gateway under 10,000 simulated agents
   hoodcloud version           show version, commit and build date
 
 Run "hoodcloud serve -h" for the settings. Each flag is also a HOODCLOUD_*
@@ -68,11 +69,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 	case "config":
 		err = configCommand(rest, env, stdout, stderr)
 	case "bench":
-		if len(rest) == 0 || rest[0] != "startup" {
-			fmt.Fprintln(stderr, "usage: hoodcloud bench startup [--runs N] [--idle D]")
-			return 2
-		}
-		err = benchStartup(ctx, rest[1:], stdout, stderr)
+		err = bench(ctx, rest, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "hoodcloud %s (commit %s, built %s)\n", version, commit, date)
 	case "help", "-h", "--help":

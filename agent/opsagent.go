@@ -182,7 +182,7 @@ func ensureEnrolled(ctx context.Context, cfg AgentConfig) (*agentCredentials, er
 			return nil, fmt.Errorf("agent: %w", err)
 		}
 		cfg.Logger.Warn("enrolment failed, retrying", "err", err)
-		if !sleep(ctx, backoffDelay(cfg.MinBackoff, cfg.MaxBackoff, failures)) {
+		if !sleep(ctx, BackoffDelay(cfg.MinBackoff, cfg.MaxBackoff, failures)) {
 			return nil, nil
 		}
 	}
@@ -237,10 +237,10 @@ func (a *opsAgent) heartbeatLoop(ctx context.Context) {
 			return
 		default:
 			a.cfg.Logger.Warn("heartbeat failed", "code", status.Code(err).String())
-			wait = min(interval, backoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures))
+			wait = min(interval, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures))
 			failures++
 		}
-		if !sleep(ctx, jitter(wait, 0.1)) {
+		if !sleep(ctx, Jitter(wait, 0.1)) {
 			return
 		}
 	}
@@ -342,7 +342,7 @@ func (a *opsAgent) sendEvents(ctx context.Context) {
 				return
 			}
 			a.cfg.Logger.Warn("event not delivered, retrying", "command_id", e.CommandID, "code", status.Code(err).String())
-			if !sleep(ctx, backoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
+			if !sleep(ctx, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
 				return
 			}
 			failures++
@@ -390,18 +390,18 @@ func (a *opsAgent) send(ctx context.Context, req *agentv1.ReportEventRequest) er
 	return err
 }
 
-// backoffDelay doubles from lo per failure up to hi, with ±20% jitter so
+// BackoffDelay doubles from lo per failure up to hi, with ±20% jitter so
 // agents cut off together do not reconnect together.
-func backoffDelay(lo, hi time.Duration, failures int) time.Duration {
+func BackoffDelay(lo, hi time.Duration, failures int) time.Duration {
 	d := lo
 	for i := 0; i < failures && d < hi; i++ {
 		d *= 2
 	}
-	return jitter(min(d, hi), 0.2)
+	return Jitter(min(d, hi), 0.2)
 }
 
-// jitter spreads d uniformly over ±frac.
-func jitter(d time.Duration, frac float64) time.Duration {
+// Jitter spreads d uniformly over ±frac.
+func Jitter(d time.Duration, frac float64) time.Duration {
 	return time.Duration(float64(d) * (1 + frac*(2*rand.Float64()-1)))
 }
 

@@ -272,7 +272,7 @@ func (s *supervised) run() {
 		s.restarts++
 		s.mu.Unlock()
 		s.cfg.Logger.Warn("component exited, restarting", "component", s.comp.GetName(), "restarts", s.restarts)
-		t := time.NewTimer(backoffDelay(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures))
+		t := time.NewTimer(BackoffDelay(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures))
 		select {
 		case <-s.stop:
 			t.Stop()

@@ -117,7 +117,7 @@ func (a *opsAgent) renewCertificates(ctx context.Context) {
 			}
 			a.cfg.Logger.Warn("certificate renewal failed, retrying", "err", err, "code", status.Code(err).String(),
 				"not_after", a.gw.credentials().cert.Leaf.NotAfter)
-			if !sleep(ctx, backoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
+			if !sleep(ctx, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
 				return
 			}
 		}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package agentload
+
+import "os/exec"
+
+func dieWithParent(*exec.Cmd) {}
