@@ -218,7 +218,9 @@ func (s *service) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) 
 	s.statuses.record(statusOf(req, time.Now()))
 	cmds, err := s.pendingCommands(ctx, req.GetNodeId())
 	if err != nil {
-		s.cfg.Logger.Error("heartbeat: read queue", "node_id", req.GetNodeId(), "err", err)
+		if ctx.Err() == nil { // an agent that hung up, or a stop, is no error of ours
+			s.cfg.Logger.Error("heartbeat: read queue", "node_id", req.GetNodeId(), "err", err)
+		}
 		return nil, toStatus(err)
 	}
 	return &agentv1.HeartbeatResponse{Commands: cmds, NextHeartbeatInterval: durationpb.New(s.cfg.HeartbeatInterval)}, nil
