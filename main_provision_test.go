@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"os"
@@ -101,4 +102,41 @@ func sealTo(t testing.TB, pub []byte, msg []byte) string {
 	copy(peer[:], pub)
 	out := append(append([]byte{}, ephPub[:]...), nonce[:]...)
 	return base64.StdEncoding.EncodeToString(box.Seal(out, msg, &nonce, &peer, ephPriv))
+}
+
+// TestNodeWithAKeyTheChainWritesOnItsFirstRun: geth writes its devp2p key
+// when it first runs; the workflow captures it after START, encrypted on
+// the host under the node's data key.
+func TestNodeWithAKeyTheChainWritesOnItsFirstRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.DevToken = "e2e-admin"
+	m := MustOpenMain(t, cfg)
+	api := signUp(t, m, "geth@example.com", 1)
+	var sub struct{ ID string }
+	api.do("POST", "/subscriptions", `{"chain_profile_id":"ethereum-holesky","node_type":"full","duration":"1m"}`, 201, &sub)
+	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"fee_recipient","value":"0x00000000000000000000000000000000000000aa"}]}`, 200, nil)
+	var pay struct{ ID string }
+	api.do("POST", "/payments", `{"external_id":"inv-geth","amount_cents":4900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	api.webhook([]byte(`{"event_id":"evt-geth","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
+
+	var node *engine.Node
+	waitFor(t, 90*time.Second, "the node to run", func() bool {
+		n, err := m.Store.GetNodeBySubscription(t.Context(), sub.ID)
+		if err == nil && n.State == engine.NodeFailed {
+			t.Fatalf("provisioning failed: node %+v", n)
+		}
+		node = n
+		return err == nil && n.State == engine.NodeRunning
+	})
+	k, err := m.Store.GetNodeKey(t.Context(), node.ID, "node_key")
+	if err != nil || k.Source != "chain_generated" {
+		t.Fatalf("captured node_key = %+v, %v", k, err)
+	}
+	plain, err := os.ReadFile(filepath.Join(node.Host.Address, "agent", "chain", "geth", "nodekey"))
+	if err != nil {
+		t.Fatalf("the simulated geth wrote no key where its profile says: %v", err)
+	}
+	if bytes.Contains(k.Ciphertext, plain[:min(len(plain), 32)]) {
+		t.Fatal("the stored key holds the plaintext")
+	}
 }

@@ -23,6 +23,7 @@ func simnodeCommand(ctx context.Context, args []string, stderr io.Writer) error 
 	fs.StringVar(&cfg.ControlFile, "control-file", "", `JSON file changing behaviour at run time, e.g. {"mode":"stall"}`)
 	fs.StringVar(&mode, "mode", "normal", "normal, stall, crashloop or behind")
 	fs.Uint64Var(&cfg.NetworkHeight, "network-height", 0, "network height for a new data dir: the node syncs up to it")
+	fs.StringVar(&cfg.NodeKeyFile, "node-key-file", "", "where the node writes its key, inside the data dir (default config/node_key.json)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -86,6 +88,9 @@ func (a *opsAgent) captureKey(ctx context.Context, id string, p *agentv1.Capture
 	if err := ValidateKeyPath(p.GetKeyPath()); err != nil {
 		return nil, permanent(err.Error()) // refused before asking for the key
 	}
+	if err := awaitKeyFile(ctx, a.cfg.ChainDir, p.GetKeyPath(), keyFileWait); err != nil {
+		return nil, err
+	}
 	resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
 	if err != nil {
 		if permanentRPCError(err) {
@@ -100,4 +105,36 @@ func (a *opsAgent) captureKey(ctx context.Context, id string, p *agentv1.Capture
 		return nil, err
 	}
 	return agentv1.MarshalPayload(&agentv1.CaptureKeyResult{KeyName: p.GetKeyName(), EncryptedKey: sealed})
+}
+
+// keyFileWait is how long CAPTURE_KEY waits for a key file the chain has
+// not written yet: one it writes when it first runs appears shortly after
+// START.
+const keyFileWait = time.Minute
+
+// awaitKeyFile waits until path exists inside chainDir, or wait passes.
+func awaitKeyFile(ctx context.Context, chainDir, path string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := keyFileExists(chainDir, path)
+		if !errors.Is(err, fs.ErrNotExist) || time.Now().After(deadline) {
+			if err != nil {
+				return permanent(fmt.Sprintf("key file %q: %v", path, err))
+			}
+			return nil
+		}
+		if !sleep(ctx, 250*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+func keyFileExists(chainDir, path string) error {
+	root, err := os.OpenRoot(chainDir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	_, err = root.Stat(path)
+	return err
 }

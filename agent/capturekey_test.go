@@ -2,10 +2,12 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 )
@@ -108,4 +110,21 @@ func FuzzKeyPath(f *testing.F) {
 func leavesDir(p string) bool {
 	c := filepath.Clean(p)
 	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+func TestCaptureWaitsForAKeyFileTheChainWritesLater(t *testing.T) {
+	chain := t.TempDir()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		os.MkdirAll(filepath.Join(chain, "geth"), 0o700)
+		os.WriteFile(filepath.Join(chain, "geth", "nodekey"), []byte("k"), 0o600)
+	}()
+	if err := awaitKeyFile(t.Context(), chain, "geth/nodekey", 5*time.Second); err != nil {
+		t.Fatalf("a key file written after the wait began: %v", err)
+	}
+	err := awaitKeyFile(t.Context(), chain, "never", 300*time.Millisecond)
+	var ce *commandError
+	if !errors.As(err, &ce) || ce.retryable {
+		t.Fatalf("a key file that never appears = %v, want a permanent failure", err)
+	}
 }

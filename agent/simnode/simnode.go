@@ -46,11 +46,18 @@ type Config struct {
 	// NetworkHeight is the network's height when the data dir is new; the
 	// node starts at 0 and syncs up to it. Default 0: in sync from the start.
 	NetworkHeight uint64
+	// NodeKeyFile is where, relative to DataDir, the node writes its key on
+	// first start, as a real chain writes its identity where its profile
+	// says. Default NodeKeyPath.
+	NodeKeyFile string
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
+	if c.NodeKeyFile == "" {
+		c.NodeKeyFile = NodeKeyPath
+	}
 	if c.MetricsAddr == "" {
 		c.MetricsAddr = "127.0.0.1:0"
 	}
@@ -81,6 +88,9 @@ func (c Config) withDefaults() Config {
 func (c Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("simnode: data dir is required")
+	}
+	if c.NodeKeyFile != "" && !filepath.IsLocal(c.NodeKeyFile) {
+		return errors.New("simnode: the node key file must be a path inside the data dir")
 	}
 	if _, err := ParseMode(string(c.Mode)); err != nil {
 		return fmt.Errorf("simnode: %w", err)
@@ -167,7 +177,11 @@ func (n *Node) prepare() error {
 			return fmt.Errorf("simnode: %w", err)
 		}
 	}
-	id, err := ensureNodeKey(filepath.Join(n.cfg.DataDir, NodeKeyPath))
+	keyFile := filepath.Join(n.cfg.DataDir, n.cfg.NodeKeyFile)
+	if err := os.MkdirAll(filepath.Dir(keyFile), 0o700); err != nil {
+		return fmt.Errorf("simnode: %w", err)
+	}
+	id, err := ensureNodeKey(keyFile)
 	if err != nil {
 		return fmt.Errorf("simnode: %w", err)
 	}

@@ -441,3 +441,16 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+func TestNodeWritesItsKeyWhereItIsTold(t *testing.T) {
+	cfg := testConfig(t, func(c *simnode.Config) { c.NodeKeyFile = "keys/nodekey" })
+	mustClose(t, mustStart(t, cfg))
+	mustRead(t, filepath.Join(cfg.DataDir, "keys", "nodekey"))
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, simnode.NodeKeyPath)); !os.IsNotExist(err) {
+		t.Errorf("a key was written at the default path too: %v", err)
+	}
+	bad := testConfig(t, func(c *simnode.Config) { c.NodeKeyFile = "../outside" })
+	if _, err := simnode.Start(context.Background(), bad); err == nil {
+		t.Error("a node key file outside the data dir was accepted")
+	}
+}

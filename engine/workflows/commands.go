@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -92,8 +93,16 @@ type Simulation struct {
 	Binary string // the hoodcloud binary, run as `Binary simnode …`
 }
 
-func (s *Simulation) command(c profile.Component) []string {
-	return []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
+func (s *Simulation) command(c profile.Component, p *profile.ChainProfile) []string {
+	args := []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
+	// The simulated node writes its key where the profile says the real
+	// component does, so that capturing it works as on a real host.
+	for _, k := range p.Secrets(profile.SourceChainGenerated) {
+		if rel, ok := strings.CutPrefix(k.KeyPath, c.Name+"/"); ok {
+			return append(args, "--node-key-file", rel)
+		}
+	}
+	return args
 }
 
 // metrics points the agent at the simulated node of c: it listens on a
@@ -165,7 +174,7 @@ func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, si
 	for _, c := range p.Components {
 		cc := configComponent{Name: c.Name, Version: c.Version}
 		if sim != nil {
-			cc.Args, cc.Metrics = sim.command(c), sim.metrics(c)
+			cc.Args, cc.Metrics = sim.command(c, p), sim.metrics(c)
 		} else {
 			cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
 			cc.Metrics = metricsOf(c.Metrics)

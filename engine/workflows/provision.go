@@ -83,13 +83,37 @@ func bringUp(ctx workflow.Context, plan ProvisionPlan, keys KeysRequest, ph Prov
 	if err := awaitCommand(ctx, acts.SendConfigureCommand, keys.NodeID, "configure"); err != nil {
 		return err
 	}
-	if err := captureKeys(ctx, keys.NodeID, plan.ChainGeneratedKeys); err != nil {
+	before, after := plan.ChainGeneratedKeys, []ChainKey(nil)
+	if workflow.GetVersion(ctx, captureAfterStart, workflow.DefaultVersion, 1) >= 1 {
+		before, after = splitByStart(plan.ChainGeneratedKeys)
+	}
+	if err := captureKeys(ctx, keys.NodeID, before); err != nil {
 		return err
 	}
 	if err := run(ctx, quick, nil, acts.InjectKeys, keys); err != nil {
 		return fmt.Errorf("inject keys: %w", err)
 	}
-	return awaitCommand(ctx, acts.StartNode, keys.NodeID, "start")
+	if err := awaitCommand(ctx, acts.StartNode, keys.NodeID, "start"); err != nil {
+		return err
+	}
+	return captureKeys(ctx, keys.NodeID, after)
+}
+
+// captureAfterStart is the version of ProvisionWorkflow that captures the
+// keys a chain writes when it first runs after START; runs begun before it
+// replay capturing every key before.
+const captureAfterStart = "capture-after-start"
+
+// splitByStart parts keys into those to capture before START and after.
+func splitByStart(keys []ChainKey) (before, after []ChainKey) {
+	for _, k := range keys {
+		if k.AfterStart {
+			after = append(after, k)
+		} else {
+			before = append(before, k)
+		}
+	}
+	return before, after
 }
 
 func captureKeys(ctx workflow.Context, nodeID string, keys []ChainKey) error {

@@ -31,6 +31,9 @@ type ChainKey struct {
 	Name    string
 	Path    string // relative to the chain data dir
 	KeyType string
+	// AfterStart: the chain writes the key when it first runs (the
+	// profile's post_provision phase), so it is captured after START.
+	AfterStart bool
 }
 
 // HostRequest asks for a host of a node.
@@ -96,7 +99,8 @@ func planOf(sub *engine.Subscription, p *profile.ChainProfile, inputs []*engine.
 		}
 	}
 	for _, s := range p.Secrets(profile.SourceChainGenerated) {
-		plan.ChainGeneratedKeys = append(plan.ChainGeneratedKeys, ChainKey{Name: s.Name, Path: s.KeyPath, KeyType: string(s.KeyType)})
+		plan.ChainGeneratedKeys = append(plan.ChainGeneratedKeys, ChainKey{Name: s.Name, Path: s.KeyPath, KeyType: string(s.KeyType),
+			AfterStart: s.Phase == profile.PhasePostProvision})
 	}
 	return plan
 }

@@ -149,6 +149,8 @@ func TestProvisionRunsEveryStepOfItsPlan(t *testing.T) {
 			seq(head, []string{"PrepareUserProvidedKeys", "ProvisionHost"}, bringUpSteps, startSteps)},
 		{"chain-generated keys are captured after CONFIGURE", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "config/node_key.json"}}},
 			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"CaptureChainGeneratedKeys"}, startSteps)},
+		{"keys the chain writes when it first runs are captured after START", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "geth/nodekey", AfterStart: true}}},
+			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"InjectKeys", "StartNode", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "MarkInputsApplied", "SetNodeState:running"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
