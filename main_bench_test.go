@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // BenchmarkPaymentToRunning measures what a customer waits for: from the
@@ -77,12 +75,6 @@ func payAndWaitRunning(tb testing.TB, m *Main, api apiClient, ref string) time.D
 	api.do("POST", "/payments", `{"external_id":"inv-`+ref+`","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	start := time.Now()
 	api.webhook([]byte(`{"event_id":"evt-`+ref+`","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
-	waitFor(tb, 5*time.Minute, "the node to run", func() bool {
-		n, err := m.Store.GetNodeBySubscription(tb.Context(), sub.ID)
-		if err == nil && n.State == engine.NodeFailed {
-			tb.Fatalf("provisioning failed: node %+v", n)
-		}
-		return err == nil && n.State == engine.NodeRunning
-	})
+	waitRunning(tb, m, sub.ID, 5*time.Minute)
 	return time.Since(start)
 }

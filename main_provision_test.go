@@ -36,15 +36,7 @@ func TestPaymentToRunningNode(t *testing.T) {
 	api.do("POST", "/payments", `{"external_id":"inv-2","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	api.webhook([]byte(`{"event_id":"evt-2","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
 
-	var node *engine.Node
-	waitFor(t, 90*time.Second, "the node to run", func() bool {
-		n, err := m.Store.GetNodeBySubscription(t.Context(), sub.ID)
-		if err == nil && n.State == engine.NodeFailed {
-			t.Fatalf("provisioning failed: node %+v", n)
-		}
-		node = n
-		return err == nil && n.State == engine.NodeRunning
-	})
+	node := waitRunning(t, m, sub.ID, 90*time.Second)
 	keys, err := m.Store.ListNodeKeys(t.Context(), node.ID)
 	if err != nil || len(keys) < 3 { // dek, generated node_key, user-provided priv_validator_key
 		t.Fatalf("node keys = %d, %v; want the DEK and both chain keys", len(keys), err)
@@ -119,15 +111,7 @@ func TestNodeWithAKeyTheChainWritesOnItsFirstRun(t *testing.T) {
 	api.do("POST", "/payments", `{"external_id":"inv-geth","amount_cents":4900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	api.webhook([]byte(`{"event_id":"evt-geth","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
 
-	var node *engine.Node
-	waitFor(t, 90*time.Second, "the node to run", func() bool {
-		n, err := m.Store.GetNodeBySubscription(t.Context(), sub.ID)
-		if err == nil && n.State == engine.NodeFailed {
-			t.Fatalf("provisioning failed: node %+v", n)
-		}
-		node = n
-		return err == nil && n.State == engine.NodeRunning
-	})
+	node := waitRunning(t, m, sub.ID, 90*time.Second)
 	k, err := m.Store.GetNodeKey(t.Context(), node.ID, "node_key")
 	if err != nil || k.Source != "chain_generated" {
 		t.Fatalf("captured node_key = %+v, %v", k, err)
@@ -139,4 +123,20 @@ func TestNodeWithAKeyTheChainWritesOnItsFirstRun(t *testing.T) {
 	if bytes.Contains(k.Ciphertext, plain[:min(len(plain), 32)]) {
 		t.Fatal("the stored key holds the plaintext")
 	}
+}
+
+// waitRunning waits for the node of subscription sub to run, failing at
+// once if its provisioning fails.
+func waitRunning(tb testing.TB, m *Main, sub string, limit time.Duration) *engine.Node {
+	tb.Helper()
+	var node *engine.Node
+	waitFor(tb, limit, "the node to run", func() bool {
+		n, err := m.Store.GetNodeBySubscription(tb.Context(), sub)
+		if err == nil && n.State == engine.NodeFailed {
+			tb.Fatalf("provisioning failed: node %+v", n)
+		}
+		node = n
+		return err == nil && n.State == engine.NodeRunning
+	})
+	return node
 }
