@@ -79,14 +79,11 @@ func (m *Main) activities() *workflows.Activities {
 // runs. Not leader-gated: the consumer is idempotent.
 func (m *Main) openPayments(ctx context.Context) error {
 	c, err := engine.NewPaymentConsumer(engine.PaymentConsumerConfig{
-		Store:     m.Store,
-		Cache:     m.Cache,
-		Workflows: m.Workflows,
-		Logger:    m.Logger,
-		Expiry: func(d string, from time.Time) (time.Time, error) {
-			return profile.Duration(d).Expiry(from)
-		},
-		Placement:      m.placement,
+		Store:          m.Store,
+		Cache:          m.Cache,
+		Workflows:      m.Workflows,
+		Logger:         m.Logger,
+		Catalog:        m.Chains,
 		MaxDeliver:     m.Config.PaymentMaxDeliver,
 		AckWait:        m.Config.PaymentAckWait,
 		IdempotencyTTL: m.Config.PaymentIdempotencyTTL,
@@ -102,16 +99,6 @@ func (m *Main) openPayments(ctx context.Context) error {
 	}
 	m.onClose(func(context.Context) error { stop(); cancel(); return nil })
 	return nil
-}
-
-// placement resolves where a paid line item runs, from the chain profiles.
-func (m *Main) placement(it engine.PaymentLineItem) (string, string, string, error) {
-	p, err := m.Chains.Get(it.ChainProfileID)
-	if err != nil {
-		return "", "", "", err
-	}
-	pl, err := p.Resolve(it.NodeType, it.Duration)
-	return pl.Provider, pl.Region, pl.InstanceType, err
 }
 
 func (m *Main) openGateway(context.Context) error {
@@ -260,21 +247,29 @@ func (m *Main) openHTTP(context.Context) error {
 	if err != nil {
 		return err
 	}
+	subscriptions, err := engine.NewSubscriptions(engine.SubscriptionsConfig{
+		Store: m.Store, Workflows: m.Workflows, Catalog: m.Chains, SealedBoxKeys: m.Boot.SealedBox(),
+	})
+	if err != nil {
+		return err
+	}
 	cfg := web.Config{
-		Addr:       m.Config.HTTPAddr,
-		Version:    version,
-		Logger:     m.Logger,
-		Gatherer:   m.Registry,
-		Health:     m.Health,
-		Identity:   identity,
-		Cache:      m.Cache,
-		Registerer: m.Registry,
-		Chains:     m.Chains,
-		Store:      m.Store,
-		Events:     m.Events,
-		Workflows:  m.Workflows,
-		Boot:       m.Boot,
-		Rotation:   rotation,
+		Addr:          m.Config.HTTPAddr,
+		Version:       version,
+		Logger:        m.Logger,
+		Gatherer:      m.Registry,
+		Health:        m.Health,
+		Identity:      identity,
+		Cache:         m.Cache,
+		Registerer:    m.Registry,
+		Chains:        m.Chains,
+		Store:         m.Store,
+		Events:        m.Events,
+		Workflows:     m.Workflows,
+		Subscriptions: subscriptions,
+		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: m.Boot.WebhookSecret, Events: m.Events}),
+		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
+		Rotation:      rotation,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()

@@ -20,18 +20,14 @@ const (
 )
 
 // PaymentConsumerConfig configures a PaymentConsumer. Store, Cache,
-// Workflows, Expiry and Placement are required.
+// Workflows and Catalog are required.
 type PaymentConsumerConfig struct {
 	Store     Store
 	Cache     Cache
 	Workflows Workflows
-	// Expiry is when a subscription of duration starting at from ends
-	// (profile.Duration(d).Expiry); EInvalid for a duration it does not know.
-	Expiry func(duration string, from time.Time) (time.Time, error)
-	// Placement resolves provider, region and instance type of a line item
-	// (path 2); ENotFound or EInvalid when the chain profiles do not offer
-	// it, which drops the message.
-	Placement func(item PaymentLineItem) (provider, region, instanceType string, err error)
+	// Catalog dates expiries and places line items (path 2); a line item
+	// the chain profiles do not offer (EInvalid) drops the message.
+	Catalog Catalog
 
 	Stream         StreamSpec    // zero: PaymentStream()
 	Durable        string        // zero: PaymentConsumerDurable
@@ -71,8 +67,8 @@ type PaymentConsumer struct {
 
 // NewPaymentConsumer checks cfg and fills its defaults; it does no I/O.
 func NewPaymentConsumer(cfg PaymentConsumerConfig) (*PaymentConsumer, error) {
-	if cfg.Store == nil || cfg.Cache == nil || cfg.Workflows == nil || cfg.Expiry == nil || cfg.Placement == nil {
-		return nil, errors.New("payment consumer: store, cache, workflows, expiry and placement are required")
+	if cfg.Store == nil || cfg.Cache == nil || cfg.Workflows == nil || cfg.Catalog == nil {
+		return nil, errors.New("payment consumer: store, cache, workflows and catalog are required")
 	}
 	if cfg.Stream.Name == "" {
 		cfg.Stream = PaymentStream()
@@ -270,7 +266,7 @@ func (c *PaymentConsumer) activateOne(ctx context.Context, s *Subscription) (*Su
 			return s, nil
 		}
 		now := c.cfg.Now().UTC()
-		exp, err := c.cfg.Expiry(s.Duration, now)
+		exp, err := c.cfg.Catalog.Expiry(s.Duration, now)
 		if err != nil {
 			return nil, fmt.Errorf("expiry of subscription %s: %w", s.ID, err)
 		}
@@ -318,21 +314,21 @@ func (c *PaymentConsumer) createFromLineItem(ctx context.Context, id, paymentID 
 		}
 		return nil, fmt.Errorf("read user %s: %w", item.UserID, err)
 	}
-	provider, region, instanceType, err := c.cfg.Placement(item)
-	if IsCode(err, ENotFound) || IsCode(err, EInvalid) { // no profile offers it: never will
+	pl, err := c.cfg.Catalog.Placement(item.ChainProfileID, item.NodeType, item.Duration)
+	if IsCode(err, EInvalid) { // no profile offers it: never will
 		return nil, Errorf(EInvalid, "line item: %s", ErrorMessage(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("place line item: %w", err)
 	}
 	now := c.cfg.Now().UTC()
-	exp, err := c.cfg.Expiry(item.Duration, now)
+	exp, err := c.cfg.Catalog.Expiry(item.Duration, now)
 	if err != nil {
 		return nil, fmt.Errorf("expiry of line item: %w", err)
 	}
 	s := &Subscription{
 		ID: id, UserID: item.UserID, ChainProfileID: item.ChainProfileID, NodeType: item.NodeType,
-		Duration: item.Duration, Provider: provider, Region: region, InstanceType: instanceType,
+		Duration: item.Duration, Provider: pl.Provider, Region: pl.Region, InstanceType: pl.InstanceType,
 		Status: SubscriptionActive, PaymentID: paymentID, ExpiresAt: exp, CreatedAt: now, UpdatedAt: now,
 	}
 	err = c.cfg.Store.CreateSubscription(ctx, s)

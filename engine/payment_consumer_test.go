@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/mock"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
@@ -93,15 +94,17 @@ func (p *payments) consumer(opts ...func(*engine.PaymentConsumerConfig)) (*engin
 	p.t.Cleanup(func() { cache.Close() })
 	cfg := engine.PaymentConsumerConfig{
 		Store: p.store, Cache: cache, Workflows: p.workflows,
-		Expiry: func(d string, from time.Time) (time.Time, error) { return profile.Duration(d).Expiry(from) },
-		Placement: func(it engine.PaymentLineItem) (string, string, string, error) {
-			if it.ChainProfileID != "ethereum-holesky" {
-				return "", "", "", engine.Errorf(engine.ENotFound, "chain profile %q not found", it.ChainProfileID)
-			}
-			if it.NodeType == "unoffered" {
-				return "", "", "", engine.Errorf(engine.EInvalid, "no node type %q", it.NodeType)
-			}
-			return "local", "here", "small", nil
+		Catalog: &mock.Catalog{
+			ExpiryFn: func(d string, from time.Time) (time.Time, error) { return profile.Duration(d).Expiry(from) },
+			PlacementFn: func(chainProfileID, nodeType, _ string) (engine.Placement, error) {
+				if chainProfileID != "ethereum-holesky" {
+					return engine.Placement{}, engine.Errorf(engine.EInvalid, "unknown chain profile %q", chainProfileID)
+				}
+				if nodeType == "unoffered" {
+					return engine.Placement{}, engine.Errorf(engine.EInvalid, "no node type %q", nodeType)
+				}
+				return engine.Placement{Provider: "local", Region: "here", InstanceType: "small"}, nil
+			},
 		},
 		AckWait: time.Second,
 	}

@@ -27,20 +27,14 @@ type InputRule struct {
 	Check func(value string) error
 }
 
-// SubscriptionsConfig is what the subscription use-cases need. Store,
-// Placement, Expiry and Input are required.
+// SubscriptionsConfig is what the subscription use-cases need. Store and
+// Catalog are required.
 type SubscriptionsConfig struct {
 	Store     SubscriptionsStore
 	Workflows Workflows // cancelling an active subscription terminates its node
-	// Placement resolves provider, region and instance type of a node type
-	// of a chain profile bought for duration; EInvalid naming what the
-	// chain profiles do not offer.
-	Placement func(chainProfileID, nodeType, duration string) (provider, region, instanceType string, err error)
-	// Expiry is when a subscription of duration starting at from ends.
-	Expiry func(duration string, from time.Time) (time.Time, error)
-	// Input returns the rule of the chain profile's input called name;
-	// EInvalid if the profile has no such input.
-	Input func(chainProfileID, name string) (InputRule, error)
+	// Catalog places nodes, dates expiries and names the inputs of the
+	// chain profiles.
+	Catalog Catalog
 	// SealedBoxKeys open user-provided secrets (BootMaterial.SealedBox()),
 	// following rotations; SealedBoxKey is the one key when it is nil.
 	// Without either secrets cannot be submitted.
@@ -59,8 +53,8 @@ type Subscriptions struct {
 
 // NewSubscriptions checks cfg; it does no I/O.
 func NewSubscriptions(cfg SubscriptionsConfig) (*Subscriptions, error) {
-	if cfg.Store == nil || cfg.Placement == nil || cfg.Expiry == nil || cfg.Input == nil {
-		return nil, errors.New("subscriptions: store, placement, expiry and input are required")
+	if cfg.Store == nil || cfg.Catalog == nil {
+		return nil, errors.New("subscriptions: store and catalog are required")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -121,18 +115,18 @@ func (u *Subscriptions) newSubscription(key SubscriptionKey) (*Subscription, err
 	if key.ChainProfileID == "" || key.NodeType == "" || key.Duration == "" {
 		return nil, Errorf(EInvalid, "chain_profile_id, node_type and duration are required")
 	}
-	provider, region, instanceType, err := u.cfg.Placement(key.ChainProfileID, key.NodeType, key.Duration)
+	pl, err := u.cfg.Catalog.Placement(key.ChainProfileID, key.NodeType, key.Duration)
 	if err != nil {
 		return nil, err
 	}
 	now := u.now()
-	expires, err := u.cfg.Expiry(key.Duration, now)
+	expires, err := u.cfg.Catalog.Expiry(key.Duration, now)
 	if err != nil {
 		return nil, err
 	}
 	return &Subscription{
 		ID: NewID("sub"), UserID: key.UserID, ChainProfileID: key.ChainProfileID, NodeType: key.NodeType,
-		Duration: key.Duration, Provider: provider, Region: region, InstanceType: instanceType,
+		Duration: key.Duration, Provider: pl.Provider, Region: pl.Region, InstanceType: pl.InstanceType,
 		Status: SubscriptionPendingPayment, ExpiresAt: expires, CreatedAt: now, UpdatedAt: now,
 	}, nil
 }

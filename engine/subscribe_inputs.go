@@ -105,7 +105,7 @@ func (u *Subscriptions) prepareInputs(s *Subscription, values []InputValue) ([]*
 }
 
 func (u *Subscriptions) prepareInput(chainProfileID string, v InputValue) (*ProvisioningInput, error) {
-	rule, err := u.cfg.Input(chainProfileID, v.Name)
+	rule, err := u.cfg.Catalog.Input(chainProfileID, v.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/mock"
 )
 
 // raceStore is a SubscriptionsStore in which another writer always wins:
@@ -50,12 +51,14 @@ func newSubscriptions(t *testing.T, st engine.SubscriptionsStore) *engine.Subscr
 	t.Helper()
 	u, err := engine.NewSubscriptions(engine.SubscriptionsConfig{
 		Store: st,
-		Placement: func(string, string, string) (string, string, string, error) {
-			return "local", "here", "small", nil
-		},
-		Expiry: func(_ string, from time.Time) (time.Time, error) { return from.AddDate(0, 1, 0), nil },
-		Input: func(string, string) (engine.InputRule, error) {
-			return engine.InputRule{}, engine.Errorf(engine.EInvalid, "no inputs")
+		Catalog: &mock.Catalog{
+			PlacementFn: func(string, string, string) (engine.Placement, error) {
+				return engine.Placement{Provider: "local", Region: "here", InstanceType: "small"}, nil
+			},
+			ExpiryFn: func(_ string, from time.Time) (time.Time, error) { return from.AddDate(0, 1, 0), nil },
+			InputFn: func(string, string) (engine.InputRule, error) {
+				return engine.InputRule{}, engine.Errorf(engine.EInvalid, "no inputs")
+			},
 		},
 	})
 	if err != nil {

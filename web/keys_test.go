@@ -93,8 +93,9 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 	}
 	t.Cleanup(rot.Close)
 	reg := prometheus.NewRegistry()
-	srv := web.New(web.Config{Identity: id, Cache: cache, Registerer: reg, Gatherer: reg, Boot: boot, Store: st, Rotation: rot,
-		Health: func(context.Context) engine.HealthReport { return engine.HealthReport{Status: engine.Healthy} }})
+	srv := web.New(web.Config{Identity: id, Cache: cache, Registerer: reg, Gatherer: reg, Store: st, Rotation: rot,
+		SealingKey: func() []byte { return boot.SealedBox().PublicKey() },
+		Health:     func(context.Context) engine.HealthReport { return engine.HealthReport{Status: engine.Healthy} }})
 	return &rotationFixture{fixture: &fixture{tb: t, server: srv, identity: id, store: st, registry: reg}, boot: boot, keys: keys, rot: rot}
 }
 

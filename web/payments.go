@@ -13,11 +13,7 @@ import (
 // The webhook carries no bearer credential: its HMAC signature is the
 // credential, checked before the body is parsed.
 func (s *Server) routePayments(api, authed *gin.RouterGroup) {
-	var wh *engine.PaymentWebhook
-	if s.cfg.Boot != nil && s.cfg.Events != nil {
-		wh = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: s.cfg.Boot.WebhookSecret, Events: s.cfg.Events})
-	}
-	api.POST("/payments/webhook", func(c *gin.Context) { s.paymentWebhook(c, wh) })
+	api.POST("/payments/webhook", s.paymentWebhook)
 	authed.POST("/payments", requireScope(engine.ScopeSubscriptionsWrite), s.linkPayment)
 }
 
@@ -79,7 +75,8 @@ type webhookAcceptedJSON struct {
 
 // paymentWebhook publishes a signed payment notification: 202 once stored
 // on the bus, 401 for a bad or stale signature, 400 for a bad body.
-func (s *Server) paymentWebhook(c *gin.Context, wh *engine.PaymentWebhook) {
+func (s *Server) paymentWebhook(c *gin.Context) {
+	wh := s.cfg.Webhook
 	if wh == nil {
 		writeError(c, engine.Errorf(engine.EUnsupported, "payment webhooks are not configured"))
 		return

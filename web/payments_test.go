@@ -69,7 +69,7 @@ func paymentsFixture(t *testing.T) (*fixture, *recordingEvents) {
 	events := &recordingEvents{}
 	f := newFixtureOn(t, st, cache, func(cfg *web.Config) {
 		cfg.Store, cfg.Events = st, events
-		cfg.Boot = &engine.BootMaterial{WebhookSecret: testWebhookSecret}
+		cfg.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
 	})
 	return f, events
 }

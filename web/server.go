@@ -45,13 +45,19 @@ type Config struct {
 	TLS *tls.Config
 	// Chains is the chain profile catalogue served at /api/v1/chains.
 	Chains *profile.Catalog
-	// Store, Events and Workflows back the subscription and payment API.
+	// Store, Events and Workflows back the node and payment API.
 	Store     engine.Store
 	Events    engine.Events
 	Workflows engine.Workflows
-	// Boot holds the sealed-box key (provisioning inputs) and the webhook
-	// secret (payments).
-	Boot *engine.BootMaterial
+	// Subscriptions serves the subscription and provisioning-input API;
+	// without it those routes are not served.
+	Subscriptions *engine.Subscriptions
+	// Webhook takes signed payment events; without it the webhook
+	// answers 501.
+	Webhook *engine.PaymentWebhook
+	// SealingKey returns the current X25519 public key customers seal
+	// provisioning secrets to; without it /crypto/public-key is not served.
+	SealingKey func() []byte
 	// CAPEM returns the appliance CA certificate served at /ca.pem.
 	CAPEM func() []byte
 	// Rotation rotates keys for administrators; without it they get 501.

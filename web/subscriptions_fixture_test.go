@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -108,9 +107,14 @@ func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 		tb.Fatal(err)
 	}
 	wf := &fakeWorkflows{}
+	subs, err := engine.NewSubscriptions(engine.SubscriptionsConfig{Store: st, Workflows: wf, Catalog: chains, SealedBoxKey: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	f := newFixtureOn(tb, st, cache, func(c *web.Config) {
 		c.Store, c.Chains, c.Workflows = st, chains, wf
-		c.Boot = &engine.BootMaterial{SealedBoxKey: key, WebhookSecret: bytes.Repeat([]byte{1}, 32)}
+		c.Subscriptions = subs
+		c.SealingKey = key.PublicKey().Bytes
 	})
 	return &subscriptionFixture{fixture: f, key: key, workflows: wf}
 }

@@ -1,0 +1,28 @@
+package mock
+
+import (
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+)
+
+// Catalog is a fake engine.Catalog.
+type Catalog struct {
+	PlacementFn func(chainProfileID, nodeType, duration string) (engine.Placement, error)
+	InputFn     func(chainProfileID, name string) (engine.InputRule, error)
+	ExpiryFn    func(duration string, from time.Time) (time.Time, error)
+}
+
+var _ engine.Catalog = (*Catalog)(nil)
+
+func (c *Catalog) Placement(chainProfileID, nodeType, duration string) (engine.Placement, error) {
+	return c.PlacementFn(chainProfileID, nodeType, duration)
+}
+
+func (c *Catalog) Input(chainProfileID, name string) (engine.InputRule, error) {
+	return c.InputFn(chainProfileID, name)
+}
+
+func (c *Catalog) Expiry(duration string, from time.Time) (time.Time, error) {
+	return c.ExpiryFn(duration, from)
+}
