@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -125,6 +126,17 @@ func (f *fakeAPI) calls(method string) []recorded {
 		}
 	}
 	return out
+}
+
+// labels returns the labels of server id, nil when there is none.
+func (f *fakeAPI) labels(id string) map[string]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, _ := strconv.ParseInt(id, 10, 64)
+	if s, ok := f.servers[n]; ok {
+		return maps.Clone(s.Labels)
+	}
+	return nil
 }
 
 func (f *fakeAPI) serverCount() int {

@@ -22,6 +22,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/enginetest"
 	"github.com/hoodcloud/hoodcloud/store/hetzner"
 	"gopkg.in/yaml.v3"
 )
@@ -143,39 +144,20 @@ func TestCreateHostCreatesOnceAndWaitsForTheAction(t *testing.T) {
 	}
 }
 
-func TestCreateHostOfAnotherIncarnationMakesASecondServer(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	first, err := f.prov.CreateHost(ctx, hostSpec(t, "node_1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := hostSpec(t, "node_1")
-	spec.Incarnation = "m3"
-	second, err := f.prov.CreateHost(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.ProviderID == first.ProviderID || f.api.serverCount() != 2 {
-		t.Fatalf("second host %+v beside %+v, %d servers; want a second server", second, first, f.api.serverCount())
-	}
-	if again, err := f.prov.CreateHost(ctx, spec); err != nil || again != second {
-		t.Fatalf("CreateHost of m3 again = %+v, %v; want %+v", again, err, second)
-	}
-	if again, err := f.prov.CreateHost(ctx, hostSpec(t, "node_1")); err != nil || again != first {
-		t.Fatalf("CreateHost of the first incarnation again = %+v, %v; want %+v", again, err, first)
-	}
-	posts := f.api.calls("POST")
-	var body struct {
-		Name   string            `json:"name"`
-		Labels map[string]string `json:"labels"`
-	}
-	if err := json.Unmarshal(posts[len(posts)-1].Body, &body); err != nil {
-		t.Fatal(err)
-	}
-	if body.Name != "hc-node-1-m3" || body.Labels[engine.LabelIncarnation] != "m3" || body.Labels[engine.LabelNodeID] != "node_1" {
-		t.Errorf("second server created as %+v", body)
-	}
+func TestProvisionerConformance(t *testing.T) {
+	enginetest.RunProvisioner(t, func(t *testing.T) enginetest.Provisioner {
+		f := newFixture(t)
+		return enginetest.Provisioner{
+			Provisioner: f.prov, Installation: "inst-1",
+			Spec: func(nodeID string) engine.HostSpec {
+				s := hostSpec(t, nodeID)
+				s.Labels = map[string]string{"tier": "test"}
+				return s
+			},
+			Gone:   engine.Host{Provider: "hetzner", ProviderID: "999"},
+			Labels: func(_ *testing.T, h engine.Host) map[string]string { return f.api.labels(h.ProviderID) },
+		}
+	})
 }
 
 func assertCreateRequest(t *testing.T, r recorded) {
@@ -422,12 +404,6 @@ func TestDestroyHostIsIdempotent(t *testing.T) {
 	dels := f.api.calls("DELETE")
 	if len(dels) != 2 || dels[0].Path != "/v1/servers/1" || f.api.serverCount() != 0 {
 		t.Errorf("deletes %v with %d servers left, want two DELETE /v1/servers/1 and none left", dels, f.api.serverCount())
-	}
-	if err := f.prov.DestroyHost(ctx, engine.Host{Provider: "hetzner"}); err != nil {
-		t.Errorf("destroying a host without id: %v, want nil", err)
-	}
-	if err := f.prov.DestroyHost(ctx, engine.Host{Provider: "local", ProviderID: "1"}); !engine.IsCode(err, engine.EInvalid) {
-		t.Errorf("destroying a local host: %v, want EInvalid", err)
 	}
 	if n := len(f.api.calls("")); n != 2 {
 		t.Errorf("%d requests, want only the 2 deletes", n)

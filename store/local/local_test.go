@@ -27,6 +27,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/enginetest"
 )
 
 const (
@@ -335,13 +336,20 @@ func TestDestroyHostKillsTheProcessGroupAndRemovesTheDir(t *testing.T) {
 	}
 }
 
-func TestDestroyHostOfNothingIsNotAnError(t *testing.T) {
-	p := newFixture(t).open(testInstallation)
-	for _, h := range []engine.Host{{}, {Provider: ProviderName, ProviderID: "node_never"}} {
-		if err := p.DestroyHost(context.Background(), h); err != nil {
-			t.Errorf("destroy %+v: %v", h, err)
+func TestProvisionerConformance(t *testing.T) {
+	enginetest.RunProvisioner(t, func(t *testing.T) enginetest.Provisioner {
+		return enginetest.Provisioner{
+			Provisioner: newFixture(t).open(testInstallation), Installation: testInstallation, Spec: spec,
+			Gone: engine.Host{Provider: ProviderName, ProviderID: "node_never"},
+			Labels: func(t *testing.T, h engine.Host) map[string]string {
+				rec, err := readRecord(h.Address)
+				if err != nil {
+					t.Fatalf("read the record of %+v: %v", h, err)
+				}
+				return rec.Labels
+			},
 		}
-	}
+	})
 }
 
 func TestListHostsShowsThisInstallationsHosts(t *testing.T) {
