@@ -33,8 +33,7 @@ test: lint
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
-	@deps=$$(go list -deps ./engine | grep -E 'gin-gonic|jackc/pgx|go.etcd.io/bbolt|nats-io|redis|hashicorp/vault|google.golang.org/grpc$$'); \
-		if [ -n "$$deps" ]; then echo "engine imports infrastructure: $$deps"; exit 1; fi
+	go run ./internal/depcheck
 	@n=$$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | grep -c ' go.temporal.io/server/'); \
 		if [ "$$n" -ne 1 ]; then echo "only store/temporal/devserver may import go.temporal.io/server ($$n do)"; exit 1; fi
 	go run $(STATICCHECK) ./...

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -173,8 +174,15 @@ func adminRotateMasterKeyFile(ctx context.Context, args []string, env func(strin
 	if err != nil {
 		return err
 	}
+	if cfg.Secrets != "embedded" {
+		return configErrorf("admin rotate master-key-file: secrets are not in the local keyring (--secrets %s): "+
+			"rotate the master key online with `admin rotate master`, which rotates the Vault transit key", secretsScheme(cfg.Secrets))
+	}
 	return withState(ctx, cfg, stderr, func(m *Main) error {
-		keys := m.Secrets.(*secrets.Keyring)
+		keys, ok := m.Secrets.(*secrets.Keyring)
+		if !ok {
+			return fmt.Errorf("admin rotate master-key-file: the secrets backend is not the local keyring")
+		}
 		before := keys.MasterKeyID()
 		if err := keys.RotateMaster(ctx); err != nil {
 			return fmt.Errorf("rotate master key: %w", err)
@@ -182,6 +190,27 @@ func adminRotateMasterKeyFile(ctx context.Context, args []string, env func(strin
 		fmt.Fprintf(stdout, "master key file rotated: %s -> %s\n", before, keys.MasterKeyID())
 		return nil
 	})
+}
+
+// adminClient bounds every call to the appliance: an operator's command
+// must fail, not hang, when the appliance does not answer.
+var adminClient = &http.Client{
+	Timeout: time.Minute,
+	Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 50 * time.Second,
+	},
+}
+
+// secretsScheme names the secrets backend of a --secrets value without
+// echoing the rest of it, which may hold credentials.
+func secretsScheme(v string) string {
+	if scheme, _, ok := strings.Cut(v, "://"); ok {
+		return scheme + "://…"
+	}
+	return v
 }
 
 // withState opens the appliance's durable state, runs f and closes it.
@@ -263,7 +292,7 @@ func adminCall(ctx context.Context, env func(string) string, command, apiURL, pa
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s: %w", command, err)
 	}

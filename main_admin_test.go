@@ -85,6 +85,8 @@ func TestAdminBadInput(t *testing.T) {
 		{"rotate without token", "", []string{"rotate", "jwt"}, "admin rotate: set HOODCLOUD_ADMIN_TOKEN"},
 		{"rotate online with a data dir", "", []string{"rotate", "--data-dir", "/srv/hc", "master"}, "flag provided but not defined: -data-dir"},
 		{"rotate with a bad grace", "", []string{"rotate", "--grace", "soon", "jwt"}, "invalid value \"soon\" for flag -grace"},
+		{"rotate master-key-file on Vault", "", []string{"rotate", "master-key-file", "--data-dir", t.TempDir(),
+			"--secrets", "vault://127.0.0.1:1?role-id-file=/nonexistent&secret-id-file=/nonexistent"}, "secrets are not in the local keyring (--secrets vault://…)"},
 		{"mark-paid without id", "", []string{"mark-paid"}, "want exactly one PAYMENT_ID"},
 		{"mark-paid without token", "", []string{"mark-paid", "pay_1"}, "set HOODCLOUD_ADMIN_TOKEN"},
 	}

@@ -38,7 +38,7 @@ func writeError(c *gin.Context, err error) {
 		status = http.StatusInternalServerError
 	}
 	if status >= 500 {
-		slog.Default().Error("request failed", "path", c.FullPath(), "err", err)
+		requestLogger(c).Error("request failed", "path", c.FullPath(), "err", err)
 	}
 	writeStatus(c, status, string(code), engine.ErrorMessage(err))
 }
@@ -47,6 +47,25 @@ func writeStatus(c *gin.Context, status int, code, msg string) {
 	var b errorBody
 	b.Error.Code, b.Error.Message = code, msg
 	c.AbortWithStatusJSON(status, b)
+}
+
+// loggerKey holds the server's logger in each request's context, so that
+// the error writers log through it.
+const loggerKey = "hoodcloud.logger"
+
+// withLogger makes the configured logger the request's.
+func (s *Server) withLogger(c *gin.Context) {
+	c.Set(loggerKey, s.cfg.Logger)
+	c.Next()
+}
+
+// requestLogger is the server's logger, or a discarding one for a context
+// the server did not route.
+func requestLogger(c *gin.Context) *slog.Logger {
+	if l, ok := c.Value(loggerKey).(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // recoverJSON turns a panic into a 500 with a JSON body instead of a

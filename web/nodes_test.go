@@ -3,7 +3,9 @@ package web_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -417,5 +420,22 @@ func TestAnotherTenantsNodeLooksMissing(t *testing.T) {
 		if theirs.Code != 404 || theirs.Body.String() != missing.Body.String() {
 			t.Errorf("%s: another tenant's node answers %d %s, a missing one %d %s", method, theirs.Code, theirs.Body, missing.Code, missing.Body)
 		}
+	}
+}
+
+// TestServerErrorsAreLoggedThroughTheConfiguredLogger: a 5xx says little to
+// the client, so its cause must reach the operator's log, not the
+// process-wide default.
+func TestServerErrorsAreLoggedThroughTheConfiguredLogger(t *testing.T) {
+	logs := &testenv.LogBuffer{}
+	f := newNodesFixture(t, func(c *web.Config) { c.Logger = slog.New(slog.NewTextHandler(logs, nil)) })
+	f.workflows.err = errors.New("temporal frontend unreachable")
+	n := f.node(f.alice.ID)
+	rec := f.do(request{method: "POST", path: "/api/v1/nodes/" + n.ID + "/terminate", credential: f.aliceJWT})
+	if rec.Code != 500 || strings.Contains(rec.Body.String(), "unreachable") {
+		t.Fatalf("terminate = %d %s; want 500 without the cause", rec.Code, rec.Body)
+	}
+	if !strings.Contains(logs.String(), "temporal frontend unreachable") {
+		t.Fatalf("log %q lacks the cause of the 500", logs.String())
 	}
 }

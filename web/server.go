@@ -87,7 +87,7 @@ func New(cfg Config) *Server {
 		s.router.SetTrustedProxies(nil)
 	}
 	s.router.HandleMethodNotAllowed = true
-	s.router.Use(s.recoverJSON)
+	s.router.Use(s.withLogger, s.recoverJSON)
 	s.router.NoRoute(func(c *gin.Context) {
 		writeError(c, engine.Errorf(engine.ENotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})
