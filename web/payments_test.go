@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -69,7 +70,7 @@ func paymentsFixture(t *testing.T) (*fixture, *recordingEvents) {
 	events := &recordingEvents{}
 	f := newFixtureOn(t, st, cache, func(cfg *web.Config) {
 		cfg.Store, cfg.Events = st, events
-		cfg.Boot = &engine.BootMaterial{WebhookSecret: testWebhookSecret}
+		cfg.Boot = &keys.BootMaterial{WebhookSecret: testWebhookSecret}
 	})
 	return f, events
 }

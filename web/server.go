@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -51,11 +52,11 @@ type Config struct {
 	Workflows engine.Workflows
 	// Boot holds the sealed-box key (provisioning inputs) and the webhook
 	// secret (payments).
-	Boot *engine.BootMaterial
+	Boot *keys.BootMaterial
 	// CAPEM returns the appliance CA certificate served at /ca.pem.
 	CAPEM func() []byte
 	// Rotation rotates keys for administrators; without it they get 501.
-	Rotation *engine.KeyRotation
+	Rotation *keys.Rotations
 }
 
 // Server serves HTTP.

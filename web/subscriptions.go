@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 )
 
@@ -40,7 +41,7 @@ func (s *Server) subscriptionUseCases() *engine.Subscriptions {
 		Store: s.cfg.Store, Workflows: s.cfg.Workflows,
 		Placement: catalogPlacement(s.cfg.Chains), Expiry: durationExpiry, Input: catalogInput(s.cfg.Chains),
 	}
-	if s.cfg.Boot != nil {
+	if s.cfg.Boot != nil && s.cfg.Boot.SealedBox() != nil {
 		cfg.SealedBoxKeys = s.cfg.Boot.SealedBox()
 	}
 	subs, err := engine.NewSubscriptions(cfg)
@@ -105,6 +106,6 @@ type publicKeyJSON struct {
 func (s *Server) publicKey(c *gin.Context) {
 	pub := s.cfg.Boot.SealedBox().PublicKey()
 	c.JSON(http.StatusOK, publicKeyJSON{
-		Algorithm: "X25519", PublicKey: base64.StdEncoding.EncodeToString(pub), Format: engine.SealedBoxFormat,
+		Algorithm: "X25519", PublicKey: base64.StdEncoding.EncodeToString(pub), Format: keys.SealedBoxFormat,
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
@@ -110,7 +111,7 @@ func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 	wf := &fakeWorkflows{}
 	f := newFixtureOn(tb, st, cache, func(c *web.Config) {
 		c.Store, c.Chains, c.Workflows = st, chains, wf
-		c.Boot = &engine.BootMaterial{SealedBoxKey: key, WebhookSecret: bytes.Repeat([]byte{1}, 32)}
+		c.Boot = &keys.BootMaterial{SealedBoxKey: key, WebhookSecret: bytes.Repeat([]byte{1}, 32)}
 	})
 	return &subscriptionFixture{fixture: f, key: key, workflows: wf}
 }
