@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 )
 
@@ -117,7 +118,7 @@ func adminRotate(ctx context.Context, args []string, env func(string) string, st
 	if err != nil {
 		return errUsage
 	}
-	if !slices.Contains(engine.KeyKinds, engine.KeyKind(kind)) {
+	if !slices.Contains(keys.Kinds, keys.Kind(kind)) {
 		return configErrorf("admin rotate: want one of jwt, sealed-box, ca, master (online) or master-key-file (offline)")
 	}
 	var body []byte
@@ -147,11 +148,11 @@ func parseAround(fs *flag.FlagSet, args []string) (string, error) {
 
 // rotationOutput is the appliance's answer to a rotation.
 type rotationOutput struct {
-	Kind       string                 `json:"kind"`
-	KeyID      string                 `json:"key_id"`
-	GraceUntil time.Time              `json:"grace_until"`
-	Rewrap     *engine.RewrapProgress `json:"rewrap"`
-	Resumed    bool                   `json:"resumed"`
+	Kind       string               `json:"kind"`
+	KeyID      string               `json:"key_id"`
+	GraceUntil time.Time            `json:"grace_until"`
+	Rewrap     *keys.RewrapProgress `json:"rewrap"`
+	Resumed    bool                 `json:"resumed"`
 }
 
 func (r rotationOutput) describe() string {

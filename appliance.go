@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
@@ -30,7 +31,7 @@ type Main struct {
 
 	Store       engine.Store
 	Secrets     engine.Secrets
-	Boot        *engine.BootMaterial // keys and certificates made on first boot
+	Boot        *keys.BootMaterial // keys and certificates made on first boot
 	Cache       engine.Cache
 	Events      engine.Events
 	NATS        *hnats.EmbeddedBus // nil with external NATS

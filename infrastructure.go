@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
@@ -69,22 +70,26 @@ func (m *Main) openStore(ctx context.Context) error {
 // openSecrets opens the local keyring on the Store, or Vault, and makes or
 // loads the first-boot material.
 func (m *Main) openSecrets(ctx context.Context) error {
-	keys, err := m.secretsBackend(ctx)
+	backend, err := m.secretsBackend(ctx)
 	if err != nil {
 		return err
 	}
-	m.Secrets = keys
-	m.onClose(func(context.Context) error { return keys.Close() })
-	m.addCheck("secrets", true, keys.Ping)
+	m.Secrets = backend
+	m.onClose(func(context.Context) error { return backend.Close() })
+	m.addCheck("secrets", true, backend.Ping)
+	boot, err := keys.NewBoot(keys.BootConfig{Secrets: backend})
+	if err != nil {
+		return err
+	}
 	// Generating the RSA key takes a while on a first boot: it overlaps
 	// with the start of the workflow engine and is awaited after it.
 	done := make(chan struct{})
 	m.bootDone = done
 	go func() {
 		defer close(done)
-		m.Boot, m.bootErr = engine.EnsureBootMaterial(ctx, keys)
+		m.Boot, m.bootErr = boot.Ensure(ctx)
 	}()
-	// Runs before keys.Close: never close the keyring under the generator.
+	// Runs before backend.Close: never close the keyring under the generator.
 	m.onClose(func(context.Context) error { <-done; return nil })
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 )
@@ -185,7 +186,7 @@ func (r *secretRun) rotateEverything() {
 		t.Fatalf("rotate master said %q", out)
 	}
 	waitFor(t, 30*time.Second, "the master key rewrap", func() bool {
-		_, err := r.m.Secrets.Get(t.Context(), engine.SecretRewrapJob)
+		_, err := r.m.Secrets.Get(t.Context(), keys.SecretRewrapJob)
 		return engine.IsCode(err, engine.ENotFound)
 	})
 	var jwks engine.JWKSet
@@ -211,7 +212,7 @@ func (r *secretRun) admin(code int, args ...string) string {
 // node's data key.
 func (r *secretRun) collectStoredSecrets() {
 	t, ctx := r.t, r.t.Context()
-	for _, name := range []string{engine.SecretJWTKey, engine.SecretSealedBoxKey, engine.SecretSigningKey, engine.SecretAgentCA} {
+	for _, name := range []string{keys.SecretJWTKey, keys.SecretSealedBoxKey, keys.SecretSigningKey, keys.SecretAgentCA} {
 		for i, bundle := range storedBundles(t, r.m.Secrets, name) {
 			for _, der := range privateKeysIn(bundle) {
 				r.keep(fmt.Sprintf("%s private key %d", name, i), base64.StdEncoding.EncodeToString(der)[:48])

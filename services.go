@@ -10,6 +10,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/agent"
 	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/engine/workflows"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
@@ -286,8 +287,8 @@ func (m *Main) openHTTP(context.Context) error {
 
 // openKeyRotation serves key rotation and resumes a master key rewrap a
 // stop interrupted. It stops before the Store and Secrets close.
-func (m *Main) openKeyRotation() (*engine.KeyRotation, error) {
-	r, err := engine.NewKeyRotation(engine.KeyRotationConfig{
+func (m *Main) openKeyRotation() (*keys.Rotations, error) {
+	r, err := keys.NewRotations(keys.RotationsConfig{
 		Secrets: m.Secrets, Boot: m.Boot, Nodes: m.Store, Keys: m.Store, Logger: m.Logger,
 	})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 	"google.golang.org/grpc/codes"
@@ -56,21 +57,31 @@ func newCARotationEnv(t *testing.T, legacy bool) *caRotationEnv {
 	t.Helper()
 	e := newTestEnv(t)
 	stopGateway(e.gw)
-	keys := secrets.New(e.store, secrets.Options{DataDir: t.TempDir()})
-	if err := keys.Open(t.Context()); err != nil {
+	keyring := secrets.New(e.store, secrets.Options{DataDir: t.TempDir()})
+	if err := keyring.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { keys.Close() })
+	t.Cleanup(func() { keyring.Close() })
 	if legacy {
-		putLegacyCA(t, keys)
-	} else if _, err := engine.EnsureBootMaterial(t.Context(), keys); err != nil {
+		putLegacyCA(t, keyring)
+	} else if _, err := bootOn(t, keyring, nil).Ensure(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	r := &caRotationEnv{testEnv: e, secrets: keys, clock: &rotationClock{now: time.Now()}}
+	r := &caRotationEnv{testEnv: e, secrets: keyring, clock: &rotationClock{now: time.Now()}}
 	r.cfg.TouchInterval = 10 * time.Millisecond
 	r.restartGateway(t)
 	r.writeBootstrapCAs(t)
 	return r
+}
+
+// bootOn is the boot material's use-cases on s, on the clock now.
+func bootOn(t *testing.T, s engine.Secrets, now func() time.Time) *keys.Boot {
+	t.Helper()
+	b, err := keys.NewBoot(keys.BootConfig{Secrets: s, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // restartGateway starts another gateway on the same address with the
@@ -78,7 +89,7 @@ func newCARotationEnv(t *testing.T, legacy bool) *caRotationEnv {
 func (r *caRotationEnv) restartGateway(t *testing.T) {
 	t.Helper()
 	stopGateway(r.gw)
-	cas, err := engine.LoadAgentCAs(t.Context(), r.secrets, engine.KeySetOptions{Now: r.clock.Now})
+	cas, err := bootOn(t, r.secrets, r.clock.Now).LoadAgentCAs(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +157,7 @@ func TestAnAgentOfTheOldCAKeepsHeartbeatingAfterARotationAndARestart(t *testing.
 	startAgent(t, cfg)
 	r.waitHeartbeat(t, "node_a", time.Time{})
 
-	rotated, err := engine.RotateAgentCA(t.Context(), r.secrets, r.clock.Now(), rotationGrace)
+	rotated, err := bootOn(t, r.secrets, r.clock.Now).RotateAgentCA(t.Context(), rotationGrace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +304,7 @@ func putLegacyCA(t *testing.T, s engine.Secrets) {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: engine.AgentCAName, Organization: []string{"HoodCloud"}},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: keys.AgentCAName, Organization: []string{"HoodCloud"}},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
@@ -308,7 +319,7 @@ func putLegacyCA(t *testing.T, s engine.Secrets) {
 	}
 	bundle := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	if err := s.Put(t.Context(), engine.SecretAgentCA, bundle); err != nil {
+	if err := s.Put(t.Context(), keys.SecretAgentCA, bundle); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // Defaults of the agent identity.
@@ -34,7 +35,7 @@ const (
 // server certificate, and revocation. All are issued by the agent CAs,
 // read at each use so that a rotation takes effect without a restart.
 type Identity struct {
-	cas            *engine.AgentCAs
+	cas            *keys.AgentCAs
 	agents         engine.AgentStore
 	ClientValidity time.Duration    // default DefaultClientCertValidity
 	Now            func() time.Time // default time.Now
@@ -43,18 +44,18 @@ type Identity struct {
 // NewIdentity returns an Identity issuing from the one CA ca, which never
 // rotates, and recording into agents.
 func NewIdentity(ca *x509.Certificate, caKey *ecdsa.PrivateKey, agents engine.AgentStore) *Identity {
-	return NewIdentityFromCAs(engine.StaticAgentCAs(&engine.AgentCA{Cert: ca, Key: caKey}), agents)
+	return NewIdentityFromCAs(keys.StaticAgentCAs(&keys.AgentCA{Cert: ca, Key: caKey}), agents)
 }
 
 // NewIdentityFromCAs returns an Identity issuing from the agent CA set cas
 // (BootMaterial.CAs), following its rotations, and recording into agents.
-func NewIdentityFromCAs(cas *engine.AgentCAs, agents engine.AgentStore) *Identity {
+func NewIdentityFromCAs(cas *keys.AgentCAs, agents engine.AgentStore) *Identity {
 	return &Identity{cas: cas, agents: agents, ClientValidity: DefaultClientCertValidity, Now: time.Now}
 }
 
 // CAs is the agent CA set: the gateway trusts the client certificates of
 // each CA in it.
-func (i *Identity) CAs() *engine.AgentCAs { return i.cas }
+func (i *Identity) CAs() *keys.AgentCAs { return i.cas }
 
 // CA is the CA that issues client certificates now.
 func (i *Identity) CA() *x509.Certificate { return i.cas.Current().Cert }
@@ -263,7 +264,7 @@ func (i *Identity) ServerCertificate(hosts []string) (tls.Certificate, error) {
 
 // serverCertificate issues the gateway's certificate from issuer; the
 // chain sent is the certificate, intermediates, then the issuer's own.
-func (i *Identity) serverCertificate(hosts []string, issuer *engine.AgentCA, intermediates [][]byte) (tls.Certificate, error) {
+func (i *Identity) serverCertificate(hosts []string, issuer *keys.AgentCA, intermediates [][]byte) (tls.Certificate, error) {
 	if len(hosts) == 0 {
 		hosts = []string{"localhost", "127.0.0.1"}
 	}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/mail"
@@ -14,16 +13,14 @@ import (
 // IdentityConfig is what the identity use-cases need.
 type IdentityConfig struct {
 	Users UserStore
-	// JWTKeys sign and verify sessions (BootMaterial.JWTKeys), following
-	// rotations. Without it or SigningKey (the CLI creating a user)
-	// sessions cannot be issued or verified; everything else works.
-	JWTKeys *JWTKeys
-	// SigningKey, when JWTKeys is nil, is the one key that never rotates.
-	SigningKey *rsa.PrivateKey
+	// JWTKeys sign and verify sessions (keys.BootMaterial.JWTKeys),
+	// following rotations. Without them (the CLI creating a user) sessions
+	// cannot be issued or verified; everything else works.
+	JWTKeys JWTKeys
 	// Issuer is the iss claim of every token; "hoodcloud" when empty.
 	Issuer string
 	// BootstrapTokens authenticate as the bootstrap administrator:
-	// BootMaterial.AdminToken and, in dev mode, the dev token. Empty ones
+	// keys.BootMaterial.AdminToken and, in dev mode, the dev token. Empty ones
 	// are ignored.
 	BootstrapTokens []string
 	// Password is the cost of new password hashes; DefaultPasswordParams
@@ -71,9 +68,6 @@ func NewIdentity(cfg IdentityConfig) (*Identity, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.JWTKeys == nil && cfg.SigningKey != nil {
-		cfg.JWTKeys = StaticJWTKeys(cfg.SigningKey)
 	}
 	if cfg.ConcurrentHashes <= 0 {
 		cfg.ConcurrentHashes = 4

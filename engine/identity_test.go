@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // memUsers is the least UserStore the identity use-cases need, in memory.
@@ -123,7 +124,7 @@ func newIdentity(t *testing.T) (*engine.Identity, *memUsers, *time.Time) {
 	users := &memUsers{users: map[string]engine.User{}}
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	id, err := engine.NewIdentity(engine.IdentityConfig{
-		Users: users, SigningKey: testKey(), Password: cheap,
+		Users: users, JWTKeys: keys.StaticJWTKeys(testKey()), Password: cheap,
 		BootstrapTokens: []string{"", "hcadmin_boot"}, Now: func() time.Time { return now },
 	})
 	if err != nil {

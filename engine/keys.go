@@ -20,6 +20,9 @@ type NodeKey struct {
 	CreatedAt  time.Time
 }
 
+// DataKeyName is the NodeKey holding a node's data key, wrapped by KeyMaster.
+const DataKeyName = "dek"
+
 // KeyStore keeps node keys. Safe for concurrent use.
 type KeyStore interface {
 	// PutNodeKey creates or replaces the key (NodeID, Name): activities retry.

@@ -81,7 +81,7 @@ func parseWebhookTimestamp(s string) (time.Time, error) {
 
 // PaymentWebhookConfig configures a PaymentWebhook.
 type PaymentWebhookConfig struct {
-	Secret []byte // BootMaterial.WebhookSecret
+	Secret []byte // keys.BootMaterial.WebhookSecret
 	Events Events
 	Stream StreamSpec       // zero: PaymentStream()
 	Now    func() time.Time // zero: time.Now

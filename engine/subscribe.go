@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"time"
@@ -35,13 +34,28 @@ type SubscriptionsConfig struct {
 	// Catalog places nodes, dates expiries and names the inputs of the
 	// chain profiles.
 	Catalog Catalog
-	// SealedBoxKeys open user-provided secrets (BootMaterial.SealedBox()),
-	// following rotations; SealedBoxKey is the one key when it is nil.
-	// Without either secrets cannot be submitted.
-	SealedBoxKeys *SealedBoxKeys
-	SealedBoxKey  *ecdh.PrivateKey
+	// SealedBoxKeys open user-provided secrets (keys.BootMaterial's),
+	// following rotations. Without them secrets cannot be submitted.
+	SealedBoxKeys SealedBoxKeys
 	Now           func() time.Time
 }
+
+// SealedBoxKeys are the keys customers seal user-provided secrets to
+// (keys.SealedBoxKeys, in the format keys.SealedBoxFormat describes).
+// Safe for concurrent use.
+type SealedBoxKeys interface {
+	// Open opens a sealed box made to the current key or to one still in
+	// its grace period, and returns the plaintext, which the caller zeroes
+	// with Zero. Returns EInvalid for anything that is malformed,
+	// truncated, tampered with, sealed to another key, or longer than
+	// MaxSealedBoxBytes; the error never shows any of the content.
+	Open(sealed []byte) ([]byte, error)
+}
+
+// MaxSealedBoxBytes bounds a sealed box: a secret of at most 16 KiB (key
+// material is small) and the box's overhead, an ephemeral public key (32
+// bytes), a nonce (24) and a Poly1305 tag (16).
+const MaxSealedBoxBytes = 16<<10 + 32 + 24 + 16
 
 // Subscriptions holds the customer's use-cases of subscriptions and their
 // provisioning inputs. Every one acts for a principal and sees only that

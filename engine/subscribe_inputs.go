@@ -14,7 +14,7 @@ const (
 
 // InputValue is one input as a customer submits it: the value of a text or
 // proof input, or for a user-provided secret base64 (standard, padded) of a
-// sealed box made to the appliance's sealed-box key (see SealedBoxFormat).
+// sealed box made to the appliance's sealed-box key (see keys.SealedBoxFormat).
 type InputValue struct {
 	Name, Value string
 }
@@ -131,13 +131,10 @@ func (u *Subscriptions) prepareInput(chainProfileID string, v InputValue) (*Prov
 // plaintext, and returns the ciphertext to store.
 func (u *Subscriptions) checkSealed(v InputValue) ([]byte, error) {
 	keys := u.cfg.SealedBoxKeys
-	if keys == nil && u.cfg.SealedBoxKey != nil {
-		keys = StaticSealedBoxKeys(u.cfg.SealedBoxKey)
-	}
 	if keys == nil {
 		return nil, Errorf(EUnsupported, "this appliance has no sealed-box key: secrets cannot be submitted")
 	}
-	if base64.StdEncoding.DecodedLen(len(v.Value)) > MaxSealedSecretBytes+SealedBoxOverhead+3 {
+	if base64.StdEncoding.DecodedLen(len(v.Value)) > MaxSealedBoxBytes+3 {
 		return nil, Errorf(EInvalid, "input %q is longer than a sealed secret may be", v.Name)
 	}
 	sealed, err := base64.StdEncoding.Strict().DecodeString(v.Value)

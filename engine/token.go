@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"crypto/rsa"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -30,6 +31,38 @@ type Tokens struct {
 	ExpiresIn time.Duration // of the access token
 }
 
+// JWTKeys are the RSA keys of session tokens (keys.JWTKeys): the current
+// key signs, and keys it replaced still verify until their grace period
+// ends. Each key is named by a kid, which tokens carry in their header.
+// Safe for concurrent use.
+type JWTKeys interface {
+	// Signer returns the current key and its kid.
+	Signer() (kid string, key *rsa.PrivateKey)
+	// Verifiers returns the public keys a token with kid may be checked
+	// against: the key named kid, current or in its grace period, or, for
+	// a token without a kid (issued before keys had names), every key
+	// still honoured. None when kid names no such key.
+	Verifiers(kid string) []*rsa.PublicKey
+	// JWKS returns the public keys that verify tokens now: the current key
+	// first, then those still in their grace period.
+	JWKS() JWKSet
+}
+
+// JWK is an RSA public key as RFC 7517 writes it.
+type JWK struct {
+	KeyType   string `json:"kty"`
+	Use       string `json:"use"`
+	Algorithm string `json:"alg"`
+	KeyID     string `json:"kid"`
+	Modulus   string `json:"n"`
+	Exponent  string `json:"e"`
+}
+
+// JWKSet is what /.well-known/jwks.json serves.
+type JWKSet struct {
+	Keys []JWK `json:"keys"`
+}
+
 // tokenClaims are the claims of both kinds of token; Gen is the user's
 // Version when the token was issued.
 type tokenClaims struct {
@@ -55,7 +88,7 @@ func (i *Identity) sign(u *User, audience string, ttl time.Duration) (string, er
 	if i.cfg.JWTKeys == nil {
 		return "", Errorf(EInternal, "no token signing key is configured")
 	}
-	kid, key := i.cfg.JWTKeys.signer()
+	kid, key := i.cfg.JWTKeys.Signer()
 	now := i.now()
 	c := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -110,7 +143,7 @@ func (i *Identity) verificationKeys(t *jwt.Token) (any, error) {
 	if len(kid) > maxKeyIDBytes {
 		return nil, errUnknownKey
 	}
-	keys := i.cfg.JWTKeys.verifiers(kid)
+	keys := i.cfg.JWTKeys.Verifiers(kid)
 	if len(keys) == 0 {
 		return nil, errUnknownKey
 	}

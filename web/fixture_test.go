@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -69,7 +70,7 @@ func newFixture(tb testing.TB, opts ...fixtureOption) *fixture {
 func newFixtureOn(tb testing.TB, st engine.Store, cache engine.Cache, opts ...fixtureOption) *fixture {
 	tb.Helper()
 	id, err := engine.NewIdentity(engine.IdentityConfig{
-		Users: st, SigningKey: signingKey(tb), BootstrapTokens: []string{bootstrapToken, ""},
+		Users: st, JWTKeys: keys.StaticJWTKeys(signingKey(tb)), BootstrapTokens: []string{bootstrapToken, ""},
 		Password: cheapPasswords,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // jwksMaxAge is how long verifiers may cache the JWKS. A rotation is not
@@ -33,11 +34,11 @@ type rotateRequest struct {
 }
 
 type rotationJSON struct {
-	Kind       string                 `json:"kind"`
-	KeyID      string                 `json:"key_id"`
-	GraceUntil *time.Time             `json:"grace_until,omitempty"`
-	Rewrap     *engine.RewrapProgress `json:"rewrap,omitempty"`
-	Resumed    bool                   `json:"resumed,omitempty"`
+	Kind       string               `json:"kind"`
+	KeyID      string               `json:"key_id"`
+	GraceUntil *time.Time           `json:"grace_until,omitempty"`
+	Rewrap     *keys.RewrapProgress `json:"rewrap,omitempty"`
+	Resumed    bool                 `json:"resumed,omitempty"`
 }
 
 // rotateKey replaces a key: 200 once done, or 202 for the master key,
@@ -52,7 +53,7 @@ func (s *Server) rotateKey(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	rot, err := s.cfg.Rotation.Rotate(c.Request.Context(), engine.KeyKind(c.Param("what")), grace)
+	rot, err := s.cfg.Rotation.Rotate(c.Request.Context(), keys.Kind(c.Param("what")), grace)
 	if err != nil {
 		writeError(c, err)
 		return

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
@@ -55,7 +56,7 @@ func TestJWKSServesTheKeyTokensName(t *testing.T) {
 	if k.Kty != "RSA" || k.Use != "sig" || k.Alg != "RS256" || k.N == "" || k.E != "AQAB" {
 		t.Fatalf("JWK %+v, want an RS256 signing key with n and e", k)
 	}
-	if k.Kid != engine.JWKThumbprint(&signingKey(t).PublicKey) || kidOf(t, access) != k.Kid {
+	if k.Kid != keys.JWKThumbprint(&signingKey(t).PublicKey) || kidOf(t, access) != k.Kid {
 		t.Fatalf("kid %q; the token names %q; want both the key's thumbprint", k.Kid, kidOf(t, access))
 	}
 }
@@ -64,9 +65,9 @@ func TestJWKSServesTheKeyTokensName(t *testing.T) {
 // rotation configured.
 type rotationFixture struct {
 	*fixture
-	boot *engine.BootMaterial
+	boot *keys.BootMaterial
 	keys engine.Secrets
-	rot  *engine.KeyRotation
+	rot  *keys.Rotations
 }
 
 func newRotationFixture(t *testing.T) *rotationFixture {
@@ -76,9 +77,13 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 	mustOpen(t, st.Open(ctx), st.Close)
 	cache := redis.NewEmbedded(redis.Options{})
 	mustOpen(t, cache.Open(ctx), cache.Close)
-	keys := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
-	mustOpen(t, keys.Open(ctx), keys.Close)
-	boot, err := engine.EnsureBootMaterial(ctx, keys)
+	keyring := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
+	mustOpen(t, keyring.Open(ctx), keyring.Close)
+	material, err := keys.NewBoot(keys.BootConfig{Secrets: keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := material.Ensure(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +92,7 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rot, err := engine.NewKeyRotation(engine.KeyRotationConfig{Secrets: keys, Boot: boot, Nodes: st, Keys: st})
+	rot, err := keys.NewRotations(keys.RotationsConfig{Secrets: keyring, Boot: boot, Nodes: st, Keys: st})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +101,7 @@ func newRotationFixture(t *testing.T) *rotationFixture {
 	srv := web.New(web.Config{Identity: id, Cache: cache, Registerer: reg, Gatherer: reg, Store: st, Rotation: rot,
 		SealingKey: func() []byte { return boot.SealedBox().PublicKey() },
 		Health:     func(context.Context) engine.HealthReport { return engine.HealthReport{Status: engine.Healthy} }})
-	return &rotationFixture{fixture: &fixture{tb: t, server: srv, identity: id, store: st, registry: reg}, boot: boot, keys: keys, rot: rot}
+	return &rotationFixture{fixture: &fixture{tb: t, server: srv, identity: id, store: st, registry: reg}, boot: boot, keys: keyring, rot: rot}
 }
 
 func TestKeyRotationIsForAdministrators(t *testing.T) {
@@ -131,10 +136,10 @@ func TestKeyRotationIsForAdministrators(t *testing.T) {
 }
 
 type rotationOut struct {
-	Kind       string                 `json:"kind"`
-	KeyID      string                 `json:"key_id"`
-	GraceUntil time.Time              `json:"grace_until"`
-	Rewrap     *engine.RewrapProgress `json:"rewrap"`
+	Kind       string               `json:"kind"`
+	KeyID      string               `json:"key_id"`
+	GraceUntil time.Time            `json:"grace_until"`
+	Rewrap     *keys.RewrapProgress `json:"rewrap"`
 }
 
 func (f *rotationFixture) rotate(what, body string, status int) rotationOut {

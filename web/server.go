@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -61,7 +62,7 @@ type Config struct {
 	// CAPEM returns the appliance CA certificate served at /ca.pem.
 	CAPEM func() []byte
 	// Rotation rotates keys for administrators; without it they get 501.
-	Rotation *engine.KeyRotation
+	Rotation *keys.Rotations
 }
 
 // Server serves HTTP.

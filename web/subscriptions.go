@@ -6,6 +6,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // routeSubscriptions registers the subscription and provisioning-input
@@ -38,6 +39,6 @@ type publicKeyJSON struct {
 func (s *Server) publicKey(c *gin.Context) {
 	pub := s.cfg.SealingKey()
 	c.JSON(http.StatusOK, publicKeyJSON{
-		Algorithm: "X25519", PublicKey: base64.StdEncoding.EncodeToString(pub), Format: engine.SealedBoxFormat,
+		Algorithm: "X25519", PublicKey: base64.StdEncoding.EncodeToString(pub), Format: keys.SealedBoxFormat,
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"testing/fstest"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
@@ -107,7 +108,7 @@ func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 		tb.Fatal(err)
 	}
 	wf := &fakeWorkflows{}
-	subs, err := engine.NewSubscriptions(engine.SubscriptionsConfig{Store: st, Workflows: wf, Catalog: chains, SealedBoxKey: key})
+	subs, err := engine.NewSubscriptions(engine.SubscriptionsConfig{Store: st, Workflows: wf, Catalog: chains, SealedBoxKeys: keys.StaticSealedBoxKeys(key)})
 	if err != nil {
 		tb.Fatal(err)
 	}

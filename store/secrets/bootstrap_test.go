@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // TestBootMaterialIsCreatedOnce: the first start creates the material and
@@ -18,7 +19,7 @@ import (
 func TestBootMaterialIsCreatedOnce(t *testing.T) {
 	dir := t.TempDir()
 	a := mustStart(t, dir, inDataDir(dir))
-	first, err := engine.EnsureBootMaterial(t.Context(), a.keys)
+	first, err := ensureBootMaterial(t, a.keys)
 	must(t, err)
 	if !first.AdminTokenNew || !strings.HasPrefix(first.AdminToken, "hcadmin_") || len(first.AdminToken) < 40 {
 		t.Fatalf("first call: admin token new=%v, %d characters; want a new hcadmin_ token of 256 bits",
@@ -26,13 +27,13 @@ func TestBootMaterialIsCreatedOnce(t *testing.T) {
 	}
 	checkBootMaterial(t, first)
 
-	second, err := engine.EnsureBootMaterial(t.Context(), a.keys)
+	second, err := ensureBootMaterial(t, a.keys)
 	must(t, err)
 	sameBootMaterial(t, first, second)
 	a.stop()
 
 	again := mustStart(t, dir, inDataDir(dir))
-	afterRestart, err := engine.EnsureBootMaterial(t.Context(), again.keys)
+	afterRestart, err := ensureBootMaterial(t, again.keys)
 	must(t, err)
 	sameBootMaterial(t, first, afterRestart)
 }
@@ -41,7 +42,7 @@ func TestBootMaterialIsCreatedOnce(t *testing.T) {
 func TestBootMaterialIsEncryptedAtRest(t *testing.T) {
 	dir := t.TempDir()
 	a := mustStart(t, dir, inDataDir(dir))
-	m, err := engine.EnsureBootMaterial(t.Context(), a.keys)
+	m, err := ensureBootMaterial(t, a.keys)
 	must(t, err)
 	names, err := a.store.ListSecrets(t.Context(), "")
 	must(t, err)
@@ -61,12 +62,12 @@ func TestBootMaterialIsEncryptedAtRest(t *testing.T) {
 func TestBootMaterialCompletesAPartialFirstStart(t *testing.T) {
 	dir := t.TempDir()
 	a := mustStart(t, dir, inDataDir(dir))
-	first, err := engine.EnsureBootMaterial(t.Context(), a.keys)
+	first, err := ensureBootMaterial(t, a.keys)
 	must(t, err)
-	must(t, a.keys.Delete(t.Context(), engine.SecretAgentCA))
-	must(t, a.keys.Delete(t.Context(), engine.SecretAdminToken))
+	must(t, a.keys.Delete(t.Context(), keys.SecretAgentCA))
+	must(t, a.keys.Delete(t.Context(), keys.SecretAdminToken))
 
-	second, err := engine.EnsureBootMaterial(t.Context(), a.keys)
+	second, err := ensureBootMaterial(t, a.keys)
 	must(t, err)
 	if !second.JWTKey.Equal(first.JWTKey) || !bytes.Equal(second.WebhookSecret, first.WebhookSecret) {
 		t.Fatal("pieces that existed were replaced")
@@ -77,7 +78,7 @@ func TestBootMaterialCompletesAPartialFirstStart(t *testing.T) {
 	checkBootMaterial(t, second)
 }
 
-func checkBootMaterial(t *testing.T, m *engine.BootMaterial) {
+func checkBootMaterial(t *testing.T, m *keys.BootMaterial) {
 	t.Helper()
 	if n := m.JWTKey.N.BitLen(); n != 2048 {
 		t.Errorf("JWT key of %d bits, want 2048", n)
@@ -94,13 +95,13 @@ func checkBootMaterial(t *testing.T, m *engine.BootMaterial) {
 	checkAgentCA(t, m)
 }
 
-func checkAgentCA(t *testing.T, m *engine.BootMaterial) {
+func checkAgentCA(t *testing.T, m *keys.BootMaterial) {
 	t.Helper()
 	ca := m.AgentCA
-	if ca.Subject.CommonName != engine.AgentCAName || !ca.IsCA || !ca.BasicConstraintsValid ||
+	if ca.Subject.CommonName != keys.AgentCAName || !ca.IsCA || !ca.BasicConstraintsValid ||
 		ca.KeyUsage&x509.KeyUsageCertSign == 0 || ca.PublicKeyAlgorithm != x509.ECDSA {
 		t.Fatalf("agent CA %q: CA %v, key usage %v, key %v; want an ECDSA signing CA named %q",
-			ca.Subject.CommonName, ca.IsCA, ca.KeyUsage, ca.PublicKeyAlgorithm, engine.AgentCAName)
+			ca.Subject.CommonName, ca.IsCA, ca.KeyUsage, ca.PublicKeyAlgorithm, keys.AgentCAName)
 	}
 	if m.AgentCAKey.Curve != elliptic.P256() || !m.AgentCAKey.PublicKey.Equal(ca.PublicKey) {
 		t.Fatal("the agent CA key is not the certificate's P-256 key")
@@ -116,7 +117,7 @@ func checkAgentCA(t *testing.T, m *engine.BootMaterial) {
 	}
 }
 
-func sameBootMaterial(t *testing.T, first, later *engine.BootMaterial) {
+func sameBootMaterial(t *testing.T, first, later *keys.BootMaterial) {
 	t.Helper()
 	if later.AdminTokenNew {
 		t.Fatal("a later call reports the admin token as new")
@@ -127,4 +128,15 @@ func sameBootMaterial(t *testing.T, first, later *engine.BootMaterial) {
 		later.AdminToken != first.AdminToken {
 		t.Fatal("a later call returned different boot material")
 	}
+}
+
+// ensureBootMaterial makes or loads the boot material in s, as an
+// appliance starting on it does.
+func ensureBootMaterial(t *testing.T, s engine.Secrets) (*keys.BootMaterial, error) {
+	t.Helper()
+	boot, err := keys.NewBoot(keys.BootConfig{Secrets: s})
+	if err != nil {
+		return nil, err
+	}
+	return boot.Ensure(t.Context())
 }

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // localValidity is the lifetime of a server certificate from the appliance
@@ -30,7 +30,7 @@ const localValidity = 90 * 24 * time.Hour
 // Certificates live in memory only: the CA is durable, so a restart just
 // issues a fresh one that clients already trust.
 type localIssuer struct {
-	cas      *engine.AgentCAs
+	cas      *keys.AgentCAs
 	dnsNames []string
 	ips      []net.IP
 	validity time.Duration
@@ -42,7 +42,7 @@ type localIssuer struct {
 	intermediates [][]byte          // sent between cert and its CA
 }
 
-func newLocalIssuer(cas *engine.AgentCAs, hosts []string) (*localIssuer, error) {
+func newLocalIssuer(cas *keys.AgentCAs, hosts []string) (*localIssuer, error) {
 	l := &localIssuer{cas: cas, validity: localValidity, now: time.Now}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -81,7 +81,7 @@ func (l *localIssuer) due(leaf *x509.Certificate) bool {
 	return l.now().After(leaf.NotAfter.Add(-lifetime / 3))
 }
 
-func (l *localIssuer) issue(issuer *engine.AgentCA, intermediates [][]byte) (*tls.Certificate, error) {
+func (l *localIssuer) issue(issuer *keys.AgentCA, intermediates [][]byte) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err

@@ -7,26 +7,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 )
 
 // mustRotatingCAs are the appliance's agent CAs, kept in Secrets as the
 // appliance keeps them, so they can be rotated.
-func mustRotatingCAs(t *testing.T) *engine.AgentCAs {
+func mustRotatingCAs(t *testing.T) *keys.AgentCAs {
 	t.Helper()
 	st := bolt.New(filepath.Join(t.TempDir(), "hoodcloud.db"))
 	if err := st.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	keys := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
-	if err := keys.Open(t.Context()); err != nil {
+	keyring := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
+	if err := keyring.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { keys.Close() })
-	boot, err := engine.EnsureBootMaterial(t.Context(), keys)
+	t.Cleanup(func() { keyring.Close() })
+	material, err := keys.NewBoot(keys.BootConfig{Secrets: keyring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boot, err := material.Ensure(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // Config selects and tunes the certificate source.
@@ -50,7 +50,7 @@ type Config struct {
 	// CAs issue the certificate when no domain is configured:
 	// BootMaterial.CAs, followed as it rotates. Without it, CA and CAKey
 	// are one CA that never rotates.
-	CAs   *engine.AgentCAs
+	CAs   *keys.AgentCAs
 	CA    *x509.Certificate
 	CAKey *ecdsa.PrivateKey
 
@@ -84,7 +84,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	cas := cfg.CAs
 	if cas == nil && cfg.CA != nil && cfg.CAKey != nil {
-		cas = engine.StaticAgentCAs(&engine.AgentCA{Cert: cfg.CA, Key: cfg.CAKey})
+		cas = keys.StaticAgentCAs(&keys.AgentCA{Cert: cfg.CA, Key: cfg.CAKey})
 	}
 	if cas == nil {
 		return nil, errors.New("tls: the appliance CA is required when no tls-domains are configured")

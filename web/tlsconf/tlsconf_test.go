@@ -22,7 +22,7 @@ import (
 	"github.com/caddyserver/certmagic"
 )
 
-// mustCA makes a CA shaped like the appliance's (engine.BootMaterial.AgentCA).
+// mustCA makes a CA shaped like the appliance's (keys.BootMaterial.AgentCA).
 func mustCA(t *testing.T) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

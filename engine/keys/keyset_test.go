@@ -1,7 +1,8 @@
-package engine_test
+package keys_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/secrets"
 )
@@ -25,13 +27,26 @@ func keyringOnBolt(t *testing.T) (engine.Secrets, *bolt.Store) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	keys := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
-	if err := keys.Open(t.Context()); err != nil {
+	s := secrets.New(st, secrets.Options{DataDir: t.TempDir()})
+	if err := s.Open(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { keys.Close() })
-	return keys, st
+	t.Cleanup(func() { s.Close() })
+	return s, st
 }
+
+// cheap password hashes keep sign-ins fast.
+var cheap = engine.PasswordParams{Memory: 1024, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}
+
+// testKey is one RSA key for the whole package: generating RSA keys
+// dominates the run time.
+var testKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // clock is a test clock that moves only when told.
 type clock struct {
@@ -57,7 +72,7 @@ func (c *clock) advance(d time.Duration) {
 // package's test key, as generating RSA keys dominates the run time.
 func putFirstJWTKey(t *testing.T, s engine.Secrets) *rsa.PrivateKey {
 	t.Helper()
-	putKeyPEM(t, s, engine.SecretJWTKey, testKey())
+	putKeyPEM(t, s, keys.SecretJWTKey, testKey())
 	return testKey()
 }
 
@@ -81,6 +96,15 @@ type countingSecrets struct {
 func (c *countingSecrets) Get(ctx context.Context, name string) ([]byte, error) {
 	c.gets.Add(1)
 	return c.Secrets.Get(ctx, name)
+}
+
+// mustBoot is the boot material's use-cases as an instance configured
+// with cfg runs them.
+func mustBoot(t *testing.T, cfg keys.BootConfig) *keys.Boot {
+	t.Helper()
+	b, err := keys.NewBoot(cfg)
+	mustDo(t, err)
+	return b
 }
 
 func mustDo(t *testing.T, err error) {

@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // BootMaterial is the key material the appliance creates on its first start
@@ -101,18 +103,51 @@ const AgentCAName = "HoodCloud Agent CA"
 // agentCAValidity is how long the agent CA certificate is valid.
 const agentCAValidity = 10 * 365 * 24 * time.Hour
 
-// EnsureBootMaterial returns the boot material, creating each piece the
-// first time it is asked for. Pieces are created with Secrets.Create, so two
-// instances starting together end up with the same material; a piece made
-// by a crashed first start is reused. Each piece is one secret, so a key and
+// BootConfig is what the boot material's use-cases need. Secrets is
+// required.
+type BootConfig struct {
+	Secrets engine.Secrets
+	// Now is the clock the key sets measure grace periods on; time.Now
+	// when nil.
+	Now func() time.Time
+	// Refresh is how long a loaded key set is used before it is read again
+	// from Secrets, so an instance notices a rotation made by another;
+	// DefaultRefresh when zero.
+	Refresh time.Duration
+}
+
+// Boot holds the use-cases of the boot material: making it on the first
+// start, and loading the key sets that follow rotations. Safe for
+// concurrent use.
+type Boot struct {
+	cfg BootConfig
+}
+
+// NewBoot checks cfg; it does no I/O.
+func NewBoot(cfg BootConfig) (*Boot, error) {
+	if cfg.Secrets == nil {
+		return nil, engine.Errorf(engine.EInvalid, "boot material needs Secrets")
+	}
+	return &Boot{cfg: cfg}, nil
+}
+
+func (b *Boot) setOptions() setOptions {
+	return setOptions{Now: b.cfg.Now, Refresh: b.cfg.Refresh}
+}
+
+// Ensure returns the boot material, creating each piece the first time it
+// is asked for. Pieces are created with Secrets.Create, so two instances
+// starting together end up with the same material; a piece made by a
+// crashed first start is reused. Each piece is one secret, so a key and
 // its certificate are always written together.
-func EnsureBootMaterial(ctx context.Context, s Secrets) (*BootMaterial, error) {
+func (b *Boot) Ensure(ctx context.Context) (*BootMaterial, error) {
+	s := b.cfg.Secrets
 	var m BootMaterial
 	var err error
 	if err = ensureRotatingKeys(ctx, s); err != nil {
 		return nil, err
 	}
-	if err = m.loadKeySets(ctx, s); err != nil {
+	if err = b.loadKeySets(ctx, &m); err != nil {
 		return nil, err
 	}
 	if m.SigningKey, err = ensureKey[*ecdsa.PrivateKey](ctx, s, SecretSigningKey, newP256Key); err != nil {
@@ -129,13 +164,13 @@ func EnsureBootMaterial(ctx context.Context, s Secrets) (*BootMaterial, error) {
 		return nil, err
 	}
 	m.AdminToken, m.AdminTokenNew = string(token), created
-	Zero(token)
+	engine.Zero(token)
 	return &m, nil
 }
 
 // ensureRotatingKeys creates the first JWT key, sealed-box key and agent
 // CA where missing.
-func ensureRotatingKeys(ctx context.Context, s Secrets) error {
+func ensureRotatingKeys(ctx context.Context, s engine.Secrets) error {
 	firsts := []struct {
 		name     string
 		generate func() ([]byte, error)
@@ -149,24 +184,25 @@ func ensureRotatingKeys(ctx context.Context, s Secrets) error {
 		if err != nil {
 			return err
 		}
-		Zero(v)
+		engine.Zero(v)
 	}
 	return nil
 }
 
-// loadKeySets loads the rotating sets and the keys current among them.
-func (m *BootMaterial) loadKeySets(ctx context.Context, s Secrets) error {
+// loadKeySets loads the rotating sets into m and the keys current among
+// them.
+func (b *Boot) loadKeySets(ctx context.Context, m *BootMaterial) error {
 	var err error
-	if m.JWTKeys, err = LoadJWTKeys(ctx, s, KeySetOptions{}); err != nil {
+	if m.JWTKeys, err = b.LoadJWTKeys(ctx); err != nil {
 		return err
 	}
-	if m.SealedBoxKeys, err = LoadSealedBoxKeys(ctx, s, KeySetOptions{}); err != nil {
+	if m.SealedBoxKeys, err = b.LoadSealedBoxKeys(ctx); err != nil {
 		return err
 	}
-	if m.AgentCAs, err = LoadAgentCAs(ctx, s, KeySetOptions{}); err != nil {
+	if m.AgentCAs, err = b.LoadAgentCAs(ctx); err != nil {
 		return err
 	}
-	_, m.JWTKey = m.JWTKeys.signer()
+	_, m.JWTKey = m.JWTKeys.Signer()
 	m.SealedBoxKey = m.SealedBoxKeys.v.snapshot().current.key
 	ca := m.AgentCAs.Current()
 	m.AgentCA, m.AgentCAKey = ca.Cert, ca.Key
@@ -176,7 +212,7 @@ func (m *BootMaterial) loadKeySets(ctx context.Context, s Secrets) error {
 // ensureInstallationID records the installation id on the first start,
 // from the agent CA of that start; before CA rotation existed it was
 // derived from the CA each time, so an appliance made then keeps its id.
-func ensureInstallationID(ctx context.Context, s Secrets, firstCA *x509.Certificate) (string, error) {
+func ensureInstallationID(ctx context.Context, s engine.Secrets, firstCA *x509.Certificate) (string, error) {
 	id, _, err := ensureSecret(ctx, s, SecretInstallation, func() ([]byte, error) {
 		sum := sha256.Sum256(firstCA.Raw)
 		return []byte("hc-" + hex.EncodeToString(sum[:6])), nil
@@ -186,20 +222,20 @@ func ensureInstallationID(ctx context.Context, s Secrets, firstCA *x509.Certific
 
 // ensureSecret returns the secret under name, creating it with generate if
 // missing, and whether this call created it.
-func ensureSecret(ctx context.Context, s Secrets, name string, generate func() ([]byte, error)) ([]byte, bool, error) {
+func ensureSecret(ctx context.Context, s engine.Secrets, name string, generate func() ([]byte, error)) ([]byte, bool, error) {
 	v, err := s.Get(ctx, name)
 	if err == nil {
 		return v, false, nil
 	}
-	if !IsCode(err, ENotFound) {
+	if !engine.IsCode(err, engine.ENotFound) {
 		return nil, false, fmt.Errorf("read %s: %w", name, err)
 	}
 	if v, err = generate(); err != nil {
 		return nil, false, fmt.Errorf("generate %s: %w", name, err)
 	}
 	err = s.Create(ctx, name, v)
-	if IsCode(err, EConflict) { // created meanwhile by another instance: use theirs
-		Zero(v)
+	if engine.IsCode(err, engine.EConflict) { // created meanwhile by another instance: use theirs
+		engine.Zero(v)
 		if v, err = s.Get(ctx, name); err != nil {
 			return nil, false, fmt.Errorf("read %s: %w", name, err)
 		}
@@ -213,13 +249,13 @@ func ensureSecret(ctx context.Context, s Secrets, name string, generate func() (
 
 // ensureKey returns the private key of type K stored as PKCS#8 PEM under
 // name, generating it if missing.
-func ensureKey[K any](ctx context.Context, s Secrets, name string, generate func() (any, error)) (K, error) {
+func ensureKey[K any](ctx context.Context, s engine.Secrets, name string, generate func() (any, error)) (K, error) {
 	pemBytes, _, err := ensureSecret(ctx, s, name, keyPEM(generate))
 	if err != nil {
 		var zero K
 		return zero, err
 	}
-	defer Zero(pemBytes)
+	defer engine.Zero(pemBytes)
 	return decodeKeyPEM[K](name, pemBytes)
 }
 
@@ -229,16 +265,16 @@ func decodeKeyPEM[K any](name string, pemBytes []byte) (K, error) {
 	var zero K
 	block, _ := pem.Decode(pemBytes)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return zero, Errorf(EInternal, "%s does not hold a PKCS#8 PEM key", name)
+		return zero, engine.Errorf(engine.EInternal, "%s does not hold a PKCS#8 PEM key", name)
 	}
-	defer Zero(block.Bytes)
+	defer engine.Zero(block.Bytes)
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return zero, Errorf(EInternal, "%s holds an unreadable key", name)
+		return zero, engine.Errorf(engine.EInternal, "%s holds an unreadable key", name)
 	}
 	k, ok := key.(K)
 	if !ok {
-		return zero, Errorf(EInternal, "%s holds a key of type %T, want %T", name, key, zero)
+		return zero, engine.Errorf(engine.EInternal, "%s holds a key of type %T, want %T", name, key, zero)
 	}
 	return k, nil
 }
@@ -259,7 +295,7 @@ func marshalKeyPEM(key any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer Zero(der)
+	defer engine.Zero(der)
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
@@ -274,7 +310,7 @@ func newAdminToken() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer Zero(b)
+	defer engine.Zero(b)
 	return []byte("hcadmin_" + base64.RawURLEncoding.EncodeToString(b)), nil
 }
 

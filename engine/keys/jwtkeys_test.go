@@ -1,4 +1,4 @@
-package engine_test
+package keys_test
 
 import (
 	"crypto/rsa"
@@ -11,17 +11,18 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // jwtInstance is one appliance instance: its own view of the JWT keys in
 // the shared Secrets, and the identity use-cases on them.
-func jwtInstance(t *testing.T, s engine.Secrets, users engine.UserStore, c *clock) (*engine.Identity, *engine.JWTKeys) {
+func jwtInstance(t *testing.T, s engine.Secrets, users engine.UserStore, c *clock) (*engine.Identity, *keys.JWTKeys) {
 	t.Helper()
-	keys, err := engine.LoadJWTKeys(t.Context(), s, engine.KeySetOptions{Now: c.Now})
+	jwtKeys, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now}).LoadJWTKeys(t.Context())
 	mustDo(t, err)
-	id, err := engine.NewIdentity(engine.IdentityConfig{Users: users, JWTKeys: keys, Password: cheap, Now: c.Now})
+	id, err := engine.NewIdentity(engine.IdentityConfig{Users: users, JWTKeys: jwtKeys, Password: cheap, Now: c.Now})
 	mustDo(t, err)
-	return id, keys
+	return id, jwtKeys
 }
 
 func kidOf(t *testing.T, token string) string {
@@ -43,17 +44,17 @@ func jwksKids(set engine.JWKSet) []string {
 
 func TestJWTRotationKeepsOldSessionsForTheGracePeriod(t *testing.T) {
 	ctx := t.Context()
-	s, _ := keyringOnBolt(t)
+	s, st := keyringOnBolt(t)
 	putFirstJWTKey(t, s)
 	c := newClock()
-	id, keys := jwtInstance(t, s, &memUsers{users: map[string]engine.User{}}, c)
+	id, jwtKeys := jwtInstance(t, s, st, c)
 	_, err := id.CreateUser(ctx, "ana@example.com", "correct horse battery", false)
 	mustDo(t, err)
 	before, err := id.Login(ctx, "ana@example.com", "correct horse battery")
 	mustDo(t, err)
 	oldKid := kidOf(t, before.Access)
 
-	newKid, err := keys.Rotate(ctx, 2*time.Hour)
+	newKid, err := jwtKeys.Rotate(ctx, 2*time.Hour)
 	mustDo(t, err)
 	after, err := id.Login(ctx, "ana@example.com", "correct horse battery")
 	mustDo(t, err)
@@ -65,7 +66,7 @@ func TestJWTRotationKeepsOldSessionsForTheGracePeriod(t *testing.T) {
 			t.Fatalf("a token of the old or the new key is refused right after the rotation: %v", err)
 		}
 	}
-	if got := jwksKids(keys.JWKS()); len(got) != 2 || got[0] != newKid || got[1] != oldKid {
+	if got := jwksKids(jwtKeys.JWKS()); len(got) != 2 || got[0] != newKid || got[1] != oldKid {
 		t.Fatalf("JWKS kids %v, want the new key then the old one", got)
 	}
 
@@ -80,20 +81,19 @@ func TestJWTRotationKeepsOldSessionsForTheGracePeriod(t *testing.T) {
 	if _, err := id.Refresh(ctx, after.Refresh); err != nil {
 		t.Fatalf("a refresh token of the new key: %v", err)
 	}
-	if got := jwksKids(keys.JWKS()); len(got) != 1 || got[0] != newKid {
+	if got := jwksKids(jwtKeys.JWKS()); len(got) != 1 || got[0] != newKid {
 		t.Fatalf("JWKS kids after the grace period %v, want only %q", got, newKid)
 	}
 }
 
 func TestJWTRotationIsNoticedByAnotherInstance(t *testing.T) {
 	ctx := t.Context()
-	s, _ := keyringOnBolt(t)
+	s, st := keyringOnBolt(t)
 	putFirstJWTKey(t, s)
 	c := newClock()
-	users := &memUsers{users: map[string]engine.User{}}
-	a, keysA := jwtInstance(t, s, users, c)
+	a, keysA := jwtInstance(t, s, st, c)
 	counted := &countingSecrets{Secrets: s}
-	b, keysB := jwtInstance(t, counted, users, c)
+	b, keysB := jwtInstance(t, counted, st, c)
 	_, err := a.CreateUser(ctx, "ben@example.com", "correct horse battery", false)
 	mustDo(t, err)
 
@@ -135,9 +135,9 @@ func TestJWTKeysAreReloadedAfterTheRefreshPeriod(t *testing.T) {
 	s, _ := keyringOnBolt(t)
 	putFirstJWTKey(t, s)
 	c := newClock()
-	a, err := engine.LoadJWTKeys(ctx, s, engine.KeySetOptions{Now: c.Now})
+	a, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now}).LoadJWTKeys(ctx)
 	mustDo(t, err)
-	b, err := engine.LoadJWTKeys(ctx, s, engine.KeySetOptions{Now: c.Now, Refresh: time.Minute})
+	b, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now, Refresh: time.Minute}).LoadJWTKeys(ctx)
 	mustDo(t, err)
 	newKid, err := a.Rotate(ctx, 0)
 	mustDo(t, err)
@@ -162,14 +162,14 @@ func withKid(t *testing.T, token, kid string) string {
 func TestJWKSIsRFC7517(t *testing.T) {
 	s, _ := keyringOnBolt(t)
 	key := putFirstJWTKey(t, s)
-	keys, err := engine.LoadJWTKeys(t.Context(), s, engine.KeySetOptions{})
+	jwtKeys, err := mustBoot(t, keys.BootConfig{Secrets: s}).LoadJWTKeys(t.Context())
 	mustDo(t, err)
-	set := keys.JWKS()
+	set := jwtKeys.JWKS()
 	if len(set.Keys) != 1 {
 		t.Fatalf("%d keys, want 1", len(set.Keys))
 	}
 	k := set.Keys[0]
-	if k.KeyType != "RSA" || k.Algorithm != "RS256" || k.Use != "sig" || k.KeyID != engine.JWKThumbprint(&key.PublicKey) {
+	if k.KeyType != "RSA" || k.Algorithm != "RS256" || k.Use != "sig" || k.KeyID != keys.JWKThumbprint(&key.PublicKey) {
 		t.Fatalf("JWK %+v: want kty RSA, alg RS256, use sig and the thumbprint as kid", k)
 	}
 	n, _ := base64.RawURLEncoding.DecodeString(k.Modulus)
@@ -187,17 +187,17 @@ func TestJWKSIsRFC7517(t *testing.T) {
 func TestJWKThumbprintMatchesRFC7638(t *testing.T) {
 	n, _ := base64.RawURLEncoding.DecodeString("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw")
 	pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: 65537}
-	if got := engine.JWKThumbprint(pub); got != "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" {
+	if got := keys.JWKThumbprint(pub); got != "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs" {
 		t.Fatalf("thumbprint %s", got)
 	}
 }
 
 func TestTokensWithoutKidFromBeforeRotationStillVerify(t *testing.T) {
 	ctx := t.Context()
-	s, _ := keyringOnBolt(t)
+	s, st := keyringOnBolt(t)
 	key := putFirstJWTKey(t, s)
 	c := newClock()
-	id, keys := jwtInstance(t, s, &memUsers{users: map[string]engine.User{}}, c)
+	id, jwtKeys := jwtInstance(t, s, st, c)
 	u, err := id.CreateUser(ctx, "cy@example.com", "correct horse battery", false)
 	mustDo(t, err)
 	legacy := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
@@ -209,7 +209,7 @@ func TestTokensWithoutKidFromBeforeRotationStillVerify(t *testing.T) {
 	if _, err := id.Authenticate(ctx, tok); err != nil {
 		t.Fatalf("a token without kid signed by the current key: %v", err)
 	}
-	_, err = keys.Rotate(ctx, 0)
+	_, err = jwtKeys.Rotate(ctx, 0)
 	mustDo(t, err)
 	if _, err := id.Authenticate(ctx, tok); err != nil {
 		t.Fatalf("a token without kid signed by a key in its grace period: %v", err)
@@ -219,14 +219,14 @@ func TestTokensWithoutKidFromBeforeRotationStillVerify(t *testing.T) {
 func TestJWTRotationRefusesABadGrace(t *testing.T) {
 	s, _ := keyringOnBolt(t)
 	putFirstJWTKey(t, s)
-	keys, err := engine.LoadJWTKeys(t.Context(), s, engine.KeySetOptions{})
+	jwtKeys, err := mustBoot(t, keys.BootConfig{Secrets: s}).LoadJWTKeys(t.Context())
 	mustDo(t, err)
-	for _, grace := range []time.Duration{-time.Second, engine.MaxKeyGrace + time.Second} {
-		if _, err := keys.Rotate(t.Context(), grace); !engine.IsCode(err, engine.EInvalid) {
+	for _, grace := range []time.Duration{-time.Second, keys.MaxGrace + time.Second} {
+		if _, err := jwtKeys.Rotate(t.Context(), grace); !engine.IsCode(err, engine.EInvalid) {
 			t.Errorf("grace %s: %v, want invalid", grace, err)
 		}
 	}
-	if _, err := engine.StaticJWTKeys(testKey()).Rotate(t.Context(), 0); !engine.IsCode(err, engine.EUnsupported) {
+	if _, err := keys.StaticJWTKeys(testKey()).Rotate(t.Context(), 0); !engine.IsCode(err, engine.EUnsupported) {
 		t.Errorf("rotating a key kept outside Secrets: %v, want unsupported", err)
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // SecretRewrapJob records the unfinished rewrap of node data keys; it is
@@ -41,9 +43,9 @@ func (j *rewrapJob) progress() *RewrapProgress {
 }
 
 // loadJob returns the unfinished rewrap; nil when none.
-func (r *KeyRotation) loadJob(ctx context.Context) (*rewrapJob, error) {
+func (r *Rotations) loadJob(ctx context.Context) (*rewrapJob, error) {
 	raw, err := r.cfg.Secrets.Get(ctx, SecretRewrapJob)
-	if IsCode(err, ENotFound) {
+	if engine.IsCode(err, engine.ENotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -51,15 +53,15 @@ func (r *KeyRotation) loadJob(ctx context.Context) (*rewrapJob, error) {
 	}
 	var j rewrapJob
 	if err := json.Unmarshal(raw, &j); err != nil || j.Version < 1 {
-		return nil, Errorf(EInternal, "%s is unreadable", SecretRewrapJob)
+		return nil, engine.Errorf(engine.EInternal, "%s is unreadable", SecretRewrapJob)
 	}
 	return &j, nil
 }
 
-func (r *KeyRotation) saveJob(ctx context.Context, j *rewrapJob) error {
+func (r *Rotations) saveJob(ctx context.Context, j *rewrapJob) error {
 	raw, err := json.Marshal(j)
 	if err != nil {
-		return Errorf(EInternal, "encode the rewrap progress")
+		return engine.Errorf(engine.EInternal, "encode the rewrap progress")
 	}
 	if err := r.cfg.Secrets.Put(ctx, SecretRewrapJob, raw); err != nil {
 		return fmt.Errorf("save the rewrap progress: %w", err)
@@ -70,7 +72,7 @@ func (r *KeyRotation) saveJob(ctx context.Context, j *rewrapJob) error {
 // rewrap runs the recorded job to its end. It returns nil when there is
 // none or it completed, and the error that stopped it otherwise, with the
 // progress up to the last batch saved.
-func (r *KeyRotation) rewrap(ctx context.Context) error {
+func (r *Rotations) rewrap(ctx context.Context) error {
 	j, err := r.loadJob(ctx)
 	if j == nil || err != nil {
 		return err
@@ -100,11 +102,11 @@ func (r *KeyRotation) rewrap(ctx context.Context) error {
 
 // rewrapPass visits every node from the job's cursor on, saving the
 // cursor after each batch.
-func (r *KeyRotation) rewrapPass(ctx context.Context, j *rewrapJob) error {
-	for j.State < len(NodeStates) {
-		nodes, err := r.cfg.Nodes.ListNodesByState(ctx, NodeStates[j.State], j.After, r.cfg.BatchSize)
+func (r *Rotations) rewrapPass(ctx context.Context, j *rewrapJob) error {
+	for j.State < len(engine.NodeStates) {
+		nodes, err := r.cfg.Nodes.ListNodesByState(ctx, engine.NodeStates[j.State], j.After, r.cfg.BatchSize)
 		if err != nil {
-			return fmt.Errorf("list %s nodes: %w", NodeStates[j.State], err)
+			return fmt.Errorf("list %s nodes: %w", engine.NodeStates[j.State], err)
 		}
 		for _, n := range nodes {
 			if err := r.rewrapVisit(ctx, j, n); err != nil {
@@ -112,7 +114,7 @@ func (r *KeyRotation) rewrapPass(ctx context.Context, j *rewrapJob) error {
 				return err
 			}
 		}
-		visited := NodeStates[j.State]
+		visited := engine.NodeStates[j.State]
 		if len(nodes) < r.cfg.BatchSize {
 			j.State, j.After = j.State+1, ""
 		}
@@ -128,14 +130,14 @@ func (r *KeyRotation) rewrapPass(ctx context.Context, j *rewrapJob) error {
 // rewrapVisit rewraps n's data key if this pass is due to, and moves the
 // cursor past n. A data key Secrets refuses (tampered, or of a version
 // below the minimum) is counted and skipped: rewrapping cannot mend it.
-func (r *KeyRotation) rewrapVisit(ctx context.Context, j *rewrapJob, n *Node) error {
+func (r *Rotations) rewrapVisit(ctx context.Context, j *rewrapJob, n *engine.Node) error {
 	if !n.UpdatedAt.Before(j.PassStarted) {
 		j.Moved = true
 	}
 	if j.Pass == 1 || !n.UpdatedAt.Before(j.Since) {
 		done, err := r.rewrapNode(ctx, n)
 		switch {
-		case IsCode(err, EInvalid):
+		case engine.IsCode(err, engine.EInvalid):
 			j.Failed++
 			r.cfg.Logger.Warn("a node's data key cannot be rewrapped", "node", n.ID, "err", err)
 		case err != nil:
@@ -153,23 +155,23 @@ func (r *KeyRotation) rewrapVisit(ctx context.Context, j *rewrapJob, n *Node) er
 // key yet, are left alone. The key is written back only if it is still
 // the one read: a node whose keys were deleted, or made anew (at the
 // latest version), meanwhile keeps what it has.
-func (r *KeyRotation) rewrapNode(ctx context.Context, n *Node) (bool, error) {
-	if n.State == NodeTerminating || n.State == NodeTerminated {
+func (r *Rotations) rewrapNode(ctx context.Context, n *engine.Node) (bool, error) {
+	if n.State == engine.NodeTerminating || n.State == engine.NodeTerminated {
 		return false, nil
 	}
-	k, err := r.cfg.Keys.GetNodeKey(ctx, n.ID, DataKeyName)
-	if IsCode(err, ENotFound) {
+	k, err := r.cfg.Keys.GetNodeKey(ctx, n.ID, engine.DataKeyName)
+	if engine.IsCode(err, engine.ENotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("read the data key of node %s: %w", n.ID, err)
 	}
-	wrapped, err := r.cfg.Secrets.Rewrap(ctx, KeyMaster, k.Ciphertext)
+	wrapped, err := r.cfg.Secrets.Rewrap(ctx, engine.KeyMaster, k.Ciphertext)
 	if err != nil {
 		return false, fmt.Errorf("rewrap the data key of node %s: %w", n.ID, err)
 	}
-	again, err := r.cfg.Keys.GetNodeKey(ctx, n.ID, DataKeyName)
-	if IsCode(err, ENotFound) || err == nil && !bytes.Equal(again.Ciphertext, k.Ciphertext) {
+	again, err := r.cfg.Keys.GetNodeKey(ctx, n.ID, engine.DataKeyName)
+	if engine.IsCode(err, engine.ENotFound) || err == nil && !bytes.Equal(again.Ciphertext, k.Ciphertext) {
 		return false, nil
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -7,27 +7,26 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
-// KeyKind names a key an operator rotates.
-type KeyKind string
+// Kind names a key an operator rotates.
+type Kind string
 
 const (
-	KeyKindJWT       KeyKind = "jwt"        // session token signing key
-	KeyKindSealedBox KeyKind = "sealed-box" // X25519 key of provisioning inputs
-	KeyKindAgentCA   KeyKind = "ca"         // agent CA
-	KeyKindMaster    KeyKind = "master"     // KeyMaster, which wraps node data keys
+	KindJWT       Kind = "jwt"        // session token signing key
+	KindSealedBox Kind = "sealed-box" // X25519 key of provisioning inputs
+	KindAgentCA   Kind = "ca"         // agent CA
+	KindMaster    Kind = "master"     // KeyMaster, which wraps node data keys
 )
 
-// KeyKinds lists the kinds in the order the CLI shows them.
-var KeyKinds = []KeyKind{KeyKindJWT, KeyKindSealedBox, KeyKindAgentCA, KeyKindMaster}
-
-// DataKeyName is the NodeKey holding a node's data key, wrapped by KeyMaster.
-const DataKeyName = "dek"
+// Kinds lists the kinds in the order the CLI shows them.
+var Kinds = []Kind{KindJWT, KindSealedBox, KindAgentCA, KindMaster}
 
 // Rotation is what a rotation did. Nothing in it is secret.
 type Rotation struct {
-	Kind KeyKind
+	Kind Kind
 	// KeyID names the new key: a kid, a fingerprint, or the master key's
 	// version as "v3".
 	KeyID string
@@ -51,16 +50,16 @@ type RewrapProgress struct {
 	StartedAt time.Time `json:"started_at"`
 }
 
-// KeyRotationConfig is what rotations need. Secrets is required.
-type KeyRotationConfig struct {
-	Secrets Secrets
+// RotationsConfig is what rotations need. Secrets is required.
+type RotationsConfig struct {
+	Secrets engine.Secrets
 	// Boot holds the key sets rotated; this instance follows at once,
 	// others within their refresh period.
 	Boot *BootMaterial
 	// Nodes and Keys find and rewrite the node data keys a master
 	// rotation rewraps.
-	Nodes NodeStore
-	Keys  KeyStore
+	Nodes engine.NodeStore
+	Keys  engine.KeyStore
 	// Logger receives progress; nothing secret is logged.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -73,7 +72,7 @@ type KeyRotationConfig struct {
 	BatchSize int
 }
 
-// KeyRotation rotates keys on an operator's request. A master rotation
+// Rotations rotates keys on an operator's request. A master rotation
 // makes a new version of KeyMaster, then rewraps every node's data key in
 // the background while the appliance keeps serving: old versions still
 // decrypt meanwhile. The rewrap records its progress in Secrets, so it
@@ -81,8 +80,8 @@ type KeyRotationConfig struct {
 // is idempotent, as rewrapping twice only re-encrypts. Run Resume on one
 // instance at a time (the leader): two at once duplicate work, no harm.
 // Safe for concurrent use.
-type KeyRotation struct {
-	cfg    KeyRotationConfig
+type Rotations struct {
+	cfg    RotationsConfig
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -92,10 +91,10 @@ type KeyRotation struct {
 	wake    bool // it should look for a job once more
 }
 
-// NewKeyRotation checks cfg; it does no I/O.
-func NewKeyRotation(cfg KeyRotationConfig) (*KeyRotation, error) {
+// NewRotations checks cfg; it does no I/O.
+func NewRotations(cfg RotationsConfig) (*Rotations, error) {
 	if cfg.Secrets == nil {
-		return nil, Errorf(EInvalid, "key rotation needs Secrets")
+		return nil, engine.Errorf(engine.EInvalid, "key rotation needs Secrets")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -110,7 +109,7 @@ func NewKeyRotation(cfg KeyRotationConfig) (*KeyRotation, error) {
 		cfg.BatchSize = 100
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &KeyRotation{cfg: cfg, ctx: ctx, cancel: cancel}, nil
+	return &Rotations{cfg: cfg, ctx: ctx, cancel: cancel}, nil
 }
 
 // Rotate replaces the key of kind; the old one stays honoured for grace
@@ -118,19 +117,19 @@ func NewKeyRotation(cfg KeyRotationConfig) (*KeyRotation, error) {
 // EInvalid for a grace out of range (any grace for the master key),
 // EUnsupported when the kind is not configured, and for the master key
 // ENotFound while it has no version (no node has a data key yet).
-func (r *KeyRotation) Rotate(ctx context.Context, kind KeyKind, grace time.Duration) (*Rotation, error) {
+func (r *Rotations) Rotate(ctx context.Context, kind Kind, grace time.Duration) (*Rotation, error) {
 	var rot *Rotation
 	var err error
 	switch kind {
-	case KeyKindJWT, KeyKindSealedBox, KeyKindAgentCA:
+	case KindJWT, KindSealedBox, KindAgentCA:
 		rot, err = r.rotateSet(ctx, kind, grace)
-	case KeyKindMaster:
+	case KindMaster:
 		if grace != 0 {
-			return nil, Errorf(EInvalid, "the master key has no grace period: its older versions keep decrypting")
+			return nil, engine.Errorf(engine.EInvalid, "the master key has no grace period: its older versions keep decrypting")
 		}
 		rot, err = r.rotateMaster(ctx)
 	default:
-		return nil, Errorf(ENotFound, "no key called %q: want one of jwt, sealed-box, ca, master", kind)
+		return nil, engine.Errorf(engine.ENotFound, "no key called %q: want one of jwt, sealed-box, ca, master", kind)
 	}
 	if err != nil {
 		return nil, err
@@ -143,7 +142,7 @@ func (r *KeyRotation) Rotate(ctx context.Context, kind KeyKind, grace time.Durat
 	return rot, nil
 }
 
-func (r *KeyRotation) rotateSet(ctx context.Context, kind KeyKind, grace time.Duration) (*Rotation, error) {
+func (r *Rotations) rotateSet(ctx context.Context, kind Kind, grace time.Duration) (*Rotation, error) {
 	type rotator interface {
 		Rotate(context.Context, time.Duration) (string, error)
 	}
@@ -152,15 +151,15 @@ func (r *KeyRotation) rotateSet(ctx context.Context, kind KeyKind, grace time.Du
 	boot := r.cfg.Boot
 	switch {
 	case boot == nil:
-	case kind == KeyKindJWT && boot.JWTKeys != nil:
+	case kind == KindJWT && boot.JWTKeys != nil:
 		set, def = boot.JWTKeys, DefaultJWTGrace
-	case kind == KeyKindSealedBox && boot.SealedBoxKeys != nil:
+	case kind == KindSealedBox && boot.SealedBoxKeys != nil:
 		set, def = boot.SealedBoxKeys, DefaultSealedBoxGrace
-	case kind == KeyKindAgentCA && boot.AgentCAs != nil:
+	case kind == KindAgentCA && boot.AgentCAs != nil:
 		set, def = boot.AgentCAs, DefaultAgentCAGrace
 	}
 	if set == nil {
-		return nil, Errorf(EUnsupported, "the %s key is not kept in Secrets here and cannot be rotated", kind)
+		return nil, engine.Errorf(engine.EUnsupported, "the %s key is not kept in Secrets here and cannot be rotated", kind)
 	}
 	grace, err := checkGrace(grace, def)
 	if err != nil {
@@ -177,9 +176,9 @@ func (r *KeyRotation) rotateSet(ctx context.Context, kind KeyKind, grace time.Du
 // resumes an unfinished rewrap instead. The version comes first: a crash
 // before the rewrap is recorded leaves data keys on older versions, which
 // still decrypt, and the next rotation rewraps them.
-func (r *KeyRotation) rotateMaster(ctx context.Context) (*Rotation, error) {
+func (r *Rotations) rotateMaster(ctx context.Context) (*Rotation, error) {
 	if r.cfg.Nodes == nil || r.cfg.Keys == nil {
-		return nil, Errorf(EUnsupported, "the master key cannot be rotated without the node store")
+		return nil, engine.Errorf(engine.EUnsupported, "the master key cannot be rotated without the node store")
 	}
 	job, err := r.loadJob(ctx)
 	if err != nil {
@@ -187,14 +186,14 @@ func (r *KeyRotation) rotateMaster(ctx context.Context) (*Rotation, error) {
 	}
 	if job != nil {
 		r.Resume()
-		return &Rotation{Kind: KeyKindMaster, KeyID: versionName(job.Version), Rewrap: job.progress(), Resumed: true}, nil
+		return &Rotation{Kind: KindMaster, KeyID: versionName(job.Version), Rewrap: job.progress(), Resumed: true}, nil
 	}
-	version, err := r.cfg.Secrets.RotateKey(ctx, KeyMaster)
-	if IsCode(err, ENotFound) {
-		return nil, Errorf(ENotFound, "the master key has no version yet: no node has a data key to protect")
+	version, err := r.cfg.Secrets.RotateKey(ctx, engine.KeyMaster)
+	if engine.IsCode(err, engine.ENotFound) {
+		return nil, engine.Errorf(engine.ENotFound, "the master key has no version yet: no node has a data key to protect")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rotate %s: %w", KeyMaster, err)
+		return nil, fmt.Errorf("rotate %s: %w", engine.KeyMaster, err)
 	}
 	now := r.now()
 	job = &rewrapJob{Version: version, Pass: 1, PassStarted: now, StartedAt: now}
@@ -202,15 +201,15 @@ func (r *KeyRotation) rotateMaster(ctx context.Context) (*Rotation, error) {
 		return nil, err
 	}
 	r.Resume()
-	return &Rotation{Kind: KeyKindMaster, KeyID: versionName(version), Rewrap: job.progress()}, nil
+	return &Rotation{Kind: KindMaster, KeyID: versionName(version), Rewrap: job.progress()}, nil
 }
 
 func versionName(v int) string { return "v" + strconv.Itoa(v) }
 
-func (r *KeyRotation) now() time.Time { return r.cfg.Now().UTC() }
+func (r *Rotations) now() time.Time { return r.cfg.Now().UTC() }
 
 // RewrapProgress returns the unfinished rewrap's progress; nil when none.
-func (r *KeyRotation) RewrapProgress(ctx context.Context) (*RewrapProgress, error) {
+func (r *Rotations) RewrapProgress(ctx context.Context) (*RewrapProgress, error) {
 	job, err := r.loadJob(ctx)
 	if job == nil || err != nil {
 		return nil, err
@@ -220,7 +219,7 @@ func (r *KeyRotation) RewrapProgress(ctx context.Context) (*RewrapProgress, erro
 
 // Resume starts the rewrap in the background if one is unfinished; it
 // returns at once. Call it once the appliance has started.
-func (r *KeyRotation) Resume() {
+func (r *Rotations) Resume() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ctx.Err() != nil {
@@ -237,20 +236,20 @@ func (r *KeyRotation) Resume() {
 
 // Close stops the rewrap where it is and waits for it; its progress is
 // saved, so the next Resume goes on from there.
-func (r *KeyRotation) Close() {
+func (r *Rotations) Close() {
 	r.cancel()
 	r.wg.Wait()
 }
 
 // rewrapLoop runs rewraps until nobody asked for one since it last looked.
-func (r *KeyRotation) rewrapLoop() {
+func (r *Rotations) rewrapLoop() {
 	defer r.wg.Done()
 	for r.takeWake() {
 		r.rewrapUntilDone(r.ctx)
 	}
 }
 
-func (r *KeyRotation) takeWake() bool {
+func (r *Rotations) takeWake() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.wake || r.ctx.Err() != nil {
@@ -263,7 +262,7 @@ func (r *KeyRotation) takeWake() bool {
 
 // rewrapUntilDone runs the recorded rewrap, retrying after failures,
 // until it is done or ctx ends.
-func (r *KeyRotation) rewrapUntilDone(ctx context.Context) {
+func (r *Rotations) rewrapUntilDone(ctx context.Context) {
 	for {
 		err := r.rewrap(ctx)
 		if err == nil || ctx.Err() != nil {

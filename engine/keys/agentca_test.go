@@ -1,4 +1,4 @@
-package engine_test
+package keys_test
 
 import (
 	"crypto/ecdsa"
@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 )
 
 // issueLeaf is what the agent identity does: a certificate for a fresh
 // key, issued by ca.
-func issueLeaf(t *testing.T, ca *engine.AgentCA, usage x509.ExtKeyUsage, now time.Time) *x509.Certificate {
+func issueLeaf(t *testing.T, ca *keys.AgentCA, usage x509.ExtKeyUsage, now time.Time) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	mustDo(t, err)
@@ -66,10 +67,10 @@ func verifies(leaf *x509.Certificate, roots, intermediates *x509.CertPool, usage
 func TestAgentCARotationCrossSignsTheNewCA(t *testing.T) {
 	ctx := t.Context()
 	s, _ := keyringOnBolt(t)
-	_, err := engine.EnsureBootMaterial(ctx, s)
+	_, err := mustBoot(t, keys.BootConfig{Secrets: s}).Ensure(ctx)
 	mustDo(t, err)
 	c := &clock{now: time.Now().UTC()}
-	cas, err := engine.LoadAgentCAs(ctx, s, engine.KeySetOptions{Now: c.Now})
+	cas, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now}).LoadAgentCAs(ctx)
 	mustDo(t, err)
 	old := cas.Current()
 	oldClient := issueLeaf(t, old, x509.ExtKeyUsageClientAuth, c.Now())
@@ -118,7 +119,7 @@ func TestRotatingACAThatCannotCrossSign(t *testing.T) {
 	s, _ := keyringOnBolt(t)
 	legacy := putLegacyAgentCA(t, s)
 	c := &clock{now: time.Now().UTC()}
-	cas, err := engine.LoadAgentCAs(ctx, s, engine.KeySetOptions{Now: c.Now})
+	cas, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now}).LoadAgentCAs(ctx)
 	mustDo(t, err)
 	_, err = cas.Rotate(ctx, time.Hour)
 	mustDo(t, err)
@@ -147,7 +148,7 @@ func putLegacyAgentCA(t *testing.T, s engine.Secrets) *x509.Certificate {
 	mustDo(t, err)
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: engine.AgentCAName, Organization: []string{"HoodCloud"}},
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: keys.AgentCAName, Organization: []string{"HoodCloud"}},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true, IsCA: true, MaxPathLenZero: true,
@@ -158,7 +159,7 @@ func putLegacyAgentCA(t *testing.T, s engine.Secrets) *x509.Certificate {
 	mustDo(t, err)
 	bundle := append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
 		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	mustDo(t, s.Put(t.Context(), engine.SecretAgentCA, bundle))
+	mustDo(t, s.Put(t.Context(), keys.SecretAgentCA, bundle))
 	cert, err := x509.ParseCertificate(der)
 	mustDo(t, err)
 	return cert
@@ -168,15 +169,15 @@ func TestInstallationIDOutlivesACARotation(t *testing.T) {
 	ctx := t.Context()
 	s, _ := keyringOnBolt(t)
 	legacy := putLegacyAgentCA(t, s) // an appliance from before rotation existed
-	first, err := engine.EnsureBootMaterial(ctx, s)
+	first, err := mustBoot(t, keys.BootConfig{Secrets: s}).Ensure(ctx)
 	mustDo(t, err)
 	sum := sha256.Sum256(legacy.Raw)
 	if want := "hc-" + hex.EncodeToString(sum[:6]); first.InstallationID != want {
 		t.Fatalf("installation id %q, want %q as derived from the CA before", first.InstallationID, want)
 	}
-	_, err = engine.RotateAgentCA(ctx, s, time.Now(), 0)
+	_, err = mustBoot(t, keys.BootConfig{Secrets: s}).RotateAgentCA(ctx, 0)
 	mustDo(t, err)
-	again, err := engine.EnsureBootMaterial(ctx, s)
+	again, err := mustBoot(t, keys.BootConfig{Secrets: s}).Ensure(ctx)
 	mustDo(t, err)
 	if again.InstallationID != first.InstallationID || again.AgentCA.Equal(legacy) || len(again.AgentCAs.Trusted()) != 2 {
 		t.Fatalf("after a CA rotation: id %q (was %q), CA replaced %v, %d trusted; want the same id, a new CA, both trusted",

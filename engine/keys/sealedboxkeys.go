@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // SealedBoxKeys are the X25519 keys customers seal secrets to: the current
@@ -21,10 +23,12 @@ var sealedBoxCodec = keyCodec[*ecdh.PrivateKey]{
 	id:     func(k *ecdh.PrivateKey) string { return publicKeyID(k.PublicKey().Bytes()) },
 }
 
-// LoadSealedBoxKeys reads the sealed-box keys EnsureBootMaterial made and
-// any a rotation replaced. Returns ENotFound if there is no current key.
-func LoadSealedBoxKeys(ctx context.Context, s Secrets, opts KeySetOptions) (*SealedBoxKeys, error) {
-	v, err := loadVersionedKeys(ctx, s, sealedBoxCodec, opts)
+var _ engine.SealedBoxKeys = (*SealedBoxKeys)(nil)
+
+// LoadSealedBoxKeys reads the sealed-box keys Ensure made and any a
+// rotation replaced. Returns ENotFound if there is no current key.
+func (b *Boot) LoadSealedBoxKeys(ctx context.Context) (*SealedBoxKeys, error) {
+	v, err := loadVersionedKeys(ctx, b.cfg.Secrets, sealedBoxCodec, b.setOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +52,7 @@ func (k *SealedBoxKeys) PublicKey() []byte {
 // Errors as OpenSealedBox.
 func (k *SealedBoxKeys) Open(sealed []byte) ([]byte, error) {
 	plain, err := openWithAny(k.v.snapshot(), k.v.now(), sealed)
-	if !IsCode(err, EInvalid) || !wellSized(sealed) || !k.v.reloadAfterMiss() {
+	if !engine.IsCode(err, engine.EInvalid) || !wellSized(sealed) || !k.v.reloadAfterMiss() {
 		return plain, err
 	}
 	return openWithAny(k.v.history.Load(), k.v.now(), sealed)
@@ -57,7 +61,7 @@ func (k *SealedBoxKeys) Open(sealed []byte) ([]byte, error) {
 func openWithAny(h *keyHistory[*ecdh.PrivateKey], now time.Time, sealed []byte) ([]byte, error) {
 	plain, err := OpenSealedBox(h.current.key, sealed)
 	for _, p := range h.inGrace(now) {
-		if !IsCode(err, EInvalid) {
+		if !engine.IsCode(err, engine.EInvalid) {
 			break
 		}
 		plain, err = OpenSealedBox(p.key, sealed)

@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"math/big"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // JWTKeys are the RSA keys of session tokens: the current key signs, and
@@ -23,10 +25,12 @@ var jwtCodec = keyCodec[*rsa.PrivateKey]{
 	id:     func(k *rsa.PrivateKey) string { return JWKThumbprint(&k.PublicKey) },
 }
 
-// LoadJWTKeys reads the JWT keys EnsureBootMaterial made and any a
-// rotation replaced. Returns ENotFound if there is no current key.
-func LoadJWTKeys(ctx context.Context, s Secrets, opts KeySetOptions) (*JWTKeys, error) {
-	v, err := loadVersionedKeys(ctx, s, jwtCodec, opts)
+var _ engine.JWTKeys = (*JWTKeys)(nil)
+
+// LoadJWTKeys reads the JWT keys Ensure made and any a rotation replaced.
+// Returns ENotFound if there is no current key.
+func (b *Boot) LoadJWTKeys(ctx context.Context) (*JWTKeys, error) {
+	v, err := loadVersionedKeys(ctx, b.cfg.Secrets, jwtCodec, b.setOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -38,17 +42,17 @@ func StaticJWTKeys(key *rsa.PrivateKey) *JWTKeys {
 	return &JWTKeys{staticKeys(key, jwtCodec)}
 }
 
-// signer returns the current key and its kid.
-func (k *JWTKeys) signer() (string, *rsa.PrivateKey) {
+// Signer returns the current key and its kid.
+func (k *JWTKeys) Signer() (string, *rsa.PrivateKey) {
 	cur := k.v.snapshot().current
 	return cur.id, cur.key
 }
 
-// verifiers returns the public keys a token with kid may be checked
+// Verifiers returns the public keys a token with kid may be checked
 // against: the key named kid, reloading the set once when it is unknown
 // (another instance may have rotated), or, for a token without a kid
 // (issued before keys had names), every key still honoured.
-func (k *JWTKeys) verifiers(kid string) []*rsa.PublicKey {
+func (k *JWTKeys) Verifiers(kid string) []*rsa.PublicKey {
 	h := k.v.snapshot()
 	now := k.v.now()
 	if kid == "" {
@@ -85,35 +89,20 @@ func (k *JWTKeys) Rotate(ctx context.Context, grace time.Duration) (string, erro
 	})
 }
 
-// JWK is an RSA public key as RFC 7517 writes it.
-type JWK struct {
-	KeyType   string `json:"kty"`
-	Use       string `json:"use"`
-	Algorithm string `json:"alg"`
-	KeyID     string `json:"kid"`
-	Modulus   string `json:"n"`
-	Exponent  string `json:"e"`
-}
-
-// JWKSet is what /.well-known/jwks.json serves.
-type JWKSet struct {
-	Keys []JWK `json:"keys"`
-}
-
 // JWKS returns the public keys that verify tokens now: the current key
 // first, then those still in their grace period.
-func (k *JWTKeys) JWKS() JWKSet {
+func (k *JWTKeys) JWKS() engine.JWKSet {
 	h := k.v.snapshot()
-	set := JWKSet{Keys: []JWK{publicJWK(h.current)}}
+	set := engine.JWKSet{Keys: []engine.JWK{publicJWK(h.current)}}
 	for _, p := range h.inGrace(k.v.now()) {
 		set.Keys = append(set.Keys, publicJWK(p))
 	}
 	return set
 }
 
-func publicJWK(v keyVersion[*rsa.PrivateKey]) JWK {
+func publicJWK(v keyVersion[*rsa.PrivateKey]) engine.JWK {
 	n, e := jwkModulusExponent(&v.key.PublicKey)
-	return JWK{KeyType: "RSA", Use: "sig", Algorithm: "RS256", KeyID: v.id, Modulus: n, Exponent: e}
+	return engine.JWK{KeyType: "RSA", Use: "sig", Algorithm: "RS256", KeyID: v.id, Modulus: n, Exponent: e}
 }
 
 func jwkModulusExponent(pub *rsa.PublicKey) (n, e string) {

@@ -1,8 +1,9 @@
-package engine
+package keys
 
 import (
 	"crypto/ecdh"
 
+	"github.com/hoodcloud/hoodcloud/engine"
 	"golang.org/x/crypto/nacl/box"
 )
 
@@ -16,7 +17,7 @@ const (
 	SealedBoxNonceSize     = 24
 	SealedBoxOverhead      = SealedBoxPublicKeySize + SealedBoxNonceSize + box.Overhead
 	// MaxSealedSecretBytes bounds a sealed secret: key material is small.
-	MaxSealedSecretBytes = 16 << 10
+	MaxSealedSecretBytes = engine.MaxSealedBoxBytes - SealedBoxOverhead
 )
 
 // SealedBoxFormat describes the format for clients, e.g. next to the public key.
@@ -30,21 +31,21 @@ const SealedBoxFormat = "NaCl box (X25519, XSalsa20-Poly1305) from an ephemeral 
 // any of the content.
 func OpenSealedBox(key *ecdh.PrivateKey, sealed []byte) ([]byte, error) {
 	if key == nil || key.Curve() != ecdh.X25519() {
-		return nil, Errorf(EInternal, "no X25519 sealed-box key configured")
+		return nil, engine.Errorf(engine.EInternal, "no X25519 sealed-box key configured")
 	}
 	if len(sealed) < SealedBoxOverhead || len(sealed) > MaxSealedSecretBytes+SealedBoxOverhead {
-		return nil, Errorf(EInvalid, "a sealed box is %d to %d bytes", SealedBoxOverhead, MaxSealedSecretBytes+SealedBoxOverhead)
+		return nil, engine.Errorf(engine.EInvalid, "a sealed box is %d to %d bytes", SealedBoxOverhead, MaxSealedSecretBytes+SealedBoxOverhead)
 	}
 	shared, err := boxKey(key, sealed[:SealedBoxPublicKeySize])
 	if err != nil {
 		return nil, err
 	}
-	defer Zero(shared[:])
+	defer engine.Zero(shared[:])
 	var nonce [SealedBoxNonceSize]byte
 	copy(nonce[:], sealed[SealedBoxPublicKeySize:])
 	plain, ok := box.OpenAfterPrecomputation(nil, sealed[SealedBoxPublicKeySize+SealedBoxNonceSize:], &nonce, shared)
 	if !ok {
-		return nil, Errorf(EInvalid, "the sealed box does not open with this appliance's key")
+		return nil, engine.Errorf(engine.EInvalid, "the sealed box does not open with this appliance's key")
 	}
 	return plain, nil
 }
@@ -53,13 +54,13 @@ func OpenSealedBox(key *ecdh.PrivateKey, sealed []byte) ([]byte, error) {
 // crypto/ecdh checks the ephemeral key first, refusing low-order points,
 // whose shared secret would be all zeros and known to anyone.
 func boxKey(key *ecdh.PrivateKey, ephemeral []byte) (*[32]byte, error) {
-	invalid := Errorf(EInvalid, "the sealed box does not open with this appliance's key")
+	invalid := engine.Errorf(engine.EInvalid, "the sealed box does not open with this appliance's key")
 	pub, err := ecdh.X25519().NewPublicKey(ephemeral)
 	if err != nil {
 		return nil, invalid
 	}
 	secret, err := key.ECDH(pub)
-	Zero(secret)
+	engine.Zero(secret)
 	if err != nil {
 		return nil, invalid
 	}
@@ -67,8 +68,8 @@ func boxKey(key *ecdh.PrivateKey, ephemeral []byte) (*[32]byte, error) {
 	copy(peer[:], ephemeral)
 	raw := key.Bytes()
 	copy(priv[:], raw)
-	Zero(raw)
-	defer Zero(priv[:])
+	engine.Zero(raw)
+	defer engine.Zero(priv[:])
 	shared := new([32]byte)
 	box.Precompute(shared, &peer, &priv)
 	return shared, nil

@@ -1,4 +1,4 @@
-package engine_test
+package keys_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 )
@@ -46,9 +47,9 @@ func (f *rewrapFixture) node(id string, state engine.NodeState, updated time.Tim
 		Source: "generated", Ciphertext: wrapped, CreatedAt: updated}))
 }
 
-func (f *rewrapFixture) rotation(s engine.Secrets, now func() time.Time) *engine.KeyRotation {
+func (f *rewrapFixture) rotation(s engine.Secrets, now func() time.Time) *keys.Rotations {
 	f.t.Helper()
-	r, err := engine.NewKeyRotation(engine.KeyRotationConfig{
+	r, err := keys.NewRotations(keys.RotationsConfig{
 		Secrets: s, Nodes: f.store, Keys: f.store, Now: now, BatchSize: 2, RetryAfter: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -59,7 +60,7 @@ func (f *rewrapFixture) rotation(s engine.Secrets, now func() time.Time) *engine
 
 // waitRewrap waits until the rewrap's progress satisfies done (nil: it
 // completed).
-func (f *rewrapFixture) waitRewrap(r *engine.KeyRotation, done func(*engine.RewrapProgress) bool) *engine.RewrapProgress {
+func (f *rewrapFixture) waitRewrap(r *keys.Rotations, done func(*keys.RewrapProgress) bool) *keys.RewrapProgress {
 	f.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -75,7 +76,7 @@ func (f *rewrapFixture) waitRewrap(r *engine.KeyRotation, done func(*engine.Rewr
 	}
 }
 
-func completed(p *engine.RewrapProgress) bool { return p == nil }
+func completed(p *keys.RewrapProgress) bool { return p == nil }
 
 // allOnVersion proves every data key is wrapped by version v or later:
 // they still open once older versions are refused.
@@ -105,7 +106,7 @@ func TestMasterRotationRewrapsEveryDataKey(t *testing.T) {
 	f.node("node_gone", engine.NodeTerminated, before, false)
 	r := f.rotation(f.secrets, nil)
 
-	rot, err := r.Rotate(t.Context(), engine.KeyKindMaster, 0)
+	rot, err := r.Rotate(t.Context(), keys.KindMaster, 0)
 	mustDo(t, err)
 	if rot.KeyID != "v2" || rot.Rewrap == nil || rot.Resumed {
 		t.Fatalf("rotation %+v: want v2 with a rewrap started", rot)
@@ -139,14 +140,14 @@ func TestMasterRewrapResumesWhereItStopped(t *testing.T) {
 	}
 	failing := &flakySecrets{Secrets: f.secrets, failAfter: 3}
 	first := f.rotation(failing, nil)
-	_, err := first.Rotate(t.Context(), engine.KeyKindMaster, 0)
+	_, err := first.Rotate(t.Context(), keys.KindMaster, 0)
 	mustDo(t, err)
-	f.waitRewrap(first, func(p *engine.RewrapProgress) bool { return p != nil && p.Rewrapped == 3 })
+	f.waitRewrap(first, func(p *keys.RewrapProgress) bool { return p != nil && p.Rewrapped == 3 })
 	first.Close() // the appliance stops while the backend is down
 
 	healthy := &flakySecrets{Secrets: f.secrets}
 	second := f.rotation(healthy, nil)
-	rot, err := second.Rotate(t.Context(), engine.KeyKindMaster, 0)
+	rot, err := second.Rotate(t.Context(), keys.KindMaster, 0)
 	mustDo(t, err)
 	if !rot.Resumed || rot.KeyID != "v2" {
 		t.Fatalf("rotating while a rewrap is unfinished: %+v; want the rewrap to v2 resumed, no new version", rot)
@@ -179,7 +180,7 @@ func TestMasterRewrapRevisitsNodesThatChangedDuringAPass(t *testing.T) {
 	f.node("node_moving", engine.NodeDegraded, start.Add(90*time.Second), true) // changed after the pass began
 	counting := &flakySecrets{Secrets: f.secrets}
 	r := f.rotation(counting, now)
-	_, err := r.Rotate(t.Context(), engine.KeyKindMaster, 0)
+	_, err := r.Rotate(t.Context(), keys.KindMaster, 0)
 	mustDo(t, err)
 	f.waitRewrap(r, completed)
 	if n := counting.rewraps.Load(); n != 5 {
@@ -195,15 +196,15 @@ func TestRotateRefusals(t *testing.T) {
 	f := newRewrapFixture(t)
 	r := f.rotation(f.secrets, nil)
 	tests := []struct {
-		kind  engine.KeyKind
+		kind  keys.Kind
 		grace time.Duration
 		want  engine.Code
 	}{
 		{"passwords", 0, engine.ENotFound},
-		{engine.KeyKindMaster, 0, engine.ENotFound}, // no node has a data key, so no master key yet
-		{engine.KeyKindMaster, time.Hour, engine.EInvalid},
-		{engine.KeyKindJWT, 0, engine.EUnsupported}, // no boot material configured
-		{engine.KeyKindAgentCA, 0, engine.EUnsupported},
+		{keys.KindMaster, 0, engine.ENotFound}, // no node has a data key, so no master key yet
+		{keys.KindMaster, time.Hour, engine.EInvalid},
+		{keys.KindJWT, 0, engine.EUnsupported}, // no boot material configured
+		{keys.KindAgentCA, 0, engine.EUnsupported},
 	}
 	for _, tt := range tests {
 		if _, err := r.Rotate(t.Context(), tt.kind, tt.grace); !engine.IsCode(err, tt.want) {
@@ -214,19 +215,19 @@ func TestRotateRefusals(t *testing.T) {
 
 func TestRotateEveryKindThroughTheBootMaterial(t *testing.T) {
 	f := newRewrapFixture(t)
-	boot, err := engine.EnsureBootMaterial(t.Context(), f.secrets)
+	boot, err := mustBoot(t, keys.BootConfig{Secrets: f.secrets}).Ensure(t.Context())
 	mustDo(t, err)
-	r, err := engine.NewKeyRotation(engine.KeyRotationConfig{Secrets: f.secrets, Boot: boot, Nodes: f.store, Keys: f.store})
+	r, err := keys.NewRotations(keys.RotationsConfig{Secrets: f.secrets, Boot: boot, Nodes: f.store, Keys: f.store})
 	mustDo(t, err)
 	defer r.Close()
-	for _, kind := range []engine.KeyKind{engine.KeyKindJWT, engine.KeyKindSealedBox, engine.KeyKindAgentCA} {
+	for _, kind := range []keys.Kind{keys.KindJWT, keys.KindSealedBox, keys.KindAgentCA} {
 		rot, err := r.Rotate(t.Context(), kind, 3*time.Hour)
 		mustDo(t, err)
 		if rot.KeyID == "" || time.Until(rot.GraceUntil) < 2*time.Hour || rot.Rewrap != nil {
 			t.Errorf("rotation of %s: %+v; want a new key id and the grace end 3h away", kind, rot)
 		}
 	}
-	if boot.JWT().JWKS().Keys[0].KeyID == engine.JWKThumbprint(&boot.JWTKey.PublicKey) {
+	if boot.JWT().JWKS().Keys[0].KeyID == keys.JWKThumbprint(&boot.JWTKey.PublicKey) {
 		t.Error("the boot material's JWT key set does not follow the rotation")
 	}
 }

@@ -1,4 +1,4 @@
-package engine_test
+package keys_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"golang.org/x/crypto/nacl/box"
 )
 
@@ -55,15 +56,15 @@ func TestOpenSealedBox(t *testing.T) {
 		{"a flipped tag byte", flip(56), nil},
 		{"a flipped nonce byte", flip(40), nil},
 		{"a flipped ephemeral key byte", flip(3), nil},
-		{"one byte short of the overhead", valid[:engine.SealedBoxOverhead-1], nil},
+		{"one byte short of the overhead", valid[:keys.SealedBoxOverhead-1], nil},
 		{"empty", nil, nil},
 		{"sealed to another key", seal(t, other.PublicKey(), msg), nil},
 		{"a low-order ephemeral key", lowOrder, nil},
-		{"longer than a secret may be", seal(t, key.PublicKey(), make([]byte, engine.MaxSealedSecretBytes+1)), nil},
+		{"longer than a secret may be", seal(t, key.PublicKey(), make([]byte, keys.MaxSealedSecretBytes+1)), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := engine.OpenSealedBox(key, tt.sealed)
+			got, err := keys.OpenSealedBox(key, tt.sealed)
 			if tt.want == nil {
 				if !engine.IsCode(err, engine.EInvalid) {
 					t.Fatalf("err = %v, want invalid", err)
@@ -78,7 +79,7 @@ func TestOpenSealedBox(t *testing.T) {
 }
 
 func TestOpenSealedBoxNeedsAKey(t *testing.T) {
-	if _, err := engine.OpenSealedBox(nil, make([]byte, 100)); !engine.IsCode(err, engine.EInternal) {
+	if _, err := keys.OpenSealedBox(nil, make([]byte, 100)); !engine.IsCode(err, engine.EInternal) {
 		t.Fatalf("err = %v, want internal", err)
 	}
 }
@@ -91,17 +92,17 @@ func FuzzOpenSealedBox(f *testing.F) {
 	f.Add(seal(f, key.PublicKey(), []byte("seed")))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, sealed []byte) {
-		plain, err := engine.OpenSealedBox(key, sealed)
+		plain, err := keys.OpenSealedBox(key, sealed)
 		switch {
 		case err != nil && !engine.IsCode(err, engine.EInvalid):
 			t.Fatalf("err = %v, want invalid", err)
-		case err == nil && len(plain) != len(sealed)-engine.SealedBoxOverhead:
+		case err == nil && len(plain) != len(sealed)-keys.SealedBoxOverhead:
 			t.Fatalf("plaintext of %d bytes from a box of %d", len(plain), len(sealed))
 		}
-		if len(sealed) > engine.MaxSealedSecretBytes {
+		if len(sealed) > keys.MaxSealedSecretBytes {
 			return
 		}
-		got, err := engine.OpenSealedBox(key, seal(t, key.PublicKey(), sealed))
+		got, err := keys.OpenSealedBox(key, seal(t, key.PublicKey(), sealed))
 		if err != nil || !bytes.Equal(got, sealed) {
 			t.Fatalf("round trip: %v", err)
 		}

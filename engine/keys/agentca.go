@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // AgentCA is one agent CA: its self-signed certificate, its key, and the
@@ -52,10 +54,10 @@ var agentCACodec = keyCodec[*AgentCA]{
 	id:     (*AgentCA).ID,
 }
 
-// LoadAgentCAs reads the agent CA EnsureBootMaterial made and any a
-// rotation replaced. Returns ENotFound if there is no agent CA.
-func LoadAgentCAs(ctx context.Context, s Secrets, opts KeySetOptions) (*AgentCAs, error) {
-	v, err := loadVersionedKeys(ctx, s, agentCACodec, opts)
+// LoadAgentCAs reads the agent CA Ensure made and any a rotation
+// replaced. Returns ENotFound if there is no agent CA.
+func (b *Boot) LoadAgentCAs(ctx context.Context) (*AgentCAs, error) {
+	v, err := loadVersionedKeys(ctx, b.cfg.Secrets, agentCACodec, b.setOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -134,11 +136,11 @@ func (c *AgentCAs) Rotate(ctx context.Context, grace time.Duration) (string, err
 	})
 }
 
-// RotateAgentCA replaces the agent CA in s at now, as AgentCAs.Rotate
+// RotateAgentCA replaces the agent CA in Secrets, as AgentCAs.Rotate
 // does, and returns the new one. Instances holding AgentCAs notice within
 // their refresh period.
-func RotateAgentCA(ctx context.Context, s Secrets, now time.Time, grace time.Duration) (*AgentCA, error) {
-	cas, err := LoadAgentCAs(ctx, s, KeySetOptions{Now: func() time.Time { return now }})
+func (b *Boot) RotateAgentCA(ctx context.Context, grace time.Duration) (*AgentCA, error) {
+	cas, err := b.LoadAgentCAs(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -246,19 +248,19 @@ func decodeAgentCA(bundle []byte) (*AgentCA, error) {
 			var k any
 			k, err = x509.ParsePKCS8PrivateKey(block.Bytes)
 			ca.Key, _ = k.(*ecdsa.PrivateKey)
-			Zero(block.Bytes)
+			engine.Zero(block.Bytes)
 		}
 		if err != nil {
-			return nil, Errorf(EInternal, "%s holds an unreadable %s", SecretAgentCA, block.Type)
+			return nil, engine.Errorf(engine.EInternal, "%s holds an unreadable %s", SecretAgentCA, block.Type)
 		}
 	}
 	if ca.Key == nil {
-		return nil, Errorf(EInternal, "%s does not hold a certificate with its P-256 key", SecretAgentCA)
+		return nil, engine.Errorf(engine.EInternal, "%s does not hold a certificate with its P-256 key", SecretAgentCA)
 	}
 	for _, c := range certs {
 		switch {
 		case !ca.Key.PublicKey.Equal(c.PublicKey):
-			return nil, Errorf(EInternal, "%s holds a certificate of another key", SecretAgentCA)
+			return nil, engine.Errorf(engine.EInternal, "%s holds a certificate of another key", SecretAgentCA)
 		case ca.Cert == nil && c.CheckSignatureFrom(c) == nil:
 			ca.Cert = c
 		default:
@@ -266,7 +268,7 @@ func decodeAgentCA(bundle []byte) (*AgentCA, error) {
 		}
 	}
 	if ca.Cert == nil {
-		return nil, Errorf(EInternal, "%s does not hold a certificate with its P-256 key", SecretAgentCA)
+		return nil, engine.Errorf(engine.EInternal, "%s does not hold a certificate with its P-256 key", SecretAgentCA)
 	}
 	return &ca, nil
 }

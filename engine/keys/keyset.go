@@ -1,4 +1,4 @@
-package engine
+package keys
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
 )
 
 // How long the key a rotation replaces stays honoured, unless the rotation
@@ -21,13 +23,13 @@ const (
 	// every certificate the old CA issued expires before it stops being
 	// trusted.
 	DefaultAgentCAGrace = 30 * 24 * time.Hour
-	// MaxKeyGrace bounds a grace period: an old key is meant to go away.
-	MaxKeyGrace = 365 * 24 * time.Hour
+	// MaxGrace bounds a grace period: an old key is meant to go away.
+	MaxGrace = 365 * 24 * time.Hour
 )
 
-// Defaults of KeySetOptions.
+// Defaults of BootConfig.
 const (
-	DefaultKeySetRefresh = time.Minute
+	DefaultRefresh = time.Minute
 	// keySetMissReload is the least time between two reloads forced by a
 	// key the set does not know, so junk cannot hammer Secrets.
 	keySetMissReload = 5 * time.Second
@@ -39,23 +41,23 @@ const (
 // beside the secret of the current key.
 const retiredSuffix = "-retired"
 
-// KeySetOptions tune how a key set follows rotations; zero fields take
-// the defaults.
-type KeySetOptions struct {
+// setOptions tune how a key set follows rotations, as BootConfig says;
+// zero fields take the defaults.
+type setOptions struct {
 	// Now is the clock grace periods are measured on; time.Now when nil.
 	Now func() time.Time
 	// Refresh is how long a loaded set is used before it is read again
 	// from Secrets, so an instance notices a rotation made by another;
-	// DefaultKeySetRefresh when zero.
+	// DefaultRefresh when zero.
 	Refresh time.Duration
 }
 
-func (o KeySetOptions) withDefaults() KeySetOptions {
+func (o setOptions) withDefaults() setOptions {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Refresh <= 0 {
-		o.Refresh = DefaultKeySetRefresh
+		o.Refresh = DefaultRefresh
 	}
 	return o
 }
@@ -119,16 +121,16 @@ type retiredKeys struct {
 }
 
 // versionedKeys is a key kind's history in Secrets: the current key under
-// the codec's name, where EnsureBootMaterial put it, and the keys it
+// the codec's name, where Boot.Ensure put it, and the keys it
 // replaced under that name with retiredSuffix, each until its grace period
 // ends. Readers use an in-memory snapshot, refreshed when it is older than
 // Refresh and, at most every keySetMissReload, when asked for a key it
 // lacks. Without Secrets (a static set) it never changes. Safe for
 // concurrent use.
 type versionedKeys[K any] struct {
-	secrets Secrets
+	secrets engine.Secrets
 	codec   keyCodec[K]
-	opts    KeySetOptions
+	opts    setOptions
 
 	history   atomic.Pointer[keyHistory[K]]
 	reloading sync.Mutex
@@ -136,7 +138,7 @@ type versionedKeys[K any] struct {
 	lastMiss  atomic.Int64 // UnixNano of the last reload forced by a miss
 }
 
-func loadVersionedKeys[K any](ctx context.Context, s Secrets, codec keyCodec[K], opts KeySetOptions) (*versionedKeys[K], error) {
+func loadVersionedKeys[K any](ctx context.Context, s engine.Secrets, codec keyCodec[K], opts setOptions) (*versionedKeys[K], error) {
 	v := &versionedKeys[K]{secrets: s, codec: codec, opts: opts.withDefaults()}
 	if err := v.load(ctx); err != nil {
 		return nil, err
@@ -146,7 +148,7 @@ func loadVersionedKeys[K any](ctx context.Context, s Secrets, codec keyCodec[K],
 
 // staticKeys is a history of one key that never reloads nor rotates.
 func staticKeys[K any](key K, codec keyCodec[K]) *versionedKeys[K] {
-	v := &versionedKeys[K]{codec: codec, opts: KeySetOptions{}.withDefaults()}
+	v := &versionedKeys[K]{codec: codec, opts: setOptions{}.withDefaults()}
 	v.history.Store(&keyHistory[K]{current: keyVersion[K]{key: key, id: codec.id(key)}})
 	return v
 }
@@ -197,7 +199,7 @@ func (v *versionedKeys[K]) load(ctx context.Context) error {
 		return fmt.Errorf("read %s: %w", v.codec.name, err)
 	}
 	cur, err := v.codec.decode(raw)
-	Zero(raw)
+	engine.Zero(raw)
 	if err != nil {
 		return err
 	}
@@ -209,7 +211,7 @@ func (v *versionedKeys[K]) load(ctx context.Context) error {
 	for i := len(retired.Keys) - 1; i >= 0; i-- { // stored oldest first
 		r := retired.Keys[i]
 		k, err := v.codec.decode(r.Key)
-		Zero(r.Key)
+		engine.Zero(r.Key)
 		if err != nil {
 			return err
 		}
@@ -226,16 +228,16 @@ func (v *versionedKeys[K]) retiredName() string { return v.codec.name + retiredS
 // readRetired returns the retired keys, oldest first; none is no error.
 func (v *versionedKeys[K]) readRetired(ctx context.Context) (*retiredKeys, error) {
 	raw, err := v.secrets.Get(ctx, v.retiredName())
-	if IsCode(err, ENotFound) {
+	if engine.IsCode(err, engine.ENotFound) {
 		return &retiredKeys{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", v.retiredName(), err)
 	}
-	defer Zero(raw)
+	defer engine.Zero(raw)
 	var r retiredKeys
 	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, Errorf(EInternal, "%s is unreadable", v.retiredName())
+		return nil, engine.Errorf(engine.EInternal, "%s is unreadable", v.retiredName())
 	}
 	return &r, nil
 }
@@ -252,7 +254,7 @@ func (v *versionedKeys[K]) readRetired(ctx context.Context) (*retiredKeys, error
 // rotations are an operator's act, one at a time. Returns the new key's id.
 func (v *versionedKeys[K]) rotate(ctx context.Context, grace time.Duration, next func(current K) ([]byte, error)) (string, error) {
 	if v.secrets == nil {
-		return "", Errorf(EUnsupported, "these keys are not kept in Secrets and cannot be rotated")
+		return "", engine.Errorf(engine.EUnsupported, "these keys are not kept in Secrets and cannot be rotated")
 	}
 	v.rotating.Lock()
 	defer v.rotating.Unlock()
@@ -260,7 +262,7 @@ func (v *versionedKeys[K]) rotate(ctx context.Context, grace time.Duration, next
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", v.codec.name, err)
 	}
-	defer Zero(raw)
+	defer engine.Zero(raw)
 	cur, err := v.codec.decode(raw)
 	if err != nil {
 		return "", err
@@ -272,7 +274,7 @@ func (v *versionedKeys[K]) rotate(ctx context.Context, grace time.Duration, next
 	if err != nil {
 		return "", fmt.Errorf("generate %s: %w", v.codec.name, err)
 	}
-	defer Zero(fresh)
+	defer engine.Zero(fresh)
 	if err := v.secrets.Put(ctx, v.codec.name, fresh); err != nil {
 		return "", fmt.Errorf("store %s: %w", v.codec.name, err)
 	}
@@ -306,12 +308,12 @@ func (v *versionedKeys[K]) retire(ctx context.Context, encoded []byte, id string
 	kept.Keys = append(kept.Keys, retiredKey{Key: encoded, RetiredAt: now, Until: now.Add(grace)})
 	doc, err := json.Marshal(kept)
 	for _, r := range old.Keys {
-		Zero(r.Key)
+		engine.Zero(r.Key)
 	}
 	if err != nil {
-		return Errorf(EInternal, "encode %s", v.retiredName())
+		return engine.Errorf(engine.EInternal, "encode %s", v.retiredName())
 	}
-	defer Zero(doc)
+	defer engine.Zero(doc)
 	if err := v.secrets.Put(ctx, v.retiredName(), doc); err != nil {
 		return fmt.Errorf("store %s: %w", v.retiredName(), err)
 	}
@@ -319,13 +321,13 @@ func (v *versionedKeys[K]) retire(ctx context.Context, encoded []byte, id string
 }
 
 // checkGrace returns grace, or def when zero. Returns EInvalid unless it
-// is within (0, MaxKeyGrace].
+// is within (0, MaxGrace].
 func checkGrace(grace, def time.Duration) (time.Duration, error) {
 	if grace == 0 {
 		return def, nil
 	}
-	if grace < 0 || grace > MaxKeyGrace {
-		return 0, Errorf(EInvalid, "a grace period is more than 0 and at most %s", MaxKeyGrace)
+	if grace < 0 || grace > MaxGrace {
+		return 0, engine.Errorf(engine.EInvalid, "a grace period is more than 0 and at most %s", MaxGrace)
 	}
 	return grace, nil
 }
