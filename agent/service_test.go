@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,7 +42,7 @@ func (e *testEnv) client(t *testing.T, cfg *tls.Config) agentv1.AgentServiceClie
 }
 
 func rpcCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Patience)
 	t.Cleanup(cancel)
 	return ctx
 }
