@@ -18,7 +18,7 @@ ROOT := github.com/hoodcloud/hoodcloud
 RACE_PKGS = $(shell go list ./... | grep -v '^$(ROOT)$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test lint bench soak generate clean
+.PHONY: build run test test-stress lint bench soak generate clean
 
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/hoodcloud .
@@ -29,6 +29,20 @@ run:
 test: lint
 	go test -race -count=1 $(RACE_PKGS)
 	go test -count=1 -timeout 20m $(ROOT)
+
+# `make test` beside a busy loop on every core, as on a loaded CI runner: a
+# test that races a timer fails here rather than there. Each loop also stops
+# by itself once this recipe's shell is gone, however it ended.
+test-stress:
+	@hogs=; \
+	for _ in $$(seq "$$(nproc)"); do \
+		sh -c 'while kill -0 $$PPID 2>/dev/null; do i=0; while [ $$i -lt 20000 ]; do i=$$((i+1)); done; done' & \
+		hogs="$$hogs $$!"; \
+	done; \
+	trap 'kill $$hogs 2>/dev/null' EXIT; \
+	trap 'exit 130' INT TERM; \
+	echo "test-stress: $$(nproc) busy loops beside make test"; \
+	$(MAKE) test
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

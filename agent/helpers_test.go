@@ -215,13 +215,16 @@ func (e *testEnv) command(t *testing.T, id string) *engine.Command {
 	return c
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor polls cond until it holds. within is how long it takes on a
+// quiet machine; the wait gives up only after testenv.Patience at least,
+// as a loaded one can be many times slower.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	limit := max(within, testenv.Patience)
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -68,11 +68,12 @@ func TestEnrollRefusesEveryBadToken(t *testing.T) {
 	if _, err := e.identity.Enroll(ctx, used, "node_a", newCSR(t, "x"), ""); err != nil {
 		t.Fatal(err)
 	}
-	expired, err := e.identity.IssueEnrollmentToken(ctx, "node_c", time.Millisecond)
+	e.identity.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } // issued two hours ago
+	expired, err := e.identity.IssueEnrollmentToken(ctx, "node_c", time.Hour)
+	e.identity.Now = time.Now
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond)
 	forA := e.token(t, "node_a2")
 	tests := []struct {
 		name, token, node string

@@ -195,12 +195,15 @@ func TestAgentRestartKeepsTheConfigurationAndTheChainRunning(t *testing.T) {
 	e.waitStatus(t, e.enqueue(t, "node_a", engine.CommandStop, nil), engine.CommandCompleted, 10*time.Second)
 	ra.stop(t)
 	next := restarted(cfg)
-	startAgent(t, next)
+	ra = startAgent(t, next)
 	waitFor(t, 5*time.Second, "the runtime to be restored", func() bool {
 		st, _ := next.Runtime.Status(context.Background())
 		return st.Configured
 	})
-	time.Sleep(300 * time.Millisecond)
+	// The agent logs how it resumed once it decided whether to start.
+	waitFor(t, 5*time.Second, "the agent to have resumed the runtime", func() bool {
+		return strings.Contains(ra.logs.String(), "runtime configuration restored")
+	})
 	if st, _ := next.Runtime.Status(context.Background()); st.Running {
 		t.Error("the stopped chain was started")
 	}

@@ -41,15 +41,23 @@ func TestHeartbeatStatusIsKeptInTheCache(t *testing.T) {
 	}
 }
 
-// slowStatuses takes its time over each status write and counts them.
+// slowStatuses holds each status write until release is closed, as a
+// cache that hangs, and counts them.
 type slowStatuses struct {
-	delay  time.Duration
-	writes atomic.Int64
-	last   atomic.Pointer[engine.AgentStatus]
+	release chan struct{}
+	holding atomic.Int64 // writes waiting for release
+	writes  atomic.Int64
+	last    atomic.Pointer[engine.AgentStatus]
 }
 
 func (s *slowStatuses) SetAgentStatus(ctx context.Context, st *engine.AgentStatus, _ time.Duration) error {
-	time.Sleep(s.delay)
+	s.holding.Add(1)
+	defer s.holding.Add(-1)
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	s.writes.Add(1)
 	s.last.Store(st)
 	return nil
@@ -61,21 +69,23 @@ func (s *slowStatuses) GetAgentStatus(context.Context, string) (*engine.AgentSta
 
 func TestHeartbeatsDoNotWaitForTheStatusWriteAndTheLatestStatusWins(t *testing.T) {
 	e := newTestEnv(t)
-	slow := &slowStatuses{delay: 500 * time.Millisecond}
+	slow := &slowStatuses{release: make(chan struct{})}
 	e.cfg.Statuses = slow
 	stopGateway(e.gw)
 	e.startGateway(t)
 	client, _ := e.enrolled(t, "node_a")
-	start := time.Now()
+	// The cache holds every write until the heartbeats are done: a write
+	// still held once they all returned is one no heartbeat waited for.
 	for i := range 20 {
 		req := &agentv1.HeartbeatRequest{NodeId: "node_a", Sync: &agentv1.SyncStatus{CurrentHeight: uint64(i)}}
 		if _, err := client.Heartbeat(rpcCtx(t), req); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if took := time.Since(start); took > 400*time.Millisecond {
-		t.Errorf("20 heartbeats took %s: they waited for the status writes", took)
-	}
+	waitFor(t, time.Second, "a status write held by the cache after the heartbeats returned (a heartbeat waited for it)", func() bool {
+		return slow.holding.Load() > 0
+	})
+	close(slow.release)
 	waitFor(t, 5*time.Second, "the latest status to be written", func() bool {
 		st := slow.last.Load()
 		return st != nil && st.BlockHeight == 19

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -386,6 +387,7 @@ type deliveryLog struct {
 	mu    sync.Mutex
 	acks  []engine.Ack
 	maxes []int
+	ids   []string
 	ch    chan struct{}
 }
 
@@ -395,7 +397,7 @@ func (l *deliveryLog) wrap(h engine.MessageHandler) engine.MessageHandler {
 	return func(ctx context.Context, m *engine.Message) engine.Ack {
 		a := h(ctx, m)
 		l.mu.Lock()
-		l.acks, l.maxes = append(l.acks, a), append(l.maxes, m.Deliveries)
+		l.acks, l.maxes, l.ids = append(l.acks, a), append(l.maxes, m.Deliveries), append(l.ids, m.ID)
 		l.mu.Unlock()
 		l.ch <- struct{}{}
 		return a
@@ -407,20 +409,40 @@ func (l *deliveryLog) wait(t *testing.T, n int) {
 	for range n {
 		select {
 		case <-l.ch:
-		case <-time.After(15 * time.Second):
+		case <-time.After(testenv.Patience):
 			t.Fatalf("waited for %d deliveries, got fewer", n)
 		}
 	}
 }
 
-// requireQuiet checks no further delivery arrives for a while.
-func (l *deliveryLog) requireQuiet(t *testing.T, d time.Duration) {
+// requireNoMore checks the consumer got nothing beyond the deliveries
+// logged so far. It publishes a marker on subject, behind everything the
+// test published, and waits for it: a consumer is handed a stream's
+// messages in order, one at a time, so once the marker is handled every
+// message stored before it has been delivered.
+func (l *deliveryLog) requireNoMore(t *testing.T, bus engine.Events, subject string) {
 	t.Helper()
-	select {
-	case <-l.ch:
-		t.Fatal("an unexpected further delivery")
-	case <-time.After(d):
+	l.mu.Lock()
+	want := len(l.ids)
+	l.mu.Unlock()
+	const marker = "end-of-test-marker" // not JSON: the consumer drops it
+	if err := bus.Publish(context.Background(), subject, marker, []byte(marker)); err != nil {
+		t.Fatal(err)
 	}
+	for !l.delivered(marker) {
+		l.wait(t, 1)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got := len(l.ids) - 1; got != want {
+		t.Fatalf("%d deliveries before the marker, want %d: %q", got, want, l.ids)
+	}
+}
+
+func (l *deliveryLog) delivered(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Contains(l.ids, id)
 }
 
 func consume(t *testing.T, bus engine.Events, c *engine.PaymentConsumer, stream engine.StreamSpec, log *deliveryLog) {
@@ -481,7 +503,7 @@ func TestPaymentStreamDedupesTheEventID(t *testing.T) {
 		}
 	}
 	log.wait(t, 1)
-	log.requireQuiet(t, 300*time.Millisecond)
+	log.requireNoMore(t, bus, engine.SubjectPaymentCompleted)
 	p.requireActivatedOnce(pay)
 }
 
@@ -514,7 +536,7 @@ func TestPaymentConsumerRedeliversAfterRetry(t *testing.T) {
 func TestPaymentConsumerGivesUpAfterMaxDeliver(t *testing.T) {
 	p := newPayments(t)
 	p.workflows.fail = func(string, int) error { return engine.Errorf(engine.EUnavailable, "temporal is down") }
-	bus := openEmbeddedBus(t, "")
+	bus := openEmbeddedBus(t, "127.0.0.1:0")
 	c, _ := p.consumer()
 	log := newDeliveryLog()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -523,6 +545,7 @@ func TestPaymentConsumerGivesUpAfterMaxDeliver(t *testing.T) {
 	if err := bus.EnsureStream(ctx, stream); err != nil {
 		t.Fatal(err)
 	}
+	gaveUp := subscribeMaxDeliveries(t, bus.ClientURL(), stream.Name, "few")
 	stop, err := bus.Consume(ctx, engine.ConsumerSpec{Stream: stream.Name, Durable: "few", MaxDeliver: 2, AckWait: time.Second}, log.wrap(c.Handle))
 	if err != nil {
 		t.Fatal(err)
@@ -533,7 +556,32 @@ func TestPaymentConsumerGivesUpAfterMaxDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.wait(t, 2)
-	log.requireQuiet(t, 1500*time.Millisecond)
+	if _, err := gaveUp.NextMsg(testenv.Patience); err != nil {
+		t.Fatalf("the server never gave the message up: %v", err)
+	}
+	if n := len(log.acks); n != 2 {
+		t.Fatalf("%d deliveries, want MaxDeliver (2)", n)
+	}
+}
+
+// subscribeMaxDeliveries subscribes to the advisory the server publishes
+// when it gives a message of the durable consumer up after MaxDeliver
+// deliveries: after it, the message is never delivered again.
+func subscribeMaxDeliveries(t *testing.T, url, stream, durable string) *nats.Subscription {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	sub, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return sub
 }
 
 func TestPaymentConsumerCrashBeforeAck(t *testing.T) {
@@ -606,7 +654,7 @@ func TestPaymentWebhookToConsumer(t *testing.T) {
 	log := newDeliveryLog()
 	consume(t, bus, c, engine.PaymentStream(), log)
 	log.wait(t, 1)
-	log.requireQuiet(t, 300*time.Millisecond)
+	log.requireNoMore(t, bus, engine.SubjectPaymentCompleted)
 	p.requireActivatedOnce(pay)
 }
 
@@ -645,7 +693,7 @@ func TestPaymentConsumerExternalNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.wait(t, 2) // the first two are one message
-	log.requireQuiet(t, 300*time.Millisecond)
+	log.requireNoMore(t, bus, stream.Subjects[0])
 	p.requireActivatedOnce(pay)
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -74,7 +75,7 @@ func TestBreakerFallsBackToMemoryAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
-	cache := redis.New("redis://"+srv.Addr(), redis.Options{DialTimeout: 200 * time.Millisecond, IOTimeout: 200 * time.Millisecond})
+	cache := redis.New("redis://"+srv.Addr(), redis.Options{})
 	mustOpen(t, cache.Open(context.Background()), cache.Close)
 	st := bolt.New(filepath.Join(t.TempDir(), "hoodcloud.db"))
 	mustOpen(t, st.Open(context.Background()), st.Close)
@@ -102,7 +103,11 @@ func TestBreakerFallsBackToMemoryAndBack(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * probe)
+	// Requests from another client probe the cache once a probe is due.
+	testenv.WaitFor(t, "the limiter to count in the cache again", func() bool {
+		f.do(badLogin("192.0.2.22"))
+		return f.gauge(mode) == 1
+	})
 	if rec := f.do(badLogin("192.0.2.21")); rec.Code != 401 {
 		t.Fatalf("first login after the cache is back: %d, want 401 (counted afresh in the cache)", rec.Code)
 	}

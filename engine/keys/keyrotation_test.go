@@ -58,11 +58,15 @@ func (f *rewrapFixture) rotation(s engine.Secrets, now func() time.Time) *keys.R
 	return r
 }
 
+// rewrapPatience bounds a wait on the rewrap: long enough for a loaded
+// machine, it only limits how long a broken rewrap takes to fail.
+const rewrapPatience = 30 * time.Second
+
 // waitRewrap waits until the rewrap's progress satisfies done (nil: it
 // completed).
 func (f *rewrapFixture) waitRewrap(r *keys.Rotations, done func(*keys.RewrapProgress) bool) *keys.RewrapProgress {
 	f.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(rewrapPatience)
 	for {
 		p, err := r.RewrapProgress(f.t.Context())
 		mustDo(f.t, err)
@@ -70,13 +74,26 @@ func (f *rewrapFixture) waitRewrap(r *keys.Rotations, done func(*keys.RewrapProg
 			return p
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("rewrap progress %+v after 10s; logs:\n%s", p, f.logs)
+			f.t.Fatalf("rewrap progress %+v after %s; logs:\n%s", p, rewrapPatience, f.logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
 func completed(p *keys.RewrapProgress) bool { return p == nil }
+
+// waitLog waits until the log holds line: the event, not a count that
+// comes before it.
+func (f *rewrapFixture) waitLog(line string) {
+	f.t.Helper()
+	deadline := time.Now().Add(rewrapPatience)
+	for !strings.Contains(f.logs.String(), line) {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("no %q in the log after %s:\n%s", line, rewrapPatience, f.logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // allOnVersion proves every data key is wrapped by version v or later:
 // they still open once older versions are refused.
@@ -142,6 +159,7 @@ func TestMasterRewrapResumesWhereItStopped(t *testing.T) {
 	first := f.rotation(failing, nil)
 	_, err := first.Rotate(t.Context(), keys.KindMaster, 0)
 	mustDo(t, err)
+	f.waitLog("master key rewrap paused") // the 4th rewrap failed and the pause is logged
 	f.waitRewrap(first, func(p *keys.RewrapProgress) bool { return p != nil && p.Rewrapped == 3 })
 	first.Close() // the appliance stops while the backend is down
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"go.temporal.io/sdk/temporal"
 )
@@ -186,7 +187,7 @@ func newFixture(t *testing.T) *fixture {
 			return chain, nil
 		},
 		OpenSealed: func(b []byte) ([]byte, error) { return bytes.TrimPrefix(b, []byte("sealed:")), nil },
-		Timing:     Timing{Poll: 2 * time.Millisecond, Ack: time.Second, LivenessGrace: 200 * time.Millisecond, StallThreshold: 3, CaptureWait: 5 * time.Second},
+		Timing:     Timing{Poll: 2 * time.Millisecond, Ack: time.Second, LivenessGrace: 200 * time.Millisecond, StallThreshold: 3, CaptureWait: testenv.Patience},
 	}
 	return f
 }
@@ -467,46 +468,74 @@ func (f *fixture) setStatus(t *testing.T, id string, status engine.CommandStatus
 	}
 }
 
+// testClock is the activities' time in tests that judge liveness: it moves
+// only when the test moves it, so a slow machine never looks like a silent
+// agent.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newTestClock() *testClock { return &testClock{now: time.Now().UTC()} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func TestWaitForCommandCompletion(t *testing.T) {
 	tests := []struct {
 		name      string
 		status    engine.CommandStatus
-		progress  func(f *fixture, id string) // runs while waiting
+		progress  func(f *fixture, clock *testClock, id string) // runs while waiting
 		wantError bool
 	}{
 		{"completed", engine.CommandCompleted, nil, false},
 		{"failed by the agent", engine.CommandFailed, nil, true},
-		{"alive while progress is fresh, then completed", engine.CommandAcknowledged, func(f *fixture, id string) {
+		{"alive while progress is fresh, then completed", engine.CommandAcknowledged, func(f *fixture, clock *testClock, id string) {
 			for range 5 {
-				f.cache.set(engine.CommandProgress{CommandID: id, Percent: 50, UpdatedAt: time.Now().UTC()})
-				time.Sleep(100 * time.Millisecond)
+				clock.Add(100 * time.Millisecond)
+				f.cache.set(engine.CommandProgress{CommandID: id, Percent: 50, UpdatedAt: clock.Now()})
+				time.Sleep(10 * time.Millisecond) // a few polls see each step
 			}
 		}, false},
-		{"stalled too often", engine.CommandAcknowledged, func(f *fixture, id string) {
+		{"stalled too often", engine.CommandAcknowledged, func(f *fixture, _ *testClock, id string) {
 			f.cache.set(engine.CommandProgress{CommandID: id, Stalled: true, UpdatedAt: time.Now().UTC().Add(time.Hour)})
 		}, true},
-		{"silent past the grace window", engine.CommandAcknowledged, func(*fixture, string) {}, true},
-		{"listed as running by every heartbeat, then completed", engine.CommandAcknowledged, func(f *fixture, id string) {
+		{"silent past the grace window", engine.CommandAcknowledged, func(_ *fixture, clock *testClock, _ string) {
+			clock.Add(time.Second)
+		}, true},
+		{"listed as running by every heartbeat, then completed", engine.CommandAcknowledged, func(f *fixture, clock *testClock, id string) {
 			for range 5 {
+				clock.Add(100 * time.Millisecond)
 				f.statuses.heartbeat(id)
-				f.cache.set(engine.CommandProgress{CommandID: id, Percent: 50, UpdatedAt: time.Now().UTC()})
-				time.Sleep(100 * time.Millisecond)
+				f.cache.set(engine.CommandProgress{CommandID: id, Percent: 50, UpdatedAt: clock.Now()})
+				time.Sleep(10 * time.Millisecond)
 			}
 		}, false},
-		{"left out by one heartbeat just before its outcome", engine.CommandAcknowledged, func(f *fixture, id string) {
+		{"left out by one heartbeat just before its outcome", engine.CommandAcknowledged, func(f *fixture, _ *testClock, id string) {
 			f.statuses.heartbeat()
 		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
+			clock := newTestClock()
+			f.acts.Now = clock.Now
 			c := f.command(t, "node_1", tt.status)
 			done := make(chan error, 1)
 			go func() {
 				done <- f.acts.WaitForCommandCompletion(context.Background(), CommandRequest{NodeID: "node_1", CommandID: c.ID})
 			}()
 			if tt.progress != nil {
-				tt.progress(f, c.ID)
+				tt.progress(f, clock, c.ID)
 				if !tt.wantError {
 					f.setStatus(t, c.ID, engine.CommandCompleted, nil)
 				}
@@ -516,7 +545,7 @@ func TestWaitForCommandCompletion(t *testing.T) {
 				if (err != nil) != tt.wantError {
 					t.Fatalf("err = %v, want error %v", err, tt.wantError)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(testenv.Patience):
 				t.Fatal("the wait never ended")
 			}
 		})
@@ -525,16 +554,18 @@ func TestWaitForCommandCompletion(t *testing.T) {
 
 func TestWaitForCommandCompletionNoticesALostCommand(t *testing.T) {
 	f := newFixture(t)
+	clock := newTestClock() // still: the progress never goes stale
+	f.acts.Now = clock.Now
 	c := f.command(t, "node_1", engine.CommandAcknowledged)
 	done := make(chan error, 1)
 	go func() {
 		done <- f.acts.WaitForCommandCompletion(context.Background(), CommandRequest{NodeID: "node_1", CommandID: c.ID})
 	}()
 	// The agent was restarted: its heartbeats go on, fresh, without the command.
-	giveUp := time.After(10 * time.Second)
+	giveUp := time.After(testenv.Patience)
 	for {
 		f.statuses.heartbeat("cmd_other")
-		f.cache.set(engine.CommandProgress{CommandID: c.ID, Percent: 10, UpdatedAt: time.Now().UTC()})
+		f.cache.set(engine.CommandProgress{CommandID: c.ID, Percent: 10, UpdatedAt: clock.Now()})
 		select {
 		case err := <-done:
 			var app *temporal.ApplicationError
