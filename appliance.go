@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
@@ -36,10 +36,10 @@ type Main struct {
 	NATS        *hnats.EmbeddedBus // nil with external NATS
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
-	Gateway     *agent.Gateway
+	Gateway     *gateway.Gateway
 	Provisioner engine.Provisioner
 	// AgentIdentity issues enrolment tokens and agent certificates.
-	AgentIdentity *agent.Identity
+	AgentIdentity *gateway.Identity
 	HTTP          *web.Server
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP

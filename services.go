@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
@@ -115,8 +115,8 @@ func (m *Main) placement(it engine.PaymentLineItem) (string, string, string, err
 }
 
 func (m *Main) openGateway(context.Context) error {
-	m.AgentIdentity = agent.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
-	g := agent.NewGateway(agent.GatewayConfig{
+	m.AgentIdentity = gateway.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
+	g := gateway.New(gateway.Config{
 		Addr:     m.Config.AgentAddr,
 		Logger:   m.Logger,
 		Identity: m.AgentIdentity,

@@ -2,13 +2,19 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"google.golang.org/grpc"
@@ -38,6 +44,20 @@ func (e *testEnv) client(t *testing.T, cfg *tls.Config) agentv1.AgentServiceClie
 	}
 	t.Cleanup(func() { conn.Close() })
 	return agentv1.NewAgentServiceClient(conn)
+}
+
+// newCSR is a CSR for a fresh key, naming cn.
+func newCSR(t *testing.T, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func rpcCtx(t *testing.T) context.Context {
@@ -80,7 +100,7 @@ func TestGatewayChecksTheCertificateOnEveryCall(t *testing.T) {
 	// A certificate from another CA is refused in the TLS handshake, before
 	// any call: the client sees the connection fail.
 	otherCA, otherKey := testCA(t)
-	other := NewIdentity(otherCA, otherKey, e.store)
+	other := gateway.NewIdentity(otherCA, otherKey, e.store)
 	tok, _ := other.IssueEnrollmentToken(ctx, "node_x", time.Hour)
 	forged, err := other.Enroll(ctx, tok, "node_x", newCSR(t, "node_a"), "")
 	if err != nil {
@@ -262,21 +282,5 @@ func TestHeartbeatTouchesTheNodeAtMostOncePerSecondWithoutWaitingForTheStore(t *
 	time.Sleep(300 * time.Millisecond)
 	if n := slow.touches.Load(); n != 1 {
 		t.Errorf("%d touches for 20 heartbeats within a second; want 1", n)
-	}
-}
-
-func TestGatewayErrorCodesAreMappedInOneTable(t *testing.T) {
-	for code, want := range map[engine.Code]codes.Code{
-		engine.ENotFound: codes.NotFound, engine.EUnauthorized: codes.Unauthenticated,
-		engine.EForbidden: codes.PermissionDenied, engine.EInvalid: codes.InvalidArgument,
-		engine.EUnavailable: codes.Unavailable, engine.EInternal: codes.Internal,
-	} {
-		err := toStatus(engine.Errorf(code, "m"))
-		if status.Code(err) != want {
-			t.Errorf("%s → %s; want %s", code, status.Code(err), want)
-		}
-	}
-	if err := toStatus(context.DeadlineExceeded); status.Code(err) != codes.Internal || status.Convert(err).Message() != "internal error" {
-		t.Errorf("a foreign error leaks: %v", err)
 	}
 }
