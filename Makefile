@@ -1,4 +1,4 @@
-# HoodCloud: the control plane in one binary.
+# HoodCloud: the control plane in one binary, and the ops-agent its hosts run.
 # `make run` starts the appliance on its embedded defaults; `make test` runs every test.
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -20,8 +20,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build run test lint bench soak generate clean
 
+# The appliance serves bin/hoodcloud-agent, beside it, to the hosts it creates.
 build:
 	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/hoodcloud .
+	go build -trimpath -ldflags "$(LDFLAGS)" -o bin/hoodcloud-agent ./agent/cmd/hoodcloud-agent
 
 run:
 	go run . serve
@@ -37,6 +39,9 @@ lint:
 		if [ -n "$$deps" ]; then echo "engine imports infrastructure: $$deps"; exit 1; fi
 	@n=$$(go list -f '{{.ImportPath}} {{join .Imports " "}}' ./... | grep -c ' go.temporal.io/server/'); \
 		if [ "$$n" -ne 1 ]; then echo "only store/temporal/devserver may import go.temporal.io/server ($$n do)"; exit 1; fi
+# The ops-agent runs on every node host: none of the control plane's infrastructure.
+	@deps=$$(go list -deps ./agent/cmd/hoodcloud-agent | grep -E '^go.temporal.io/|nats-io|go.etcd.io/bbolt|jackc/pgx|gin-gonic|alicebob/miniredis'); \
+		if [ -n "$$deps" ]; then echo "the ops-agent links control-plane infrastructure: $$deps"; exit 1; fi
 	go run $(STATICCHECK) ./...
 
 bench: build
