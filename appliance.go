@@ -44,8 +44,13 @@ type Main struct {
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
 
+	// AgentBinary is the ops-agent handed to hosts; nil when there is none
+	// (agentBinaryErr says why, and the readiness reports it).
+	AgentBinary *web.AgentBinary
+
 	temporalServer *devserver.Server // nil with an external Temporal
 	inspectHosts   bool              // open the provisioner without starting agents
+	agentBinaryErr error
 	bootDone       chan struct{}
 	bootErr        error
 
@@ -83,6 +88,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"first-boot material", m.awaitBootMaterial},
 		{"chain profiles", m.openChains},
 		{"tls", m.openTLS},
+		{"agent binary", m.openAgentBinary},
 		{"agent gateway", m.openGateway},
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
