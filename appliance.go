@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
@@ -37,16 +37,21 @@ type Main struct {
 	NATS        *hnats.EmbeddedBus // nil with external NATS
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
-	Gateway     *agent.Gateway
+	Gateway     *gateway.Gateway
 	Provisioner engine.Provisioner
 	// AgentIdentity issues enrolment tokens and agent certificates.
-	AgentIdentity *agent.Identity
+	AgentIdentity *gateway.Identity
 	HTTP          *web.Server
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
 
+	// AgentBinary is the ops-agent handed to hosts; nil when there is none
+	// (agentBinaryErr says why, and the readiness reports it).
+	AgentBinary *web.AgentBinary
+
 	temporalServer *devserver.Server // nil with an external Temporal
 	inspectHosts   bool              // open the provisioner without starting agents
+	agentBinaryErr error
 	bootDone       chan struct{}
 	bootErr        error
 
@@ -84,6 +89,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"first-boot material", m.awaitBootMaterial},
 		{"chain profiles", m.openChains},
 		{"tls", m.openTLS},
+		{"agent binary", m.openAgentBinary},
 		{"agent gateway", m.openGateway},
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},

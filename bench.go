@@ -32,10 +32,12 @@ func bench(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return benchStartup(ctx, args, stdout, stderr)
 	case "agents":
 		return benchAgents(ctx, args, stdout, stderr)
+	case "agent-memory":
+		return benchAgentMemory(ctx, args, stdout, stderr)
 	case benchGatewayCommand: // the child of bench agents
 		return agentload.GatewayMain(ctx, args, stdin, stdout, stderr)
 	}
-	fmt.Fprintln(stderr, "usage: hoodcloud bench startup [--runs N] [--idle D]\n       hoodcloud bench agents [flags]")
+	fmt.Fprintln(stderr, "usage: hoodcloud bench startup [--runs N] [--idle D]\n       hoodcloud bench agents [flags]\n       hoodcloud bench agent-memory [--idle D] [--agent-binary PATH]")
 	return errUsage
 }
 

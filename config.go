@@ -57,6 +57,10 @@ type Config struct {
 	AllowHTTP     bool       // plain HTTP on a non-loopback address
 	AgentHosts    stringList // names/IPs in the agent gateway's certificate
 
+	AgentBinary     string // the ops-agent handed to hosts; default hoodcloud-agent beside this executable
+	AgentPublicAddr string // the gateway address hosts dial; default agent-addr unless it binds a wildcard
+	PublicURL       string // how hosts reach the HTTP API; default from http-addr unless it binds a wildcard
+
 	Provisioner  string // local or hetzner
 	HetznerToken string
 
@@ -66,6 +70,8 @@ type Config struct {
 
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
+
+	hetznerURL string // the Hetzner Cloud API; tests point it at a fake
 }
 
 // secretKeys are never printed.
@@ -148,6 +154,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
 	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
+	fs.StringVar(&c.AgentBinary, "agent-binary", c.AgentBinary, "the ops-agent binary hosts download and local hosts run (default: hoodcloud-agent beside this executable)")
+	fs.StringVar(&c.AgentPublicAddr, "agent-public-addr", c.AgentPublicAddr, "gateway host:port that node hosts dial (default: agent-addr, unless it binds a wildcard)")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL node hosts reach the HTTP API by, e.g. https://cp.example.com (default: from http-addr, unless it binds a wildcard)")
 }
 
 // stringList is a comma-separated flag value.
@@ -265,6 +274,7 @@ func (c *Config) validate() error {
 			}
 			return nil
 		},
+		c.checkPublicAddrs,
 		func() error {
 			if c.servesTLS() {
 				return nil

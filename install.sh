@@ -8,13 +8,17 @@
 #   HOODCLOUD_BINARY       path of the hoodcloud binary to install (default: ./bin/hoodcloud)
 #   HOODCLOUD_URL          download the binary from this URL instead (needs HOODCLOUD_SHA256)
 #   HOODCLOUD_SHA256       expected SHA-256 of the binary; checked whenever set
+#   HOODCLOUD_AGENT_BINARY the ops-agent (hoodcloud-agent) the appliance hands to node hosts
+#                          (default: hoodcloud-agent beside HOODCLOUD_BINARY)
+#   HOODCLOUD_AGENT_URL    download it from this URL instead (needs HOODCLOUD_AGENT_SHA256)
+#   HOODCLOUD_AGENT_SHA256 expected SHA-256 of the ops-agent; checked whenever set
 #   HOODCLOUD_DATA_DIR     state directory (default: /var/lib/hoodcloud)
 #   HOODCLOUD_HTTP_ADDR    HTTP listen address (default: 127.0.0.1:8080)
 #   HOODCLOUD_AGENT_ADDR   agent gateway listen address (default: 0.0.0.0:8443)
 #   HOODCLOUD_PURGE        with uninstall: 1 also deletes the data dir and the env file
 #   HOODCLOUD_ROOT         install under this root instead of / (for tests; systemd is skipped)
 #
-# Files: /usr/local/bin/hoodcloud, /etc/hoodcloud/hoodcloud.env (0600),
+# Files: /usr/local/bin/hoodcloud, /usr/local/bin/hoodcloud-agent, /etc/hoodcloud/hoodcloud.env (0600),
 # /etc/systemd/system/hoodcloud.service, /usr/local/bin/hoodcloud-uninstall.sh.
 set -eu
 
@@ -60,6 +64,32 @@ fetch_binary() {
 	chmod 0755 "$tmp"
 	"$tmp" version >/dev/null 2>&1 || { rm -f "$tmp"; fail "the binary does not run on this machine"; }
 	install_file "$tmp" "$BIN_DIR/hoodcloud" 0755
+	rm -f "$tmp"
+}
+
+# fetch_agent installs the ops-agent beside the appliance, which serves it
+# to the hosts it creates; without one the appliance reports it missing.
+fetch_agent() {
+	tmp=$(mktemp)
+	if [ -n "${HOODCLOUD_AGENT_URL:-}" ]; then
+		[ -n "${HOODCLOUD_AGENT_SHA256:-}" ] || fail "HOODCLOUD_AGENT_URL needs HOODCLOUD_AGENT_SHA256 to verify the download"
+		curl -fsSL "$HOODCLOUD_AGENT_URL" -o "$tmp" || fail "ops-agent download failed"
+	else
+		src=${HOODCLOUD_AGENT_BINARY:-$(dirname "${HOODCLOUD_BINARY:-./bin/hoodcloud}")/hoodcloud-agent}
+		if [ ! -f "$src" ]; then
+			rm -f "$tmp"
+			say "warning: no ops-agent at $src: node hosts cannot download it (run 'make build' or set HOODCLOUD_AGENT_BINARY)"
+			return 0
+		fi
+		cp "$src" "$tmp"
+	fi
+	if [ -n "${HOODCLOUD_AGENT_SHA256:-}" ] && [ "$(sha256_of "$tmp")" != "$HOODCLOUD_AGENT_SHA256" ]; then
+		rm -f "$tmp"
+		fail "checksum mismatch: the ops-agent is not the expected one"
+	fi
+	chmod 0755 "$tmp"
+	"$tmp" version >/dev/null 2>&1 || { rm -f "$tmp"; fail "the ops-agent does not run on this machine"; }
+	install_file "$tmp" "$BIN_DIR/hoodcloud-agent" 0755
 	rm -f "$tmp"
 }
 
@@ -124,7 +154,7 @@ if [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1; then
 	systemctl disable --now hoodcloud.service 2>/dev/null || true
 	systemctl daemon-reload
 fi
-rm -f "$UNIT" "$BIN_DIR/hoodcloud"
+rm -f "$UNIT" "$BIN_DIR/hoodcloud" "$BIN_DIR/hoodcloud-agent"
 if [ "\${HOODCLOUD_PURGE:-0}" = 1 ]; then
 	rm -rf "$ETC_DIR" "$ROOT$DATA_DIR"
 fi
@@ -138,6 +168,7 @@ UNINSTALL
 install() {
 	[ -n "$ROOT" ] || [ "$(id -u)" -eq 0 ] || fail "run as root (or with sudo)"
 	fetch_binary
+	fetch_agent
 	write_env
 	write_unit
 	write_uninstaller

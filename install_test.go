@@ -27,6 +27,7 @@ func TestInstallScript(t *testing.T) {
 	root := t.TempDir()
 	bin := filepath.Join(t.TempDir(), "hoodcloud")
 	os.WriteFile(bin, []byte("#!/bin/sh\necho hoodcloud test-build\n"), 0o755)
+	os.WriteFile(filepath.Join(filepath.Dir(bin), "hoodcloud-agent"), []byte("#!/bin/sh\necho hoodcloud-agent test-build\n"), 0o755)
 	raw, _ := os.ReadFile(bin)
 	sum := sha256.Sum256(raw)
 
@@ -34,7 +35,7 @@ func TestInstallScript(t *testing.T) {
 	if err != nil || !strings.Contains(out, "installed hoodcloud test-build") {
 		t.Fatalf("install: %v\n%s", err, out)
 	}
-	for _, f := range []string{"usr/local/bin/hoodcloud", "etc/systemd/system/hoodcloud.service", "usr/local/bin/hoodcloud-uninstall.sh"} {
+	for _, f := range []string{"usr/local/bin/hoodcloud", "usr/local/bin/hoodcloud-agent", "etc/systemd/system/hoodcloud.service", "usr/local/bin/hoodcloud-uninstall.sh"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
@@ -51,6 +52,10 @@ func TestInstallScript(t *testing.T) {
 	if err == nil || !strings.Contains(out, "checksum mismatch") {
 		t.Fatalf("a wrong checksum must be refused: %v\n%s", err, out)
 	}
+	out, err = installer(t, root, "HOODCLOUD_BINARY="+bin, "HOODCLOUD_AGENT_SHA256=00")
+	if err == nil || !strings.Contains(out, "checksum mismatch: the ops-agent") {
+		t.Fatalf("a wrong checksum of the ops-agent must be refused: %v\n%s", err, out)
+	}
 	out, err = installer(t, root, "uninstall", "HOODCLOUD_PURGE=1")
 	if err != nil || !strings.Contains(out, "hoodcloud removed") {
 		t.Fatalf("uninstall: %v\n%s", err, out)
@@ -60,5 +65,18 @@ func TestInstallScript(t *testing.T) {
 		if st, _ := os.Stat(f); !st.IsDir() {
 			t.Errorf("left behind: %s", f)
 		}
+	}
+}
+
+func TestInstallScriptWithoutAnOpsAgentWarns(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "hoodcloud")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho hoodcloud test-build\n"), 0o755)
+	root := t.TempDir()
+	out, err := installer(t, root, "HOODCLOUD_BINARY="+bin)
+	if err != nil || !strings.Contains(out, "warning: no ops-agent at "+filepath.Dir(bin)+"/hoodcloud-agent") {
+		t.Fatalf("install without hoodcloud-agent: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/hoodcloud-agent")); !os.IsNotExist(err) {
+		t.Errorf("an ops-agent was installed from nowhere: %v", err)
 	}
 }

@@ -32,6 +32,8 @@ Usage:
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud bench startup     measure start time, idle memory and binary size
   hoodcloud bench agents      measure the agent gateway under 10,000 simulated agents
+  hoodcloud bench agent-memory
+                              idle memory and size of hoodcloud-agent and hoodcloud agent
   hoodcloud version           show version, commit and build date
 
 Run "hoodcloud serve -h" for the settings. Each flag is also a HOODCLOUD_*

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -15,13 +17,18 @@ import (
 //	go test -run '^$' -bench PaymentToRunning -benchtime 3x .
 //
 // Besides the latencies it reports provisions per second: nodes running
-// per second of wall time, batch after batch.
+// per second of wall time, batch after batch. The local hosts run
+// hoodcloud-agent; HOODCLOUD_BENCH_AGENT=alias runs them as `hoodcloud
+// agent` instead, as before the ops-agent had a binary of its own.
 func BenchmarkPaymentToRunning(b *testing.B) {
 	requireLoopbackRange(b)
 	for _, concurrent := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("concurrent-%d", concurrent), func(b *testing.B) {
 			cfg := testConfig(b, b.TempDir())
 			cfg.DevToken = "bench-admin"
+			if os.Getenv("HOODCLOUD_BENCH_AGENT") == "alias" {
+				cfg.AgentBinary = applianceAsAgent(b)
+			}
 			m := MustOpenMain(b, cfg)
 			customers := make([]apiClient, concurrent)
 			for i := range customers {
@@ -50,6 +57,17 @@ func BenchmarkPaymentToRunning(b *testing.B) {
 			b.ReportMetric(float64(latencies[(len(latencies)*99)/100].Milliseconds()), "p99-ms")
 		})
 	}
+}
+
+// applianceAsAgent is an agent binary that runs this test binary as
+// `hoodcloud agent`.
+func applianceAsAgent(tb testing.TB) string {
+	p := filepath.Join(tb.TempDir(), "hoodcloud-agent")
+	script := "#!/bin/sh\nexec '" + os.Args[0] + "' agent \"$@\"\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
 
 // signUp registers a customer who calls from loopback address i (see

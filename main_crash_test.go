@@ -30,7 +30,8 @@ import (
 // appliance. The local provisioner hands its agents the appliance's
 // environment without HOODCLOUD_ variables, so HOODCLOUD_TEST_AS_CLI does
 // not reach them; this variable does, and turns it back on before TestMain
-// looks, so agents and simulated chains run this binary as hoodcloud too.
+// looks, so the simulated chains the agents start run this binary as
+// hoodcloud too.
 const crashAsCLIEnv = "HCTEST_CRASH_AS_CLI"
 
 func init() {
@@ -152,7 +153,7 @@ func crashServeArgs(t *testing.T, dir string) []string {
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", p[0]), "--agent-addr", fmt.Sprintf("127.0.0.1:%d", p[1]),
 		"--temporal-frontend-port", fmt.Sprint(p[2]), "--temporal-http-port", fmt.Sprint(p[3]),
 		"--temporal-history-port", fmt.Sprint(p[4]), "--temporal-matching-port", fmt.Sprint(p[5]),
-		"--temporal-worker-port", fmt.Sprint(p[6])}
+		"--temporal-worker-port", fmt.Sprint(p[6]), "--agent-binary", testAgentBinary(t)}
 }
 
 func flagValue(args []string, name string) string {

@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,7 +22,39 @@ func TestMain(m *testing.M) {
 	if os.Getenv("HOODCLOUD_TEST_AS_CLI") == "1" {
 		main()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if agentBuild.dir != "" {
+		os.RemoveAll(agentBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// agentBuild is the hoodcloud-agent the tests' appliances serve and run
+// on their local hosts, built once per test process when first needed.
+var agentBuild struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// testAgentBinary builds hoodcloud-agent, the first time, and returns its
+// path.
+func testAgentBinary(tb testing.TB) string {
+	tb.Helper()
+	agentBuild.once.Do(func() {
+		if agentBuild.dir, agentBuild.err = os.MkdirTemp("", "hoodcloud-test-agent-"); agentBuild.err != nil {
+			return
+		}
+		agentBuild.path = filepath.Join(agentBuild.dir, "hoodcloud-agent")
+		out, err := exec.Command("go", "build", "-o", agentBuild.path, "./agent/cmd/hoodcloud-agent").CombinedOutput()
+		if err != nil {
+			agentBuild.err = fmt.Errorf("build hoodcloud-agent: %v\n%s", err, out)
+		}
+	})
+	if agentBuild.err != nil {
+		tb.Fatal(agentBuild.err)
+	}
+	return agentBuild.path
 }
 
 func TestSignalsStopWithinTenSecondsAndExitZero(t *testing.T) {

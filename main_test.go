@@ -31,7 +31,8 @@ func testConfig(t testing.TB, dir string) Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.AgentAddr = "127.0.0.1:0"
 	cfg.LogLevel = 8                                   // errors only: keep test output readable
-	cfg.agentEnv = []string{"HOODCLOUD_TEST_AS_CLI=1"} // local agents run this test binary as hoodcloud
+	cfg.agentEnv = []string{"HOODCLOUD_TEST_AS_CLI=1"} // their chains run this test binary as hoodcloud simnode
+	cfg.AgentBinary = testAgentBinary(t)
 	if err := cfg.pickFreeTemporalPorts(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +204,11 @@ func TestBadInputExitsTwoWithAClearMessage(t *testing.T) {
 		{"payment max deliver zero", []string{"serve", "--payment-max-deliver", "0"}, nil, "payment-max-deliver must be >= 1"},
 		{"unknown provisioner", []string{"serve", "--provisioner", "aws"}, nil, `provisioner: want one of local, hetzner, got "aws"`},
 		{"hetzner without token", []string{"serve", "--provisioner", "hetzner"}, nil, "hetzner-token: required with provisioner hetzner"},
+		{"hetzner hosts dialling a wildcard", []string{"serve", "--provisioner", "hetzner", "--hetzner-token", "t", "--agent-addr", "0.0.0.0:8443"}, nil, "agent-public-addr: required with provisioner hetzner"},
+		{"hetzner hosts dialling loopback", []string{"serve", "--provisioner", "hetzner", "--hetzner-token", "t"}, nil, "hetzner hosts cannot dial the loopback address 127.0.0.1:8443"},
+		{"hetzner hosts without a public url", []string{"serve", "--provisioner", "hetzner", "--hetzner-token", "t", "--agent-public-addr", "gw.example.com:8443", "--http-addr", "0.0.0.0:8080", "--allow-http"}, nil, "public-url: required with provisioner hetzner"},
+		{"public url not http", []string{"serve", "--public-url", "ftp://cp.example.com"}, nil, "public-url: want an http(s) URL"},
+		{"agent public address without port", []string{"serve", "--agent-public-addr", "gw.example.com"}, nil, `agent-public-addr: want host:port, got "gw.example.com"`},
 		{"agent without gateway", []string{"agent", "--node-id", "n1", "--data-dir", t.TempDir()}, nil, "agent: gateway is required"},
 		{"agent with an unknown runtime", []string{"agent", "--gateway", "127.0.0.1:1", "--node-id", "n1", "--data-dir", t.TempDir(), "--runtime", "lxc"}, nil, "agent: runtime:"},
 		{"simnode without data dir", []string{"simnode"}, nil, "simnode: data-dir is required"},

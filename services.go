@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/certmagic"
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
@@ -71,7 +73,7 @@ func (m *Main) activities() *workflows.Activities {
 		Enroller:    m.AgentIdentity,
 		Chains:      m.Chains.Get,
 		OpenSealed:  m.Boot.SealedBox().Open,
-		Bootstrap:   engine.HostBootstrap{GatewayAddr: m.Gateway.Addr()},
+		Bootstrap:   m.hostBootstrap(),
 		CACertPEM:   m.Boot.CAs().TrustPEM,
 	}
 }
@@ -102,16 +104,67 @@ func (m *Main) openPayments(ctx context.Context) error {
 	return nil
 }
 
+// openAgentBinary finds the ops-agent the appliance hands to its hosts.
+// Without one the appliance still starts: its readiness reports
+// agent_binary_missing (critical when hosts are made elsewhere and must
+// download it), and local hosts run this binary's agent alias instead.
+func (m *Main) openAgentBinary(context.Context) error {
+	b, err := web.OpenAgentBinary(m.Config.agentBinaryPath())
+	if err != nil {
+		m.agentBinaryErr = err
+		m.Logger.Warn("no ops-agent binary to hand out to hosts", "err", err)
+	} else {
+		m.AgentBinary = b
+		m.onClose(func(context.Context) error { return b.Close() })
+	}
+	m.addCheck("agent_binary", m.Config.remoteHosts(), func(context.Context) error { return m.agentBinaryErr })
+	return nil
+}
+
+// hostBootstrap is what every new host gets besides its CA and token.
+// Local hosts dial the gateway where it listens; remote ones dial
+// agent-public-addr and download the ops-agent from public-url, checking
+// it against the digest of the binary this appliance serves.
+func (m *Main) hostBootstrap() engine.HostBootstrap {
+	if !m.Config.remoteHosts() {
+		return engine.HostBootstrap{GatewayAddr: m.Gateway.Addr()}
+	}
+	b := engine.HostBootstrap{GatewayAddr: m.Config.agentPublicAddr(m.Gateway.Addr())}
+	if m.AgentBinary != nil {
+		b.AgentURL = m.Config.publicURL() + web.AgentBinaryPath
+		b.AgentSHA256 = m.AgentBinary.SHA256()
+	}
+	return b
+}
+
+// gatewayHosts are the names in the gateway's certificate: agent-hosts
+// (default localhost and 127.0.0.1) and, for remote hosts, the host of the
+// address they dial, which they verify.
+func (m *Main) gatewayHosts() []string {
+	hosts := slices.Clone(m.Config.AgentHosts)
+	if !m.Config.remoteHosts() {
+		return hosts
+	}
+	if len(hosts) == 0 {
+		hosts = []string{"localhost", "127.0.0.1"}
+	}
+	host, _, err := net.SplitHostPort(m.Config.agentPublicAddr(m.Config.AgentAddr))
+	if err == nil && host != "" && !slices.Contains(hosts, host) {
+		hosts = append(hosts, host)
+	}
+	return hosts
+}
+
 func (m *Main) openGateway(context.Context) error {
-	m.AgentIdentity = agent.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
-	g := agent.NewGateway(agent.GatewayConfig{
+	m.AgentIdentity = gateway.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
+	g := gateway.New(gateway.Config{
 		Addr:     m.Config.AgentAddr,
 		Logger:   m.Logger,
 		Identity: m.AgentIdentity,
 		Nodes:    m.Store,
 		Commands: m.Store,
 		Cache:    m.Cache,
-		Hosts:    m.Config.AgentHosts,
+		Hosts:    m.gatewayHosts(),
 		DataKeys: func(ctx context.Context, nodeID string) ([]byte, error) {
 			return engine.NodeDataKey(ctx, m.Store, m.Secrets, nodeID)
 		},
@@ -190,12 +243,13 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 	var err error
 	switch m.Config.Provisioner {
 	case "hetzner":
-		p, err = hetzner.New(hetzner.Config{Token: m.Config.HetznerToken, Installation: m.installationID(), Logger: m.Logger})
+		p, err = hetzner.New(hetzner.Config{Token: m.Config.HetznerToken, Installation: m.installationID(), BaseURL: m.Config.hetznerURL, Logger: m.Logger})
 	default:
 		var lp *local.Provisioner
 		lp, err = local.New(local.Config{
 			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
 			Installation: m.installationID(),
+			AgentBinary:  m.Config.agentBinaryPath(),
 			// Local agents cost nothing to hear from often, and each command
 			// waits for a heartbeat to be delivered.
 			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
@@ -271,6 +325,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: m.Boot.WebhookSecret, Events: m.Events}),
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,
+		AgentBinary:   m.AgentBinary,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -93,7 +94,7 @@ func (r *caRotationEnv) restartGateway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := NewIdentityFromCAs(cas, r.store)
+	id := gateway.NewIdentityFromCAs(cas, r.store)
 	id.ClientValidity = r.identity.ClientValidity
 	r.identity, r.cfg.Identity = id, id
 	r.startGateway(t)

@@ -179,7 +179,7 @@ func (w *chainWatch) judge(results []scrapeResult, at time.Time) chainReport {
 		}
 	}
 	r.metrics = snapshotOf(results, at)
-	r.problem = truncate(strings.Join(problems, "; "), maxStatusText)
+	r.problem = agentv1.StatusText(strings.Join(problems, "; "))
 	return r
 }
 

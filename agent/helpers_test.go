@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 
 	"github.com/hoodcloud/hoodcloud/agent/simnode"
@@ -102,13 +103,13 @@ func testCA(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 type testEnv struct {
 	store    *bolt.Store
 	cache    *redis.Embedded
-	identity *Identity
+	identity *gateway.Identity
 	caFile   string
-	gw       *Gateway
+	gw       *gateway.Gateway
 	addr     string
 	logs     *testenv.LogBuffer
 	nodes    engine.NodeStore // what the gateway touches
-	cfg      GatewayConfig
+	cfg      gateway.Config
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -126,13 +127,13 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	t.Cleanup(func() { e.cache.Close() })
 	ca, caKey := testCA(t)
-	e.identity = NewIdentity(ca, caKey, e.store)
+	e.identity = gateway.NewIdentity(ca, caKey, e.store)
 	e.caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(e.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	e.nodes = e.store
-	e.cfg = GatewayConfig{
+	e.cfg = gateway.Config{
 		Addr: "127.0.0.1:0", Identity: e.identity, Commands: e.store, Cache: e.cache,
 		Logger:               slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HeartbeatInterval:    50 * time.Millisecond,
@@ -151,7 +152,7 @@ func (e *testEnv) startGateway(t *testing.T) {
 	if e.addr != "" {
 		cfg.Addr = e.addr
 	}
-	e.gw = NewGateway(cfg)
+	e.gw = gateway.New(cfg)
 	var err error
 	for range 50 { // the old socket may linger for a moment
 		if err = e.gw.Open(); err == nil {
@@ -167,10 +168,7 @@ func (e *testEnv) startGateway(t *testing.T) {
 	t.Cleanup(func() { stopGateway(gw) })
 }
 
-func stopGateway(g *Gateway) {
-	if g.server == nil {
-		return
-	}
+func stopGateway(g *gateway.Gateway) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	g.Close(ctx)

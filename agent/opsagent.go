@@ -167,7 +167,7 @@ func ensureEnrolled(ctx context.Context, cfg AgentConfig) (*agentCredentials, er
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if creds != nil {
-		if id, _ := NodeIDFromCert(creds.cert.Leaf); id != cfg.NodeID {
+		if id, _ := agentv1.NodeIDFromCert(creds.cert.Leaf); id != cfg.NodeID {
 			return nil, fmt.Errorf("agent: the data dir holds the certificate of node %q, not %q", id, cfg.NodeID)
 		}
 		return creds, nil
@@ -221,7 +221,7 @@ func (a *opsAgent) run(ctx context.Context) {
 func (a *opsAgent) heartbeatLoop(ctx context.Context) {
 	interval := a.cfg.HeartbeatInterval
 	if interval <= 0 {
-		interval = DefaultHeartbeatInterval
+		interval = agentv1.DefaultHeartbeatInterval
 	}
 	for failures := 0; ; {
 		wait := interval

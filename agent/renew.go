@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -94,17 +93,11 @@ func (g *gatewayConn) close() {
 	g.conn.Close()
 }
 
-// renewAt is when a certificate is renewed: once 2/3 of its lifetime has
-// passed, leaving a third to retry in.
-func renewAt(leaf *x509.Certificate) time.Time {
-	return leaf.NotBefore.Add(leaf.NotAfter.Sub(leaf.NotBefore) * 2 / 3)
-}
-
 // renewCertificates renews the certificate whenever it is due, retrying
 // with backoff, until ctx ends.
 func (a *opsAgent) renewCertificates(ctx context.Context) {
 	for {
-		if !sleep(ctx, time.Until(renewAt(a.gw.credentials().cert.Leaf))) {
+		if !sleep(ctx, time.Until(agentv1.RenewAt(a.gw.credentials().cert.Leaf))) {
 			return
 		}
 		for failures := 0; ; failures++ {

@@ -40,7 +40,7 @@ func TestRenewIssuesANewCertificateAndKeepsTheOldOneUntilItExpires(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id, _ := NodeIDFromCert(first.cert.Leaf); id != "node_a" || first.cert.Leaf.SerialNumber.Cmp(creds.cert.Leaf.SerialNumber) == 0 {
+	if id, _ := agentv1.NodeIDFromCert(first.cert.Leaf); id != "node_a" || first.cert.Leaf.SerialNumber.Cmp(creds.cert.Leaf.SerialNumber) == 0 {
 		t.Fatalf("renewed certificate names %q, serial %s", id, first.cert.Leaf.SerialNumber)
 	}
 	// The reply was lost: the agent renews again with the old certificate.

@@ -2,13 +2,19 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -39,6 +45,20 @@ func (e *testEnv) client(t *testing.T, cfg *tls.Config) agentv1.AgentServiceClie
 	}
 	t.Cleanup(func() { conn.Close() })
 	return agentv1.NewAgentServiceClient(conn)
+}
+
+// newCSR is a CSR for a fresh key, naming cn.
+func newCSR(t *testing.T, cn string) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func rpcCtx(t *testing.T) context.Context {
@@ -81,7 +101,7 @@ func TestGatewayChecksTheCertificateOnEveryCall(t *testing.T) {
 	// A certificate from another CA is refused in the TLS handshake, before
 	// any call: the client sees the connection fail.
 	otherCA, otherKey := testCA(t)
-	other := NewIdentity(otherCA, otherKey, e.store)
+	other := gateway.NewIdentity(otherCA, otherKey, e.store)
 	tok, _ := other.IssueEnrollmentToken(ctx, "node_x", time.Hour)
 	forged, err := other.Enroll(ctx, tok, "node_x", newCSR(t, "node_a"), "")
 	if err != nil {
@@ -276,24 +296,8 @@ func TestHeartbeatTouchesTheNodeAtMostOncePerSecondWithoutWaitingForTheStore(t *
 	stopGateway(e.gw) // lets every write under way finish
 	// Touches at least a second apart fit that many times in the span of
 	// the heartbeats, and once more: one on a quiet machine.
-	most := 1 + int64(spanned/DefaultTouchInterval)
+	most := 1 + int64(spanned/gateway.DefaultTouchInterval)
 	if n := slow.touches.Load(); n < 1 || n > most {
 		t.Errorf("%d touches for 20 heartbeats over %s; want 1 to %d, one a second at most", n, spanned, most)
-	}
-}
-
-func TestGatewayErrorCodesAreMappedInOneTable(t *testing.T) {
-	for code, want := range map[engine.Code]codes.Code{
-		engine.ENotFound: codes.NotFound, engine.EUnauthorized: codes.Unauthenticated,
-		engine.EForbidden: codes.PermissionDenied, engine.EInvalid: codes.InvalidArgument,
-		engine.EUnavailable: codes.Unavailable, engine.EInternal: codes.Internal,
-	} {
-		err := toStatus(engine.Errorf(code, "m"))
-		if status.Code(err) != want {
-			t.Errorf("%s → %s; want %s", code, status.Code(err), want)
-		}
-	}
-	if err := toStatus(context.DeadlineExceeded); status.Code(err) != codes.Internal || status.Convert(err).Message() != "internal error" {
-		t.Errorf("a foreign error leaks: %v", err)
 	}
 }

@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,22 +90,6 @@ func TestHeartbeatsDoNotWaitForTheStatusWriteAndTheLatestStatusWins(t *testing.T
 	})
 	if n := slow.writes.Load(); n >= 20 {
 		t.Errorf("%d writes for 20 heartbeats of one node; superseded statuses should be skipped", n)
-	}
-}
-
-func TestStatusOfBoundsWhatAnAgentMayMakeTheGatewayKeep(t *testing.T) {
-	req := &agentv1.HeartbeatRequest{NodeId: "node_a", AppHealthMessage: strings.Repeat("x", 10_000),
-		Metrics: &agentv1.MetricsSnapshot{Values: map[string]float64{}}}
-	for i := range 1000 {
-		req.RunningCommandIds = append(req.RunningCommandIds, fmt.Sprintf("cmd_%d", i))
-		req.Metrics.Values[fmt.Sprintf("m_%04d", i)] = float64(i)
-	}
-	st := statusOf(req, time.Now())
-	if len(st.RunningCommandIDs) != maxStatusRunning || len(st.Metrics) != maxStatusMetrics || len(st.HealthMessage) != maxStatusText {
-		t.Errorf("kept %d ids, %d metrics, %d bytes of message", len(st.RunningCommandIDs), len(st.Metrics), len(st.HealthMessage))
-	}
-	if _, ok := st.Metrics["m_0000"]; !ok || st.Health != engine.AppHealthUnknown {
-		t.Errorf("metrics kept = first names? %v; health %s", ok, st.Health)
 	}
 }
 

@@ -45,13 +45,14 @@ func ValidIncarnation(inc string) bool {
 // does not hide it: keep a HostSpec out of workflow inputs (Temporal stores
 // them in its history) and fill the token inside the activity.
 type HostBootstrap struct {
-	// AgentURL is where the host downloads the hoodcloud binary (http or
-	// https: AgentSHA256 guards its integrity either way).
+	// AgentURL is where the host downloads the ops-agent binary,
+	// hoodcloud-agent (http or https: AgentSHA256 guards its integrity
+	// either way).
 	AgentURL string
 	// AgentSHA256 is the hex SHA-256 of that binary: the host refuses any
 	// other file.
 	AgentSHA256 string
-	// GatewayAddr is the host:port of the agent gateway.
+	// GatewayAddr is the host:port of the agent gateway, as the host dials it.
 	GatewayAddr string
 	// CACertPEM is the appliance agent CA certificate the agent trusts.
 	CACertPEM []byte

@@ -63,6 +63,9 @@ type Config struct {
 	CAPEM func() []byte
 	// Rotation rotates keys for administrators; without it they get 501.
 	Rotation *keys.Rotations
+	// AgentBinary is the ops-agent served to hosts at AgentBinaryPath;
+	// without it that route answers 503 agent_binary_missing.
+	AgentBinary *AgentBinary
 }
 
 // Server serves HTTP.
@@ -98,6 +101,7 @@ func New(cfg Config) *Server {
 	s.routeOps()
 	s.routeAPI()
 	s.routePublic()
+	s.routeAgentBinary()
 	s.routeOpenAPI()
 	s.http = &http.Server{
 		Handler:           s.router,

@@ -24,7 +24,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
@@ -101,8 +101,8 @@ func GatewayMain(ctx context.Context, args []string, stdin io.Reader, stdout, st
 type benchGateway struct {
 	store    *bolt.Store
 	cache    *redis.Embedded
-	identity *agent.Identity
-	gw       *agent.Gateway
+	identity *gateway.Identity
+	gw       *gateway.Gateway
 }
 
 func openGateway(ctx context.Context, dataDir, addr string, lastSeen bool, logger *slog.Logger) (*benchGateway, error) {
@@ -119,12 +119,12 @@ func openGateway(ctx context.Context, dataDir, addr string, lastSeen bool, logge
 		g.close()
 		return nil, err
 	}
-	g.identity = agent.NewIdentity(ca, key, g.store)
-	cfg := agent.GatewayConfig{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache}
+	g.identity = gateway.NewIdentity(ca, key, g.store)
+	cfg := gateway.Config{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache}
 	if !lastSeen {
 		cfg.Nodes = nil // the gateway then skips TouchNode
 	}
-	g.gw = agent.NewGateway(cfg)
+	g.gw = gateway.New(cfg)
 	if err := openRetrying(g.gw); err != nil {
 		g.close()
 		return nil, err
@@ -133,7 +133,7 @@ func openGateway(ctx context.Context, dataDir, addr string, lastSeen bool, logge
 }
 
 // openRetrying gives a restarted gateway's port a moment to be released.
-func openRetrying(gw *agent.Gateway) error {
+func openRetrying(gw *gateway.Gateway) error {
 	var err error
 	for range 50 {
 		if err = gw.Open(); err == nil {

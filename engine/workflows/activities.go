@@ -16,7 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Enroller issues and revokes agent identities; agent.Identity is one.
+// Enroller issues and revokes agent identities; gateway.Identity is one.
 type Enroller interface {
 	// IssueEnrollmentToken returns a one-time token for nodeID's agent.
 	IssueEnrollmentToken(ctx context.Context, nodeID string, ttl time.Duration) (string, error)

@@ -1,6 +1,8 @@
-// Command depcheck enforces the dependency rule: the engine imports no
+// Command depcheck enforces the dependency rules: the engine imports no
 // infrastructure, the Temporal SDK only in its workflows package, YAML
-// only in its profile package. `make lint` runs it from the module root.
+// only in its profile package; one package links the Temporal server; the
+// ops-agent links none of the control plane's infrastructure. `make lint`
+// runs it from the module root.
 package main
 
 import (
@@ -34,6 +36,11 @@ var rules = []rule{
 		deny: []string{"go.temporal.io/", "google.golang.org/grpc"}, allow: []string{"engine/workflows"}},
 	{scope: "./engine/...", direct: true, why: "only engine/profile may parse YAML",
 		deny: []string{"gopkg.in/yaml", "sigs.k8s.io/yaml", "github.com/goccy/go-yaml"}, allow: []string{"engine/profile"}},
+	{scope: "./...", direct: true, why: "only store/temporal/devserver may import the Temporal server (its link is large and slow)",
+		deny: []string{"go.temporal.io/server"}, allow: []string{"store/temporal/devserver"}},
+	{scope: "./agent/cmd/hoodcloud-agent", why: "the ops-agent runs on every node host: it links no control-plane infrastructure",
+		deny: []string{"go.temporal.io/", "github.com/nats-io/", "go.etcd.io/bbolt", "github.com/jackc/pgx",
+			"github.com/gin-gonic/", "github.com/alicebob/miniredis", "github.com/redis/", "github.com/hashicorp/vault"}},
 }
 
 func main() {

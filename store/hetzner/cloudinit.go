@@ -17,10 +17,10 @@ const (
 	tokenFile    = "/etc/hoodcloud/agent.env" // 0600: holds the enrollment token
 	installFile  = "/usr/local/lib/hoodcloud/install-agent.sh"
 	unitFile     = "/etc/systemd/system/hoodcloud-agent.service"
-	agentBinary  = "/usr/local/bin/hoodcloud"
+	agentBinary  = "/usr/local/bin/hoodcloud-agent"
 	agentDataDir = "/var/lib/hoodcloud-agent"
 	// tokenVar names the token in the env file.
-	tokenVar = "HOODCLOUD_AGENT_TOKEN" // what `hoodcloud agent` reads
+	tokenVar = "HOODCLOUD_AGENT_TOKEN" // what hoodcloud-agent reads
 )
 
 // maxUserData is Hetzner's limit on user_data.
@@ -48,9 +48,10 @@ type cloudFile struct {
 
 // cloudInit renders the user data that turns a fresh Ubuntu server into a
 // node host: the CA certificate, the enrollment token in a 0600 env file,
-// a script that downloads the hoodcloud binary, refuses it unless its
-// SHA-256 matches, installs it and starts the agent's systemd unit. Every
-// value is checked first, so none can escape into YAML, sh or the unit.
+// a script that downloads the ops-agent (hoodcloud-agent, which the
+// appliance serves), refuses it unless its SHA-256 matches, installs it and
+// starts the agent's systemd unit. Every value is checked first, so none
+// can escape into YAML, sh or the unit.
 func cloudInit(nodeID string, b engine.HostBootstrap) (string, error) {
 	if err := checkBootstrap(b); err != nil {
 		return "", err
@@ -130,7 +131,7 @@ Wants=network-online.target
 
 [Service]
 EnvironmentFile=` + tokenFile + `
-ExecStart=` + agentBinary + ` agent --gateway ` + gateway + ` --node-id ` + nodeID +
+ExecStart=` + agentBinary + ` --gateway ` + gateway + ` --node-id ` + nodeID +
 		` --ca-file ` + caFile + ` --data-dir ` + agentDataDir + `
 Restart=always
 RestartSec=5

@@ -100,7 +100,7 @@ func hostSpec(t *testing.T, nodeID string) engine.HostSpec {
 		NodeID: nodeID, Provider: "hetzner", Region: "fsn1", InstanceType: "cx22",
 		Labels: map[string]string{"team": "chains", engine.LabelNodeID: "forged"},
 		Bootstrap: engine.HostBootstrap{
-			AgentURL: "https://downloads.example.com/hoodcloud/v1.2.3/hoodcloud-linux-amd64", AgentSHA256: agentSum,
+			AgentURL: "https://cp.example.com/agent/hoodcloud-agent-linux-amd64", AgentSHA256: agentSum,
 			GatewayAddr: "gateway.example.com:7443", CACertPEM: testCAPEM(t), EnrollmentToken: enrollToken,
 		},
 	}
@@ -250,8 +250,10 @@ func TestCreateHostCloudInit(t *testing.T) {
 		script := files["/usr/local/lib/hoodcloud/install-agent.sh"]
 		for _, want := range []string{
 			"set -eu",
-			"'" + hostSpec(t, "node_1").Bootstrap.AgentURL + "'",
+			`tmp="$(mktemp /usr/local/bin/hoodcloud-agent.XXXXXX)"`,
+			"--output \"$tmp\" 'https://cp.example.com/agent/hoodcloud-agent-linux-amd64'\n",
 			`echo "` + agentSum + `  $tmp" | sha256sum --check --strict -`,
+			`mv -f "$tmp" /usr/local/bin/hoodcloud-agent`,
 		} {
 			if !strings.Contains(script.Content, want) {
 				t.Errorf("install script lacks %q:\n%s", want, script.Content)
@@ -268,7 +270,7 @@ func TestCreateHostCloudInit(t *testing.T) {
 	})
 	t.Run("systemd unit", func(t *testing.T) {
 		unit := files["/etc/systemd/system/hoodcloud-agent.service"].Content
-		want := "EnvironmentFile=/etc/hoodcloud/agent.env\nExecStart=/usr/local/bin/hoodcloud agent --gateway gateway.example.com:7443 --node-id node_1" +
+		want := "EnvironmentFile=/etc/hoodcloud/agent.env\nExecStart=/usr/local/bin/hoodcloud-agent --gateway gateway.example.com:7443 --node-id node_1" +
 			" --ca-file /etc/hoodcloud/agent-ca.pem --data-dir /var/lib/hoodcloud-agent\n"
 		if !strings.Contains(unit, want) || !strings.Contains(unit, "WantedBy=multi-user.target") {
 			t.Errorf("unit:\n%s\nwant %s", unit, want)

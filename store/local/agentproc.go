@@ -21,7 +21,7 @@ type agentProc struct {
 	cfg    Config
 	nodeID string
 	dir    string
-	args   []string
+	args   []string // the command line, the executable first
 	env    []string // holds the enrolment token, if any: never log it
 
 	stopOnce sync.Once
@@ -84,7 +84,7 @@ func (a *agentProc) start() (int, <-chan error, error) {
 		return 0, nil, fmt.Errorf("open agent log: %w", err)
 	}
 	defer logf.Close() // the agent holds its own copy
-	cmd := exec.Command(a.cfg.Binary, a.args...)
+	cmd := exec.Command(a.args[0], a.args[1:]...)
 	cmd.Dir, cmd.Env = a.dir, a.env
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A group of its own: stopping the host stops the chain the agent

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,8 +40,12 @@ type Config struct {
 	// engine.LabelInstallation label): ListHosts shows only its hosts.
 	// Required.
 	Installation string
-	// Binary is the hoodcloud binary run as `<Binary> agent …`; default
-	// the running executable.
+	// AgentBinary is the ops-agent, run as `<AgentBinary> --gateway …`;
+	// default AgentBinaryName beside Binary.
+	AgentBinary string
+	// Binary is the hoodcloud binary, run as `<Binary> agent …` only when
+	// AgentBinary does not exist (with a warning); default the running
+	// executable.
 	Binary string
 	// Runtime is the agent's --runtime; default "process".
 	Runtime string
@@ -68,6 +73,8 @@ type Config struct {
 type Provisioner struct {
 	cfg Config
 	log *slog.Logger
+
+	agentCmd []string // the agent's executable, and the arguments before its flags
 
 	mu     sync.Mutex
 	agents map[string]*agentProc  // by node id: the supervised agents
@@ -99,8 +106,36 @@ func New(cfg Config) (*Provisioner, error) {
 			return nil, fmt.Errorf("local provisioner: find own binary: %w", err)
 		}
 	}
+	if cfg.AgentBinary == "" {
+		cfg.AgentBinary = filepath.Join(filepath.Dir(cfg.Binary), AgentBinaryName)
+	}
 	cfg = withDefaults(cfg)
-	return &Provisioner{cfg: cfg, log: cfg.Logger, agents: map[string]*agentProc{}, locks: map[string]*sync.Mutex{}}, nil
+	p := &Provisioner{cfg: cfg, log: cfg.Logger, agents: map[string]*agentProc{}, locks: map[string]*sync.Mutex{}}
+	p.agentCmd = p.agentCommand()
+	return p, nil
+}
+
+// AgentBinaryName is the ops-agent's executable, looked for beside Binary.
+const AgentBinaryName = "hoodcloud-agent"
+
+// agentCommand is what runs an agent: the ops-agent binary, or the
+// hoodcloud binary's agent alias when there is none, which costs every
+// host the memory of the whole appliance.
+func (p *Provisioner) agentCommand() []string {
+	if isExecutable(p.cfg.AgentBinary) {
+		return []string{p.cfg.AgentBinary}
+	}
+	if p.cfg.Inspect {
+		return nil // starts no agent
+	}
+	p.log.Warn("no ops-agent binary; local hosts run the appliance binary as their agent instead",
+		"agent_binary", p.cfg.AgentBinary, "binary", p.cfg.Binary)
+	return []string{p.cfg.Binary, "agent"}
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }
 
 func withDefaults(cfg Config) Config {
@@ -371,14 +406,13 @@ func (p *Provisioner) supervise(rec hostRecord, token string) error {
 }
 
 func (p *Provisioner) agentArgs(rec hostRecord, dir string) []string {
-	args := []string{
-		"agent",
+	args := append(slices.Clone(p.agentCmd),
 		"--gateway", rec.GatewayAddr,
 		"--node-id", rec.NodeID,
 		"--ca-file", filepath.Join(dir, caFile),
 		"--data-dir", filepath.Join(dir, agentDataDir),
 		"--runtime", p.cfg.Runtime,
-	}
+	)
 	return append(args, p.cfg.AgentArgs...)
 }
 

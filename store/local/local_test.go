@@ -2,6 +2,7 @@ package local
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -62,6 +63,9 @@ type fixture struct {
 	root    string // the hosts dir
 	records string // where fake agents record their runs
 	logs    *testenv.LogBuffer
+	// binary and agentBinary are the Config's; binary defaults to this
+	// test binary, beside which there is no hoodcloud-agent.
+	binary, agentBinary string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -73,7 +77,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) open(installation string) *Provisioner {
 	f.t.Helper()
 	p, err := New(Config{
-		Dir: f.root, Installation: installation, Binary: os.Args[0],
+		Dir: f.root, Installation: installation, Binary: cmp.Or(f.binary, os.Args[0]), AgentBinary: f.agentBinary,
 		Env:         []string{fakeEnv + "=agent", recordsEnv + "=" + f.records},
 		StopTimeout: 500 * time.Millisecond, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -633,4 +637,60 @@ func nodeIDs(hosts []engine.ManagedHost) []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// installBeside links this test binary (the fake agent) into a fresh dir as
+// hoodcloud and, with agent, as hoodcloud-agent beside it: the layout of an
+// installed appliance.
+func installBeside(t *testing.T, agent bool) (binary, agentBinary string) {
+	t.Helper()
+	dir := t.TempDir()
+	binary, agentBinary = filepath.Join(dir, "hoodcloud"), filepath.Join(dir, AgentBinaryName)
+	if err := os.Symlink(os.Args[0], binary); err != nil {
+		t.Fatal(err)
+	}
+	if agent {
+		if err := os.Symlink(os.Args[0], agentBinary); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return binary, agentBinary
+}
+
+func TestAgentsRunTheOpsAgentBinaryFoundBesideTheAppliance(t *testing.T) {
+	f := newFixture(t)
+	f.binary, _ = installBeside(t, true)
+	h := f.mustCreate(f.open(testInstallation), "node_1")
+	r := f.awaitRuns("node_1", 1)[0]
+	wantArgs := []string{"--gateway", "127.0.0.1:7443", "--node-id", "node_1",
+		"--ca-file", filepath.Join(h.Address, "ca.pem"), "--data-dir", filepath.Join(h.Address, "agent"), "--runtime", "process"}
+	if !slices.Equal(r.Args, wantArgs) {
+		t.Errorf("agent args = %q, want %q: hoodcloud-agent takes no agent command", r.Args, wantArgs)
+	}
+	if strings.Contains(f.logs.String(), "no ops-agent binary") {
+		t.Errorf("a warning about the agent binary although there is one:\n%s", f.logs.String())
+	}
+}
+
+func TestAConfiguredAgentBinaryWinsOverTheOneBesideTheAppliance(t *testing.T) {
+	f := newFixture(t)
+	f.binary, _ = installBeside(t, false)
+	_, f.agentBinary = installBeside(t, true)
+	f.mustCreate(f.open(testInstallation), "node_1")
+	if r := f.awaitRuns("node_1", 1)[0]; r.Args[0] != "--gateway" {
+		t.Errorf("agent args = %q, want the configured hoodcloud-agent's flags", r.Args)
+	}
+}
+
+func TestWithoutAnAgentBinaryAgentsRunAsTheApplianceAliasWithAWarning(t *testing.T) {
+	f := newFixture(t)
+	var missing string
+	f.binary, missing = installBeside(t, false)
+	f.mustCreate(f.open(testInstallation), "node_1")
+	if r := f.awaitRuns("node_1", 1)[0]; r.Args[0] != "agent" {
+		t.Errorf("agent args = %q, want `hoodcloud agent …`", r.Args)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, "no ops-agent binary") || !strings.Contains(logs, missing) {
+		t.Errorf("no warning naming the missing %s:\n%s", missing, logs)
+	}
 }

@@ -1,4 +1,4 @@
-package agent
+package gateway
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 const (
 	maxStatusRunning   = 64
 	maxStatusMetrics   = 128
-	maxStatusText      = 512
+	maxStatusText      = agentv1.MaxStatusText
 	statusWriters      = 8
 	statusWriteTimeout = 5 * time.Second
 )
@@ -26,10 +26,10 @@ func statusOf(req *agentv1.HeartbeatRequest, now time.Time) *engine.AgentStatus 
 	chain := req.GetSync()
 	st := &engine.AgentStatus{
 		NodeID:            req.GetNodeId(),
-		AgentVersion:      truncate(req.GetAgentVersion(), maxStatusText),
+		AgentVersion:      agentv1.StatusText(req.GetAgentVersion()),
 		RunningCommandIDs: req.GetRunningCommandIds()[:min(len(req.GetRunningCommandIds()), maxStatusRunning)],
 		Health:            appHealthOf(req.GetAppHealth()),
-		HealthMessage:     truncate(req.GetAppHealthMessage(), maxStatusText),
+		HealthMessage:     agentv1.StatusText(req.GetAppHealthMessage()),
 		Syncing:           chain.GetSyncing(),
 		BlockHeight:       chain.GetCurrentHeight(),
 		HighestBlock:      chain.GetHighestHeight(),
@@ -75,13 +75,6 @@ func boundedMetrics(values map[string]float64) map[string]float64 {
 		out[k] = values[k]
 	}
 	return out
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // statusRecorder writes heartbeat statuses to the Cache behind the

@@ -1,4 +1,4 @@
-package agent
+package gateway
 
 import (
 	"context"
@@ -43,7 +43,7 @@ func toStatus(err error) error {
 // service implements AgentService over the engine's ports.
 type service struct {
 	agentv1.UnimplementedAgentServiceServer
-	cfg GatewayConfig
+	cfg Config
 
 	mu       sync.Mutex
 	regs     map[string]cachedRegistration
@@ -57,7 +57,7 @@ type cachedRegistration struct {
 	fetched time.Time
 }
 
-func newService(cfg GatewayConfig) *service {
+func newService(cfg Config) *service {
 	return &service{cfg: cfg, regs: map[string]cachedRegistration{}, touched: map[string]time.Time{},
 		statuses: newStatusRecorder(cfg.Statuses, cfg.StatusTTL, cfg.Logger)}
 }
@@ -114,7 +114,7 @@ func peerNode(ctx context.Context) (string, string, error) {
 		// The handshake checked it; a long-lived connection outlives it.
 		return "", "", status.Error(codes.Unauthenticated, "the client certificate has expired")
 	}
-	id, ok := NodeIDFromCert(leaf)
+	id, ok := agentv1.NodeIDFromCert(leaf)
 	if !ok {
 		return "", "", status.Error(codes.Unauthenticated, "the client certificate names no node")
 	}

@@ -1,4 +1,4 @@
-package agent_test
+package gateway_test
 
 import (
 	"context"
@@ -7,14 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hoodcloud/hoodcloud/agent"
+	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func TestGatewayServesHealthUntilClosed(t *testing.T) {
-	g := agent.NewGateway(agent.GatewayConfig{Addr: "127.0.0.1:0"})
+	g := gateway.New(gateway.Config{Addr: "127.0.0.1:0"})
 	if err := g.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestGatewayPortInUseIsAClearError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	err = agent.NewGateway(agent.GatewayConfig{Addr: busy.Addr().String()}).Open()
+	err = gateway.New(gateway.Config{Addr: busy.Addr().String()}).Open()
 	if err == nil || !strings.Contains(err.Error(), "agent gateway listen "+busy.Addr().String()) {
 		t.Fatalf("Open on a busy port = %v", err)
 	}

@@ -1,4 +1,4 @@
-package agent
+package gateway
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
 
 // Defaults of the agent identity.
@@ -27,7 +28,6 @@ const (
 	serverCertValidity        = 365 * 24 * time.Hour
 	clockSkew                 = 5 * time.Minute // NotBefore is set back by this much
 	tokenPrefix               = "hcenroll_"
-	nodeURIScheme             = "hoodcloud"
 )
 
 // Identity issues and checks the certificates agents authenticate with:
@@ -214,7 +214,7 @@ func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, erro
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: nodeID, Organization: []string{"HoodCloud agents"}},
-		URIs:         []*url.URL{NodeURI(nodeID)},
+		URIs:         []*url.URL{agentv1.NodeURI(nodeID)},
 		NotBefore:    now.Add(-backdate(i.ClientValidity)),
 		NotAfter:     now.Add(i.ClientValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -232,26 +232,6 @@ func (i *Identity) issueClientCert(nodeID string, pub any) ([]byte, string, erro
 // the validity, so the agent's renewal point (2/3 of the span) stays ahead
 // of issuance even for short-lived certificates.
 func backdate(validity time.Duration) time.Duration { return min(clockSkew, validity/10) }
-
-// NodeURI is the URI SAN of a node's client certificate.
-func NodeURI(nodeID string) *url.URL {
-	return &url.URL{Scheme: nodeURIScheme, Host: "node", Path: "/" + nodeID}
-}
-
-// NodeIDFromCert returns the node a verified client certificate names: its
-// URI SAN and common name must agree.
-func NodeIDFromCert(c *x509.Certificate) (string, bool) {
-	for _, u := range c.URIs {
-		if u.Scheme != nodeURIScheme || u.Host != "node" {
-			continue
-		}
-		id := strings.TrimPrefix(u.Path, "/")
-		if id != "" && id == c.Subject.CommonName {
-			return id, true
-		}
-	}
-	return "", false
-}
 
 // ServerCertificate issues the gateway's certificate for hosts (names or
 // IPs; localhost and 127.0.0.1 when none), with a fresh P-256 key, from the

@@ -1,4 +1,4 @@
-package agent
+package gateway
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
 
 func newCSR(t *testing.T, cn string) []byte {
@@ -43,7 +44,7 @@ func TestEnrollIssuesAShortLivedClientCertificateNamingTheNode(t *testing.T) {
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Fatalf("certificate does not verify as a client certificate of the CA: %v", err)
 	}
-	if id, ok := NodeIDFromCert(cert); !ok || id != "node_a" || cert.Subject.CommonName != "node_a" {
+	if id, ok := agentv1.NodeIDFromCert(cert); !ok || id != "node_a" || cert.Subject.CommonName != "node_a" {
 		t.Errorf("certificate names %q (%v), CN %q; want node_a", id, ok, cert.Subject.CommonName)
 	}
 	if len(cert.URIs) != 1 || cert.URIs[0].String() != "hoodcloud://node/node_a" {

@@ -1,7 +1,8 @@
-// Package agent is the control plane's side of the node hosts: the gRPC
-// gateway that agents talk to, and the ops-agent itself. gRPC stays behind
-// our types.
-package agent
+// Package gateway is the control plane's end of the wire to the node
+// hosts: the gRPC gateway the ops-agents talk to, the enrolment CA and its
+// token rules, and the heartbeat statuses it keeps. The ops-agent, the other
+// end, is package agent. gRPC stays behind our types.
+package gateway
 
 import (
 	"bytes"
@@ -29,17 +30,17 @@ import (
 
 // Gateway defaults.
 const (
-	DefaultHeartbeatInterval    = 30 * time.Second
+	DefaultHeartbeatInterval    = agentv1.DefaultHeartbeatInterval
 	DefaultProgressTTL          = 30 * time.Minute
 	DefaultRegistrationCacheTTL = 5 * time.Second
 	DefaultTouchInterval        = time.Second
 	maxCommandsPerHeartbeat     = 16
 )
 
-// GatewayConfig describes the agent gateway. With Identity nil the gateway
+// Config describes the agent gateway. With Identity nil the gateway
 // serves only the health service, in plain text (tests of the listener);
 // the appliance always sets Identity, Nodes, Commands and Cache.
-type GatewayConfig struct {
+type Config struct {
 	Addr   string // host:port; port 0 picks a free one
 	Logger *slog.Logger
 
@@ -72,7 +73,7 @@ type GatewayConfig struct {
 	StatusTTL time.Duration
 }
 
-func (c GatewayConfig) withDefaults() GatewayConfig {
+func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -99,15 +100,15 @@ func (c GatewayConfig) withDefaults() GatewayConfig {
 
 // Gateway is the gRPC server agents connect to.
 type Gateway struct {
-	cfg      GatewayConfig
+	cfg      Config
 	server   *grpc.Server
 	health   *health.Server
 	service  *service
 	listener net.Listener
 }
 
-// NewGateway builds the server; it does no I/O.
-func NewGateway(cfg GatewayConfig) *Gateway {
+// New builds the server; it does no I/O.
+func New(cfg Config) *Gateway {
 	cfg = cfg.withDefaults()
 	return &Gateway{cfg: cfg, health: health.NewServer()}
 }
@@ -181,7 +182,7 @@ func (t *gatewayTLS) config() (*tls.Config, error) {
 	defer t.mu.Unlock()
 	certOK := t.cfg != nil && t.issuer.Equal(issuer.Cert) &&
 		slices.EqualFunc(t.intermediates, intermediates, bytes.Equal) &&
-		t.identity.Now().Before(renewAt(t.cfg.Certificates[0].Leaf))
+		t.identity.Now().Before(agentv1.RenewAt(t.cfg.Certificates[0].Leaf))
 	if certOK && slices.EqualFunc(t.trusted, trusted, (*x509.Certificate).Equal) {
 		return t.cfg, nil
 	}

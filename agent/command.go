@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// TokenEnv is the environment variable holding the enrolment token, so
+// that the token never shows in ps.
+const TokenEnv = "HOODCLOUD_AGENT_TOKEN"
+
+// ErrUsage means the command line did not parse; the flag package has
+// already printed why, and the usage.
+var ErrUsage = errors.New("usage")
+
+// ParseCommandLine reads the ops-agent's settings from its flags (name
+// heads the usage text) and the enrolment token from env, and builds the
+// runtime and a logger writing to stderr. It returns ErrUsage when the flags
+// do not parse and another error when a setting is missing or wrong; that
+// error names the setting.
+func ParseCommandLine(name string, args []string, env func(string) string, stderr io.Writer) (AgentConfig, error) {
+	var cfg AgentConfig
+	var runtime string
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.GatewayAddr, "gateway", "", "agent gateway host:port (required)")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "the node this host runs (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "agent state: key, certificates, outbox (required)")
+	fs.StringVar(&cfg.CAFile, "ca-file", "", "PEM of the appliance agent CA (first enrolment)")
+	fs.StringVar(&cfg.ServerName, "server-name", "", "name in the gateway's certificate (default: the gateway host)")
+	fs.StringVar(&cfg.ChainDir, "chain-dir", "", "chain data dir (default: data-dir/chain)")
+	fs.StringVar(&runtime, "runtime", "process", "process, systemd or docker")
+	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the gateway's heartbeat interval")
+	fs.DurationVar(&cfg.ProgressCheckInterval, "progress-interval", 30*time.Second, "how often running commands report progress")
+	if err := fs.Parse(args); err != nil {
+		return cfg, ErrUsage
+	}
+	for _, req := range []struct{ name, value string }{
+		{"gateway", cfg.GatewayAddr}, {"node-id", cfg.NodeID}, {"data-dir", cfg.DataDir},
+	} {
+		if req.value == "" {
+			return cfg, fmt.Errorf("%s is required", req.name)
+		}
+	}
+	cfg.EnrollmentToken = env(TokenEnv)
+	if cfg.ChainDir == "" {
+		cfg.ChainDir = filepath.Join(cfg.DataDir, "chain")
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	rt, err := NewRuntime(runtime, cfg.ChainDir, cfg.Logger)
+	if err != nil {
+		return cfg, fmt.Errorf("runtime: %w", err)
+	}
+	cfg.Runtime = rt
+	return cfg, nil
+}

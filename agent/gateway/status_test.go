@@ -1,0 +1,27 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+)
+
+func TestStatusOfBoundsWhatAnAgentMayMakeTheGatewayKeep(t *testing.T) {
+	req := &agentv1.HeartbeatRequest{NodeId: "node_a", AppHealthMessage: strings.Repeat("x", 10_000),
+		Metrics: &agentv1.MetricsSnapshot{Values: map[string]float64{}}}
+	for i := range 1000 {
+		req.RunningCommandIds = append(req.RunningCommandIds, fmt.Sprintf("cmd_%d", i))
+		req.Metrics.Values[fmt.Sprintf("m_%04d", i)] = float64(i)
+	}
+	st := statusOf(req, time.Now())
+	if len(st.RunningCommandIDs) != maxStatusRunning || len(st.Metrics) != maxStatusMetrics || len(st.HealthMessage) != maxStatusText {
+		t.Errorf("kept %d ids, %d metrics, %d bytes of message", len(st.RunningCommandIDs), len(st.Metrics), len(st.HealthMessage))
+	}
+	if _, ok := st.Metrics["m_0000"]; !ok || st.Health != engine.AppHealthUnknown {
+		t.Errorf("metrics kept = first names? %v; health %s", ok, st.Health)
+	}
+}
