@@ -27,7 +27,8 @@ Usage:
   hoodcloud admin COMMAND     operator commands: create-user, rotate master
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
-  hoodcloud agent [flags]     run the ops-agent of a node host (token in HOODCLOUD_AGENT_TOKEN)
+  hoodcloud agent [flags]     run the ops-agent of a node host, as hoodcloud-agent does
+                              (token in HOODCLOUD_AGENT_TOKEN)
   hoodcloud simnode [flags]   run a simulated chain node (for dev, CI and tests)
   hoodcloud config print      show the effective configuration, secrets redacted
   hoodcloud bench startup     measure start time, idle memory and binary size

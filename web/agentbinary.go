@@ -33,7 +33,6 @@ const EAgentBinaryMissing engine.Code = "agent_binary_missing"
 // later happens to its path (an upgrade renaming a new build over it), so
 // that they always match SHA256. Safe for concurrent use.
 type AgentBinary struct {
-	path    string
 	file    *os.File
 	size    int64
 	modTime time.Time
@@ -68,7 +67,7 @@ func digestAgentBinary(path string, f *os.File) (*AgentBinary, error) {
 	if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
 		return nil, agentBinaryMissing(path, err)
 	}
-	return &AgentBinary{path: path, file: f, size: st.Size(), modTime: st.ModTime(), sha256: hex.EncodeToString(h.Sum(nil))}, nil
+	return &AgentBinary{file: f, size: st.Size(), modTime: st.ModTime(), sha256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 func agentBinaryMissing(path string, err error) error {
@@ -77,9 +76,6 @@ func agentBinaryMissing(path string, err error) error {
 	}
 	return engine.Errorf(EAgentBinaryMissing, "no ops-agent binary to hand out to hosts at %s (%v): build it (make build puts hoodcloud-agent beside hoodcloud) or set --agent-binary, then restart", path, err)
 }
-
-// Path is the file as it was opened.
-func (b *AgentBinary) Path() string { return b.path }
 
 // SHA256 is the hex SHA-256 of the binary, as sha256sum prints it.
 func (b *AgentBinary) SHA256() string { return b.sha256 }
