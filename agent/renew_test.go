@@ -31,6 +31,18 @@ func renewOver(t *testing.T, e *testEnv, client agentv1.AgentServiceClient, node
 	return &agentCredentials{ca: e.identity.CA(), cert: tls.Certificate{Certificate: resp.CertificateChainDer, PrivateKey: key, Leaf: leaf}}, nil
 }
 
+// waitRefused heartbeats as nodeID until the gateway refuses, and returns
+// the refusal.
+func waitRefused(t *testing.T, client agentv1.AgentServiceClient, nodeID, what string) error {
+	t.Helper()
+	var err error
+	waitFor(t, time.Second, what, func() bool {
+		_, err = client.Heartbeat(rpcCtx(t), &agentv1.HeartbeatRequest{NodeId: nodeID})
+		return err != nil
+	})
+	return err
+}
+
 func TestRenewIssuesANewCertificateAndKeepsTheOldOneUntilItExpires(t *testing.T) {
 	e := newTestEnv(t)
 	ctx := rpcCtx(t)
@@ -48,7 +60,8 @@ func TestRenewIssuesANewCertificateAndKeepsTheOldOneUntilItExpires(t *testing.T)
 	if err != nil {
 		t.Fatalf("a repeated renewal from the old certificate: %v", err)
 	}
-	time.Sleep(20 * time.Millisecond) // past the registration cache
+	// The gateway that renewed forgot its cached registration: the next
+	// call reads the renewed one.
 	newClient := e.client(t, second.tlsConfig("127.0.0.1"))
 	for name, c := range map[string]agentv1.AgentServiceClient{"old": oldClient, "renewed": newClient} {
 		if _, err := c.Heartbeat(ctx, &agentv1.HeartbeatRequest{NodeId: "node_a"}); err != nil {
@@ -63,7 +76,6 @@ func TestRenewIssuesANewCertificateAndKeepsTheOldOneUntilItExpires(t *testing.T)
 	if _, err := renewOver(t, e, newClient, "node_a", second); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
 	_, err = oldClient.Heartbeat(ctx, &agentv1.HeartbeatRequest{NodeId: "node_a"})
 	wantCode(t, "a certificate two renewals old", err, codes.PermissionDenied)
 }
@@ -77,7 +89,7 @@ func TestRenewIsRefusedForRevokedAndForeignNodes(t *testing.T) {
 	if err := e.identity.Revoke(context.Background(), "node_a"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	waitRefused(t, clientA, "node_a", "the revocation to reach the gateway past its registration cache")
 	_, err = renewOver(t, e, clientA, "node_a", credsA)
 	wantCode(t, "revoked renews", err, codes.PermissionDenied)
 	_, err = clientA.Renew(rpcCtx(t), &agentv1.RenewRequest{NodeId: "node_a", CsrDer: []byte("junk")})
