@@ -105,8 +105,10 @@ func TestAnExpiredCertificateIsRefusedOnAnOpenConnection(t *testing.T) {
 	if _, err := client.Heartbeat(rpcCtx(t), &agentv1.HeartbeatRequest{NodeId: "node_a"}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Until(creds.cert.Leaf.NotAfter) + 100*time.Millisecond)
-	_, err := client.Heartbeat(rpcCtx(t), &agentv1.HeartbeatRequest{NodeId: "node_a"})
+	err := waitRefused(t, client, "node_a", "the certificate to expire")
+	if time.Now().Before(creds.cert.Leaf.NotAfter) {
+		t.Fatalf("refused before the certificate expired: %v", err)
+	}
 	wantCode(t, "heartbeat after the certificate expired", err, codes.Unauthenticated)
 }
 
