@@ -496,7 +496,8 @@ func TestListHostsFollowsEveryPage(t *testing.T) {
 }
 
 func TestAPIErrorsBecomeEngineCodes(t *testing.T) {
-	reset := strconv.FormatInt(time.Now().Add(42*time.Second).Unix(), 10)
+	// 42 minutes on: "retry after 4…" however long the cases before take.
+	reset := strconv.FormatInt(time.Now().Add(42*time.Minute).Unix(), 10)
 	tests := []struct {
 		name    string
 		fail    failure
