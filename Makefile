@@ -14,8 +14,11 @@ export HOODCLOUD_TEST_NATS_URL     ?= nats://127.0.0.1:4222
 
 # The root package links the embedded Temporal server: it is tested without
 # the race detector, which would make its link and run several times slower.
+# Packages without tests are left out of the race run too: it would only
+# build them, and store/temporal/devserver would race-build the whole
+# Temporal server (vet, staticcheck and the root package's tests build them).
 ROOT := github.com/hoodcloud/hoodcloud
-RACE_PKGS = $(shell go list ./... | grep -v '^$(ROOT)$$')
+RACE_PKGS = $(shell go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./... | grep -v '^$(ROOT)$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build run test test-stress lint bench soak generate clean

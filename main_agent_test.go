@@ -12,6 +12,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 func TestAgentEnrolsAndHeartbeatsThroughTheAppliance(t *testing.T) {
@@ -37,7 +38,7 @@ func TestAgentEnrolsAndHeartbeatsThroughTheAppliance(t *testing.T) {
 			EnrollmentToken: token, CAFile: caFile, HeartbeatInterval: 100 * time.Millisecond, Version: "test",
 		})
 	}()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(testenv.Patience)
 	for {
 		n, err := m.Store.GetNode(ctx, node.ID)
 		if err == nil && !n.LastSeenAt.IsZero() && n.AgentVersion == "test" {

@@ -504,7 +504,7 @@ func recordedAgents(dir string) map[int]bool {
 // this appliance runs any more.
 func assertNoProcessOutlives(t *testing.T, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testenv.Patience)
 	for len(processesOf(dir)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 // TestSignedPaymentActivatesAndStartsProvisioning follows a customer from
@@ -116,8 +117,12 @@ func (a apiClient) check(req *http.Request, want int, out any) {
 	}
 }
 
+// waitFor polls ok until it holds. limit is how long it takes on a quiet
+// machine; the wait gives up only after testenv.Patience at least, as a
+// loaded one can be many times slower.
 func waitFor(t testing.TB, limit time.Duration, what string, ok func() bool) {
 	t.Helper()
+	limit = max(limit, testenv.Patience)
 	deadline := time.Now().Add(limit)
 	for !ok() {
 		if time.Now().After(deadline) {

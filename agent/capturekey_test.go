@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 const outsideSecret = "the key of somebody else"
@@ -115,11 +116,11 @@ func leavesDir(p string) bool {
 func TestCaptureWaitsForAKeyFileTheChainWritesLater(t *testing.T) {
 	chain := t.TempDir()
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // the chain starts and writes its key
 		os.MkdirAll(filepath.Join(chain, "geth"), 0o700)
 		os.WriteFile(filepath.Join(chain, "geth", "nodekey"), []byte("k"), 0o600)
 	}()
-	if err := awaitKeyFile(t.Context(), chain, "geth/nodekey", 5*time.Second); err != nil {
+	if err := awaitKeyFile(t.Context(), chain, "geth/nodekey", testenv.Patience); err != nil {
 		t.Fatalf("a key file written after the wait began: %v", err)
 	}
 	err := awaitKeyFile(t.Context(), chain, "never", 300*time.Millisecond)

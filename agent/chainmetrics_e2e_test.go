@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -164,7 +165,11 @@ func TestAgentWatchesTheChainAgainAfterItRestarts(t *testing.T) {
 func TestASlowMetricsEndpointNeverDelaysAHeartbeat(t *testing.T) {
 	e := newTestEnv(t)
 	e.createNode(t, "node_a")
-	hung := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	var scrapes atomic.Int64
+	hung := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		scrapes.Add(1)
+		<-r.Context().Done()
+	}))
 	t.Cleanup(hung.Close)
 	cfg := e.agentConfig(t, "node_a", &scriptedRuntime{})
 	cfg.ChainMetricsInterval = 20 * time.Millisecond
@@ -172,17 +177,19 @@ func TestASlowMetricsEndpointNeverDelaysAHeartbeat(t *testing.T) {
 	e.configureAndStart(t, &agentv1.Component{Name: "geth", Args: []string{"geth"},
 		Metrics: &agentv1.MetricsSpec{Url: hung.URL, BlockHeight: "chain_head_block"}})
 
-	// Scrapes hang for 2 s each; heartbeats go on every 20 ms.
+	// Scrapes hang until the agent gives up on each after 2 s; heartbeats
+	// go on every 20 ms. A heartbeat that waited for a scrape would make
+	// each report cost a scrape.
+	waitFor(t, 5*time.Second, "the first scrape", func() bool { return scrapes.Load() > 0 })
 	var reports []time.Time
-	deadline := time.Now().Add(1500 * time.Millisecond)
-	for time.Now().Before(deadline) {
+	waitFor(t, 5*time.Second, "10 heartbeats while the metrics endpoint hangs", func() bool {
 		if st, err := e.cache.GetAgentStatus(context.Background(), "node_a"); err == nil && (len(reports) == 0 || st.ReportedAt.After(reports[len(reports)-1])) {
 			reports = append(reports, st.ReportedAt)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if len(reports) < 10 {
-		t.Fatalf("%d heartbeats recorded in 1.5 s while the metrics endpoint hung", len(reports))
+		return len(reports) >= 10
+	})
+	if n := scrapes.Load(); n >= int64(len(reports)) {
+		t.Fatalf("%d heartbeats recorded over %d hung scrapes: the heartbeats waited for them", len(reports), n)
 	}
 	e.waitAgentStatus(t, "the hung endpoint reported", func(st *engine.AgentStatus) bool {
 		return st.Health == engine.AppHealthDegraded && strings.Contains(st.HealthMessage, "metrics of geth unreachable")

@@ -342,7 +342,10 @@ func TestAgentSurvivesAGatewayRestartWithoutLosingOrRepeatingCommands(t *testing
 		return err == nil && strings.Contains(string(b), cfgID)
 	})
 	startID := e.enqueue(t, "node_a", engine.CommandStart, nil)
-	time.Sleep(100 * time.Millisecond) // several failed heartbeats
+	failed := strings.Count(ra.logs.String(), "heartbeat failed")
+	waitFor(t, 5*time.Second, "several failed heartbeats", func() bool {
+		return strings.Count(ra.logs.String(), "heartbeat failed") >= failed+3
+	})
 	e.startGateway(t)
 
 	e.waitStatus(t, cfgID, engine.CommandCompleted, 10*time.Second)

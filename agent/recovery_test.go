@@ -154,11 +154,13 @@ func simnodeConfigure(t *testing.T, chainDir, version string) []byte {
 }
 
 // processAgentConfig is an agent running a process runtime of its own, as
-// a fresh agent process would.
+// a fresh agent process would. A broken release must exit within the
+// upgrade check to be caught: 5s is ample for a test binary to start and
+// exit on a loaded machine.
 func processAgentConfig(cfg AgentConfig) AgentConfig {
 	cfg.ChainDir = filepath.Join(cfg.DataDir, "chain")
 	cfg.Runtime = NewProcessRuntime(ProcessConfig{Dir: cfg.ChainDir, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		StopTimeout: 5 * time.Second, UpgradeCheck: time.Second})
+		StopTimeout: 5 * time.Second, UpgradeCheck: 5 * time.Second})
 	return cfg
 }
 

@@ -76,7 +76,7 @@ func TestUpgradeRunsTheNewVersionAndRollsBackOneThatDoesNotStart(t *testing.T) {
 		ConfigChanges: []*agentv1.ConfigFile{{Path: "config/app.toml", Content: []byte("moniker = \"b\"\n")}},
 	}))
 	done := e.waitStatus(t, up, engine.CommandCompleted, 20*time.Second)
-	t.Logf("UPGRADE v1 → v2: enqueued to completed %s, acknowledged to finished %s (with the 1s start check)",
+	t.Logf("UPGRADE v1 → v2: enqueued to completed %s, acknowledged to finished %s (with the 5s start check)",
 		time.Since(started).Round(time.Millisecond), done.FinishedAt.Sub(done.AckedAt).Round(time.Millisecond))
 	if o := outcomeOf(t, done.Result); o.InstalledVersion != "v2" || !slices.Equal(o.Completed, allUpgradeActions) || o.RolledBack {
 		t.Errorf("outcome = %v", o)

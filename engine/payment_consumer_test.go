@@ -107,7 +107,7 @@ func (p *payments) consumer(opts ...func(*engine.PaymentConsumerConfig)) (*engin
 				return engine.Placement{Provider: "local", Region: "here", InstanceType: "small"}, nil
 			},
 		},
-		AckWait: time.Second,
+		AckWait: time.Minute, // nothing is redelivered while a loaded machine handles it
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -445,7 +445,17 @@ func (l *deliveryLog) delivered(id string) bool {
 	return slices.Contains(l.ids, id)
 }
 
+// consume runs c on stream, logging its deliveries. A delivery is made
+// again when the handler asks (AckRetry), or when it stays unacknowledged
+// for a minute: never while a loaded machine is still handling it.
 func consume(t *testing.T, bus engine.Events, c *engine.PaymentConsumer, stream engine.StreamSpec, log *deliveryLog) {
+	t.Helper()
+	consumeAckWait(t, bus, c, stream, log, time.Minute)
+}
+
+// consumeAckWait is consume with the time after which an unacknowledged
+// delivery is made again.
+func consumeAckWait(t *testing.T, bus engine.Events, c *engine.PaymentConsumer, stream engine.StreamSpec, log *deliveryLog, ackWait time.Duration) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -454,7 +464,7 @@ func consume(t *testing.T, bus engine.Events, c *engine.PaymentConsumer, stream 
 	}
 	stop, err := bus.Consume(ctx, engine.ConsumerSpec{
 		Stream: stream.Name, Durable: engine.PaymentConsumerDurable, FilterSubject: stream.Subjects[0],
-		MaxDeliver: 5, AckWait: time.Second,
+		MaxDeliver: 5, AckWait: ackWait,
 	}, log.wrap(c.Handle))
 	if err != nil {
 		t.Fatal(err)
@@ -629,7 +639,7 @@ func TestPaymentConsumerCrashBeforeAck(t *testing.T) {
 	t.Cleanup(func() { second.Close() })
 	c2, _ := p.consumer()
 	log := newDeliveryLog()
-	consume(t, second, c2, stream, log)
+	consumeAckWait(t, second, c2, stream, log, time.Second) // the dead instance's delivery is made again after it
 	log.wait(t, 1)
 	if log.maxes[0] != 2 || log.acks[0] != engine.AckDone {
 		t.Fatalf("redelivery %d with verdict %v, want delivery 2 acked", log.maxes[0], log.acks[0])

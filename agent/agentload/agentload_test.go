@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 // gatewayEnv makes the test binary the benchmark's gateway process, so the
@@ -42,9 +44,11 @@ func gatewayCommand(args ...string) *exec.Cmd {
 func TestBenchMeasuresAFleetAgainstAGatewayProcessAndItsRestart(t *testing.T) {
 	var progress strings.Builder
 	profiles := t.TempDir()
+	// The goal is this machine's latency, not the tool's: one no loaded
+	// machine misses, so both steps are met whenever the tool works.
 	r, err := Bench(context.Background(), BenchConfig{
 		Gateway: gatewayCommand, Agents: 50, Interval: 500 * time.Millisecond, Steady: 2 * time.Second,
-		Rates: []float64{100, 200}, Step: 2 * time.Second, Goal: time.Second, Downs: []time.Duration{0},
+		Rates: []float64{100, 200}, Step: 2 * time.Second, Goal: testenv.Patience, Downs: []time.Duration{0},
 		RejoinWithin: 30 * time.Second, Quiet: 1, ProfileDir: profiles, Out: &progress,
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 
 const (
 	block   = 10 * time.Millisecond
-	patient = 5 * time.Second
+	patient = testenv.Patience
 )
 
 func TestMetricsAppearAndHeightAdvances(t *testing.T) {
@@ -79,7 +79,7 @@ func TestStallStopsTheChain(t *testing.T) {
 	writeControl(t, cfg, `{"mode":"stall"}`)
 	waitForMode(t, n, simnode.ModeStall)
 	before := scrapeMetrics(t, n)
-	time.Sleep(20 * block)
+	waitBlockIntervals(t, 20)
 	after := scrapeMetrics(t, n)
 	for _, m := range []string{"chain_block_height", "chain_highest_block", "chain_syncing"} {
 		if before[m] != after[m] {
@@ -93,7 +93,7 @@ func TestStallStopsTheChain(t *testing.T) {
 
 func TestStallFromConfig(t *testing.T) {
 	n := mustStart(t, testConfig(t, func(c *simnode.Config) { c.Mode = simnode.ModeStall }))
-	time.Sleep(20 * block)
+	waitBlockIntervals(t, 20)
 	if s := scrapeMetrics(t, n); s.height() != 0 {
 		t.Errorf("a node started stalled made blocks: %v", s)
 	}
@@ -369,6 +369,16 @@ func scrapeMetrics(t *testing.T, n *simnode.Node) scrape {
 		}
 	}
 	return s
+}
+
+// waitBlockIntervals waits until n block intervals have passed, as a node
+// started beside the one under test counts them in blocks: a stalled node
+// had that many chances to move.
+func waitBlockIntervals(t *testing.T, n float64) {
+	t.Helper()
+	witness := mustStart(t, testConfig(t, nil))
+	waitFor(t, witness, fmt.Sprintf("%v blocks on a node beside", n), func(s scrape) bool { return s.height() >= n })
+	mustClose(t, witness)
 }
 
 func waitFor(t *testing.T, n *simnode.Node, what string, ok func(scrape) bool) scrape {

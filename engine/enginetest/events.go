@@ -103,9 +103,17 @@ func mustPublish(t *testing.T, bus engine.Events, subject, id, data string) {
 	}
 }
 
+// patience bounds a wait for deliveries: long enough for a loaded CI
+// runner, it only limits how long a broken adapter takes to fail (as
+// internal/testenv.Patience, which this package does not import: it keeps
+// to the engine's dependencies).
+const patience = 30 * time.Second
+
+// collect consumes n deliveries with an ack wait no handler outlasts, so
+// none is made again while still handled.
 func collect(t *testing.T, bus engine.Events, stream, durable string, n int, h verdict) []*engine.Message {
 	t.Helper()
-	return consume(t, bus, engine.ConsumerSpec{Stream: stream, Durable: durable, AckWait: 5 * time.Second}, n, h)
+	return consume(t, bus, engine.ConsumerSpec{Stream: stream, Durable: durable, AckWait: time.Minute}, n, h)
 }
 
 // verdict decides a delivery's ack in a test.
@@ -132,9 +140,13 @@ func consume(t *testing.T, bus engine.Events, spec engine.ConsumerSpec, n int, h
 	defer stop()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("got %d deliveries within 10s, want %d", len(got), n)
+	case <-time.After(patience):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("got %d deliveries within %s, want %d", len(got), patience, n)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	return got
 }
 

@@ -58,15 +58,11 @@ func (f *rewrapFixture) rotation(s engine.Secrets, now func() time.Time) *keys.R
 	return r
 }
 
-// rewrapPatience bounds a wait on the rewrap: long enough for a loaded
-// machine, it only limits how long a broken rewrap takes to fail.
-const rewrapPatience = 30 * time.Second
-
 // waitRewrap waits until the rewrap's progress satisfies done (nil: it
 // completed).
 func (f *rewrapFixture) waitRewrap(r *keys.Rotations, done func(*keys.RewrapProgress) bool) *keys.RewrapProgress {
 	f.t.Helper()
-	deadline := time.Now().Add(rewrapPatience)
+	deadline := time.Now().Add(testenv.Patience)
 	for {
 		p, err := r.RewrapProgress(f.t.Context())
 		mustDo(f.t, err)
@@ -74,7 +70,7 @@ func (f *rewrapFixture) waitRewrap(r *keys.Rotations, done func(*keys.RewrapProg
 			return p
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatalf("rewrap progress %+v after %s; logs:\n%s", p, rewrapPatience, f.logs)
+			f.t.Fatalf("rewrap progress %+v after %s; logs:\n%s", p, testenv.Patience, f.logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -86,10 +82,10 @@ func completed(p *keys.RewrapProgress) bool { return p == nil }
 // comes before it.
 func (f *rewrapFixture) waitLog(line string) {
 	f.t.Helper()
-	deadline := time.Now().Add(rewrapPatience)
+	deadline := time.Now().Add(testenv.Patience)
 	for !strings.Contains(f.logs.String(), line) {
 		if time.Now().After(deadline) {
-			f.t.Fatalf("no %q in the log after %s:\n%s", line, rewrapPatience, f.logs)
+			f.t.Fatalf("no %q in the log after %s:\n%s", line, testenv.Patience, f.logs)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

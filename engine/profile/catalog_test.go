@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -172,7 +173,7 @@ func TestReloadKeepsCurrentSetWhenNewSetIsInvalid(t *testing.T) {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(testenv.Patience)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -181,8 +182,24 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// pollCounter is a source's files counting how often the catalog lists
+// them: once per reload.
+type pollCounter struct {
+	fs.FS
+	n atomic.Int64
+}
+
+func (p *pollCounter) Open(name string) (fs.File, error) {
+	if name == "." {
+		p.n.Add(1)
+	}
+	return p.FS.Open(name)
+}
+
 func TestWatchSwapsAndRejectsOnce(t *testing.T) {
 	dir, cfg := configDir(t)
+	polls := &pollCounter{FS: cfg.FS}
+	cfg.FS = polls
 	c := mustLoad(t, defaults(t), cfg)
 	var swaps atomic.Int32
 	c.OnSwap(func(*profile.Set) { swaps.Add(1) })
@@ -200,7 +217,8 @@ func TestWatchSwapsAndRejectsOnce(t *testing.T) {
 
 	writeFile(t, dir, "gamma.yaml", "id: gamma\n")
 	eventually(t, "the rejection to be logged", func() bool { return strings.Count(logs.String(), "chain profiles rejected") > 0 })
-	time.Sleep(50 * time.Millisecond) // ten more ticks over the same bad files
+	more := polls.n.Load() + 10
+	eventually(t, "ten more ticks over the same bad files", func() bool { return polls.n.Load() >= more })
 	if n := strings.Count(logs.String(), "chain profiles rejected"); n != 1 {
 		t.Fatalf("rejection logged %d times, want once", n)
 	}

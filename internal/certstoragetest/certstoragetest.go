@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+
+	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
 // Backend is one empty backing store, made for one test.
@@ -275,7 +277,7 @@ func mustExclude(t *testing.T, b Backend, first, second certmagic.Storage) {
 	if err := first.Unlock(ctx, "issue_cert_example.com"); err != nil {
 		t.Fatalf("Unlock: %v", err)
 	}
-	mustReturn(t, got, 5*time.Second+b.LockTTL())
+	mustReturn(t, got, testenv.Patience+b.LockTTL())
 	if err := second.Unlock(ctx, "issue_cert_example.com"); err != nil {
 		t.Fatalf("second Unlock: %v", err)
 	}
@@ -360,19 +362,15 @@ func testLockTakeover(t *testing.T, b Backend) {
 	dead := b.Instance(t)
 	mustLock(t, dead, "orphan")
 	b.Crash(dead)
-	start := time.Now()
 	got := lockAsync(t.Context(), b.Instance(t), "orphan")
-	mustReturn(t, got, 5*time.Second+2*b.LockTTL())
-	if waited := time.Since(start); waited > 2*b.LockTTL()+5*time.Second {
-		t.Errorf("took over an expired lock after %s, TTL %s", waited, b.LockTTL())
-	}
+	mustReturn(t, got, testenv.Patience+2*b.LockTTL())
 }
 
 func testUnlockOwn(t *testing.T, b Backend) {
 	dead, heir := b.Instance(t), b.Instance(t)
 	mustLock(t, dead, "job")
 	b.Crash(dead)
-	mustReturn(t, lockAsync(t.Context(), heir, "job"), 5*time.Second+2*b.LockTTL())
+	mustReturn(t, lockAsync(t.Context(), heir, "job"), testenv.Patience+2*b.LockTTL())
 	_ = dead.Unlock(t.Context(), "job") // late: the lock is the heir's now
 	ctx, cancel := context.WithTimeout(t.Context(), b.LockTTL()/4)
 	defer cancel()
@@ -404,7 +402,7 @@ func mustLoad(t *testing.T, s certmagic.Storage, k, want string) {
 
 func mustLock(t *testing.T, s certmagic.Storage, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), testenv.Patience)
 	defer cancel()
 	if err := s.Lock(ctx, name); err != nil {
 		t.Fatalf("Lock(%q): %v", name, err)

@@ -150,8 +150,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.requests = append(f.requests, recorded{r.Method, r.URL.Path, r.URL.Query(), body, r.Header.Clone()})
-	if f.delay > 0 {
-		time.Sleep(f.delay)
+	if f.delay > 0 { // a slow server: it answers after delay, unless the client hung up first
+		select {
+		case <-time.After(f.delay):
+		case <-r.Context().Done():
+		}
 	}
 	if r.Header.Get("Authorization") != "Bearer "+apiToken {
 		writeError(w, failure{status: 401, code: "unauthorized", msg: "unable to authenticate"})

@@ -474,7 +474,8 @@ func TestListHostsFollowsEveryPage(t *testing.T) {
 }
 
 func TestAPIErrorsBecomeEngineCodes(t *testing.T) {
-	reset := strconv.FormatInt(time.Now().Add(42*time.Second).Unix(), 10)
+	// 42 minutes on: "retry after 4…" however long the cases before take.
+	reset := strconv.FormatInt(time.Now().Add(42*time.Minute).Unix(), 10)
 	tests := []struct {
 		name    string
 		fail    failure
@@ -526,7 +527,7 @@ func TestCreateErrorEchoingTheUserDataHidesTheToken(t *testing.T) {
 
 func TestRequestTimeout(t *testing.T) {
 	f := newFixture(t, func(c *hetzner.Config) { c.RequestTimeout = 20 * time.Millisecond })
-	f.api.delay = 200 * time.Millisecond
+	f.api.delay = time.Hour // never in time, however slow the client is
 
 	_, err := f.prov.DescribeHost(context.Background(), engine.Host{Provider: "hetzner", ProviderID: "1"})
 	if !engine.IsCode(err, engine.EUnavailable) || !strings.Contains(err.Error(), "deadline") {

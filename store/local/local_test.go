@@ -128,6 +128,13 @@ func (f *fixture) runs(nodeID string) []run {
 	return runs
 }
 
+// starts counts the agent starts of nodeID the provisioners logged. Each
+// start is logged before the agent runs, so once Close returned the count
+// is final: no start is left under way.
+func (f *fixture) starts(nodeID string) int {
+	return strings.Count(f.logs.String(), `msg="local agent started" node_id=`+nodeID+" ")
+}
+
 // awaitRuns waits until nodeID's agent started at least n times.
 func (f *fixture) awaitRuns(nodeID string, n int) []run {
 	f.t.Helper()
@@ -146,10 +153,10 @@ func (f *fixture) control(nodeID, what, content string) {
 
 func eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testenv.Patience)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
+			t.Fatalf("condition not met in %s", testenv.Patience)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -240,8 +247,8 @@ func TestCreateHostTwiceReturnsTheSameHost(t *testing.T) {
 	if first != second {
 		t.Fatalf("second create = %+v, want %+v", second, first)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if n := len(f.runs("node_1")); n != 1 {
+	p.Close()
+	if n := f.starts("node_1"); n != 1 {
 		t.Fatalf("agent started %d times, want once", n)
 	}
 }
@@ -261,8 +268,8 @@ func TestConcurrentCreatesMakeOneHost(t *testing.T) {
 		}
 	}
 	f.awaitRuns("node_1", 1)
-	time.Sleep(200 * time.Millisecond)
-	if n := len(f.runs("node_1")); n != 1 {
+	p.Close()
+	if n := f.starts("node_1"); n != 1 {
 		t.Fatalf("agent started %d times, want once", n)
 	}
 }
@@ -443,9 +450,8 @@ func TestRestartKeepsAndReadoptsHosts(t *testing.T) {
 	if !slices.Equal(readopted.Args, first.Args) {
 		t.Errorf("re-adopted args = %q, want %q", readopted.Args, first.Args)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if n := len(f.runs("node_1")); n != 2 {
-		t.Errorf("agent started %d times, want twice (a second Open adopts nothing)", n)
+	if n := strings.Count(f.logs.String(), "local host adopted"); n != 1 {
+		t.Errorf("hosts adopted %d times, want once (a second Open adopts nothing)", n)
 	}
 	hosts, err := restarted.ListHosts(context.Background())
 	if err != nil || !slices.Equal(nodeIDs(hosts), []string{"node_1"}) {
