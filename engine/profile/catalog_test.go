@@ -29,9 +29,16 @@ func profileYAML(t testing.TB, id, version string) string {
 	return edit(t, doc, `version: "1"`, fmt.Sprintf("version: %q", version))
 }
 
+// writeFile replaces name whole (write, then rename), so a watcher never
+// reads it half-written: a half-written file is another set, rejected on
+// its own.
 func writeFile(t testing.TB, dir, name, content string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+	tmp := filepath.Join(dir, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
 		t.Fatal(err)
 	}
 }
