@@ -97,27 +97,31 @@ const (
 	// Payload: UpgradePayload. Result, on success and in CommandFailed.details:
 	// UpgradeOutcome.
 	CommandType_COMMAND_TYPE_UPGRADE CommandType = 9
+	// Payload: DeliverKeysPayload. Writes the node's keys on the host.
+	CommandType_COMMAND_TYPE_DELIVER_KEYS CommandType = 10
 )
 
 // Enum value maps for CommandType.
 var (
 	CommandType_name = map[int32]string{
-		0: "COMMAND_TYPE_UNSPECIFIED",
-		1: "COMMAND_TYPE_CONFIGURE",
-		2: "COMMAND_TYPE_START",
-		3: "COMMAND_TYPE_STOP",
-		4: "COMMAND_TYPE_RESTART",
-		8: "COMMAND_TYPE_CAPTURE_KEY",
-		9: "COMMAND_TYPE_UPGRADE",
+		0:  "COMMAND_TYPE_UNSPECIFIED",
+		1:  "COMMAND_TYPE_CONFIGURE",
+		2:  "COMMAND_TYPE_START",
+		3:  "COMMAND_TYPE_STOP",
+		4:  "COMMAND_TYPE_RESTART",
+		8:  "COMMAND_TYPE_CAPTURE_KEY",
+		9:  "COMMAND_TYPE_UPGRADE",
+		10: "COMMAND_TYPE_DELIVER_KEYS",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED": 0,
-		"COMMAND_TYPE_CONFIGURE":   1,
-		"COMMAND_TYPE_START":       2,
-		"COMMAND_TYPE_STOP":        3,
-		"COMMAND_TYPE_RESTART":     4,
-		"COMMAND_TYPE_CAPTURE_KEY": 8,
-		"COMMAND_TYPE_UPGRADE":     9,
+		"COMMAND_TYPE_UNSPECIFIED":  0,
+		"COMMAND_TYPE_CONFIGURE":    1,
+		"COMMAND_TYPE_START":        2,
+		"COMMAND_TYPE_STOP":         3,
+		"COMMAND_TYPE_RESTART":      4,
+		"COMMAND_TYPE_CAPTURE_KEY":  8,
+		"COMMAND_TYPE_UPGRADE":      9,
+		"COMMAND_TYPE_DELIVER_KEYS": 10,
 	}
 )
 
@@ -597,8 +601,10 @@ type HeartbeatRequest struct {
 	AppHealthMessage string           `protobuf:"bytes,5,opt,name=app_health_message,json=appHealthMessage,proto3" json:"app_health_message,omitempty"`
 	Sync             *SyncStatus      `protobuf:"bytes,6,opt,name=sync,proto3" json:"sync,omitempty"`
 	Metrics          *MetricsSnapshot `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// One entry per configured component, in the configuration's order.
+	Components    []*ComponentStatus `protobuf:"bytes,8,rep,name=components,proto3" json:"components,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatRequest) Reset() {
@@ -680,6 +686,103 @@ func (x *HeartbeatRequest) GetMetrics() *MetricsSnapshot {
 	return nil
 }
 
+func (x *HeartbeatRequest) GetComponents() []*ComponentStatus {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+// ComponentStatus is how one chain component runs on the host.
+type ComponentStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The version installed now.
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Running bool   `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
+	// Crashes the supervisor recovered from since the component was started.
+	Restarts uint32 `protobuf:"varint,4,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	// The component keeps exiting soon after each start: the runtime backs
+	// off and the chain does not run.
+	CrashLoop bool `protobuf:"varint,5,opt,name=crash_loop,json=crashLoop,proto3" json:"crash_loop,omitempty"`
+	// Why it last exited, for people; empty while it never did.
+	LastExit      string `protobuf:"bytes,6,opt,name=last_exit,json=lastExit,proto3" json:"last_exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComponentStatus) Reset() {
+	*x = ComponentStatus{}
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComponentStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComponentStatus) ProtoMessage() {}
+
+func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComponentStatus.ProtoReflect.Descriptor instead.
+func (*ComponentStatus) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ComponentStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ComponentStatus) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ComponentStatus) GetRunning() bool {
+	if x != nil {
+		return x.Running
+	}
+	return false
+}
+
+func (x *ComponentStatus) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *ComponentStatus) GetCrashLoop() bool {
+	if x != nil {
+		return x.CrashLoop
+	}
+	return false
+}
+
+func (x *ComponentStatus) GetLastExit() string {
+	if x != nil {
+		return x.LastExit
+	}
+	return ""
+}
+
 // SyncStatus is the chain's view of its own progress.
 type SyncStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -694,7 +797,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +809,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +822,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SyncStatus) GetSyncing() bool {
@@ -762,7 +865,7 @@ type MetricsSnapshot struct {
 
 func (x *MetricsSnapshot) Reset() {
 	*x = MetricsSnapshot{}
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +877,7 @@ func (x *MetricsSnapshot) String() string {
 func (*MetricsSnapshot) ProtoMessage() {}
 
 func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +890,7 @@ func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSnapshot.ProtoReflect.Descriptor instead.
 func (*MetricsSnapshot) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MetricsSnapshot) GetValues() map[string]float64 {
@@ -816,7 +919,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -828,7 +931,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -841,7 +944,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *HeartbeatResponse) GetCommands() []*Command {
@@ -872,7 +975,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -884,7 +987,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -897,7 +1000,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Command) GetId() string {
@@ -939,14 +1042,26 @@ type ConfigurePayload struct {
 	// Provisioning inputs of type text or proof, by name.
 	Inputs map[string]string `protobuf:"bytes,4,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// A snapshot to restore before the first start; empty for none.
-	Snapshot      *Artifact `protobuf:"bytes,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Snapshot *Artifact `protobuf:"bytes,5,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The node this configuration is for: templates read it as {{.NodeID}}.
+	NodeId string `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Ports the host allocates at the first CONFIGURE and keeps (a re-sent
+	// CONFIGURE gets the same ones): templates read them as {{.Ports.<name>}}
+	// and ConfigureResult reports them.
+	Ports []string `protobuf:"bytes,7,rep,name=ports,proto3" json:"ports,omitempty"`
+	// Where each key DELIVER_KEYS writes lives, relative to the chain data
+	// directory, by key name: templates read the absolute path as
+	// {{.Keys.<name>}}.
+	KeyPaths map[string]string `protobuf:"bytes,8,rep,name=key_paths,json=keyPaths,proto3" json:"key_paths,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The chain's genesis, written after the init steps; absent for none.
+	Genesis       *Genesis `protobuf:"bytes,9,opt,name=genesis,proto3" json:"genesis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConfigurePayload) Reset() {
 	*x = ConfigurePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1073,7 @@ func (x *ConfigurePayload) String() string {
 func (*ConfigurePayload) ProtoMessage() {}
 
 func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1086,7 @@ func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigurePayload.ProtoReflect.Descriptor instead.
 func (*ConfigurePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfigurePayload) GetChainProfileId() string {
@@ -1009,23 +1124,182 @@ func (x *ConfigurePayload) GetSnapshot() *Artifact {
 	return nil
 }
 
+func (x *ConfigurePayload) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ConfigurePayload) GetPorts() []string {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *ConfigurePayload) GetKeyPaths() map[string]string {
+	if x != nil {
+		return x.KeyPaths
+	}
+	return nil
+}
+
+func (x *ConfigurePayload) GetGenesis() *Genesis {
+	if x != nil {
+		return x.Genesis
+	}
+	return nil
+}
+
+// Genesis is the chain's genesis file: downloaded and verified, or given.
+type Genesis struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Relative to the chain data directory.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Set when the genesis is downloaded; content is empty then.
+	Artifact      *Artifact `protobuf:"bytes,2,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Content       []byte    `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Genesis) Reset() {
+	*x = Genesis{}
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Genesis) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Genesis) ProtoMessage() {}
+
+func (x *Genesis) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
+func (*Genesis) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Genesis) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *Genesis) GetArtifact() *Artifact {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *Genesis) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// ConfigureResult is what the host made of a configuration.
+type ConfigureResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The port allocated to each name in ConfigurePayload.ports.
+	Ports map[string]uint32 `protobuf:"bytes,1,rep,name=ports,proto3" json:"ports,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// The digest of every installed artifact, by component name.
+	ArtifactSha256 map[string]string `protobuf:"bytes,2,rep,name=artifact_sha256,json=artifactSha256,proto3" json:"artifact_sha256,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConfigureResult) Reset() {
+	*x = ConfigureResult{}
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureResult) ProtoMessage() {}
+
+func (x *ConfigureResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureResult.ProtoReflect.Descriptor instead.
+func (*ConfigureResult) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ConfigureResult) GetPorts() map[string]uint32 {
+	if x != nil {
+		return x.Ports
+	}
+	return nil
+}
+
+func (x *ConfigureResult) GetArtifactSha256() map[string]string {
+	if x != nil {
+		return x.ArtifactSha256
+	}
+	return nil
+}
+
 // Component is one binary (or image) of a chain and how to run it.
 type Component struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version  string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	Artifact *Artifact              `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	Args     []string               `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
-	Env      map[string]string      `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Templates over RecipeData, like env's values. With an artifact the
+	// program is the installed binary and args are its arguments; without
+	// one, args[0] is the program.
+	Args []string          `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
+	Env  map[string]string `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Where the agent reads the component's metrics; absent when it has none.
-	Metrics       *MetricsSpec `protobuf:"bytes,6,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics *MetricsSpec `protobuf:"bytes,6,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// The program inside the artifact when it is an archive (.tar.gz, .tgz):
+	// the path of the binary in it. Empty for an artifact that is the binary.
+	Binary string `protobuf:"bytes,7,opt,name=binary,proto3" json:"binary,omitempty"`
+	// Run once, in order, at CONFIGURE after the keys are on the host and
+	// before the files are written; a step whose `creates` exists is skipped,
+	// so a re-sent CONFIGURE runs none twice.
+	Init []*InitStep `protobuf:"bytes,8,rep,name=init,proto3" json:"init,omitempty"`
+	// Configuration files rendered on the host, written after the init steps
+	// (replacing what an init step wrote).
+	Templates     []*TemplateFile `protobuf:"bytes,9,rep,name=templates,proto3" json:"templates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1311,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1324,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Component) GetName() string {
@@ -1095,6 +1369,152 @@ func (x *Component) GetMetrics() *MetricsSpec {
 	return nil
 }
 
+func (x *Component) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
+func (x *Component) GetInit() []*InitStep {
+	if x != nil {
+		return x.Init
+	}
+	return nil
+}
+
+func (x *Component) GetTemplates() []*TemplateFile {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+// InitStep runs the component's program once with args and env.
+type InitStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Args  []string               `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
+	Env   map[string]string      `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Relative to the chain data directory: the file the step makes.
+	Creates       string `protobuf:"bytes,3,opt,name=creates,proto3" json:"creates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitStep) Reset() {
+	*x = InitStep{}
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitStep) ProtoMessage() {}
+
+func (x *InitStep) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitStep.ProtoReflect.Descriptor instead.
+func (*InitStep) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *InitStep) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *InitStep) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *InitStep) GetCreates() string {
+	if x != nil {
+		return x.Creates
+	}
+	return ""
+}
+
+// TemplateFile is a Go text/template rendered over the node's recipe data
+// (proto/agent/v1 RecipeData) and written inside the chain data directory.
+type TemplateFile struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Template string                 `protobuf:"bytes,2,opt,name=template,proto3" json:"template,omitempty"`
+	// Unix permission bits; 0 means 0644.
+	Mode          uint32 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TemplateFile) Reset() {
+	*x = TemplateFile{}
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TemplateFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TemplateFile) ProtoMessage() {}
+
+func (x *TemplateFile) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TemplateFile.ProtoReflect.Descriptor instead.
+func (*TemplateFile) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *TemplateFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *TemplateFile) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *TemplateFile) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
 // MetricsSpec says where a component serves Prometheus metrics (the text
 // exposition format) and which of them tell the chain's progress. The agent
 // scrapes it on its own schedule and reports the latest sample in every
@@ -1129,7 +1549,7 @@ type MetricsSpec struct {
 
 func (x *MetricsSpec) Reset() {
 	*x = MetricsSpec{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1141,7 +1561,7 @@ func (x *MetricsSpec) String() string {
 func (*MetricsSpec) ProtoMessage() {}
 
 func (x *MetricsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1154,7 +1574,7 @@ func (x *MetricsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSpec.ProtoReflect.Descriptor instead.
 func (*MetricsSpec) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MetricsSpec) GetUrl() string {
@@ -1211,7 +1631,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1643,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1656,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Artifact) GetUrl() string {
@@ -1267,7 +1687,7 @@ type ConfigFile struct {
 
 func (x *ConfigFile) Reset() {
 	*x = ConfigFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1699,7 @@ func (x *ConfigFile) String() string {
 func (*ConfigFile) ProtoMessage() {}
 
 func (x *ConfigFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1712,7 @@ func (x *ConfigFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFile.ProtoReflect.Descriptor instead.
 func (*ConfigFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ConfigFile) GetPath() string {
@@ -1332,7 +1752,7 @@ type CaptureKeyPayload struct {
 
 func (x *CaptureKeyPayload) Reset() {
 	*x = CaptureKeyPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1764,7 @@ func (x *CaptureKeyPayload) String() string {
 func (*CaptureKeyPayload) ProtoMessage() {}
 
 func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1777,7 @@ func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyPayload.ProtoReflect.Descriptor instead.
 func (*CaptureKeyPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CaptureKeyPayload) GetKeyName() string {
@@ -1393,7 +1813,7 @@ type CaptureKeyResult struct {
 
 func (x *CaptureKeyResult) Reset() {
 	*x = CaptureKeyResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1405,7 +1825,7 @@ func (x *CaptureKeyResult) String() string {
 func (*CaptureKeyResult) ProtoMessage() {}
 
 func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1418,7 +1838,7 @@ func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyResult.ProtoReflect.Descriptor instead.
 func (*CaptureKeyResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CaptureKeyResult) GetKeyName() string {
@@ -1429,6 +1849,125 @@ func (x *CaptureKeyResult) GetKeyName() string {
 }
 
 func (x *CaptureKeyResult) GetEncryptedKey() []byte {
+	if x != nil {
+		return x.EncryptedKey
+	}
+	return nil
+}
+
+// DeliverKeysPayload carries the node's keys, each encrypted under the node's
+// data key. The agent fetches the data key for this command only, writes
+// each key at its path with mode 0600 and zeroes every plaintext; delivering
+// the same keys again changes nothing.
+type DeliverKeysPayload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []*DeliveredKey        `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliverKeysPayload) Reset() {
+	*x = DeliverKeysPayload{}
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliverKeysPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliverKeysPayload) ProtoMessage() {}
+
+func (x *DeliverKeysPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliverKeysPayload.ProtoReflect.Descriptor instead.
+func (*DeliverKeysPayload) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *DeliverKeysPayload) GetKeys() []*DeliveredKey {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+type DeliveredKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Relative to the chain data directory; paths or symlinks that leave it
+	// are refused.
+	Path    string `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	KeyType string `protobuf:"bytes,3,opt,name=key_type,json=keyType,proto3" json:"key_type,omitempty"`
+	// AES-256-GCM under the data key: nonce ‖ ciphertext.
+	EncryptedKey  []byte `protobuf:"bytes,4,opt,name=encrypted_key,json=encryptedKey,proto3" json:"encrypted_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeliveredKey) Reset() {
+	*x = DeliveredKey{}
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveredKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveredKey) ProtoMessage() {}
+
+func (x *DeliveredKey) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveredKey.ProtoReflect.Descriptor instead.
+func (*DeliveredKey) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *DeliveredKey) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeliveredKey) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DeliveredKey) GetKeyType() string {
+	if x != nil {
+		return x.KeyType
+	}
+	return ""
+}
+
+func (x *DeliveredKey) GetEncryptedKey() []byte {
 	if x != nil {
 		return x.EncryptedKey
 	}
@@ -1462,7 +2001,7 @@ type UpgradePayload struct {
 
 func (x *UpgradePayload) Reset() {
 	*x = UpgradePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +2013,7 @@ func (x *UpgradePayload) String() string {
 func (*UpgradePayload) ProtoMessage() {}
 
 func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +2026,7 @@ func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradePayload.ProtoReflect.Descriptor instead.
 func (*UpgradePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpgradePayload) GetComponent() string {
@@ -1558,7 +2097,7 @@ type UpgradeOutcome struct {
 
 func (x *UpgradeOutcome) Reset() {
 	*x = UpgradeOutcome{}
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +2109,7 @@ func (x *UpgradeOutcome) String() string {
 func (*UpgradeOutcome) ProtoMessage() {}
 
 func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +2122,7 @@ func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradeOutcome.ProtoReflect.Descriptor instead.
 func (*UpgradeOutcome) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpgradeOutcome) GetCompleted() []UpgradeAction {
@@ -1637,7 +2176,7 @@ type ReportEventRequest struct {
 
 func (x *ReportEventRequest) Reset() {
 	*x = ReportEventRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +2188,7 @@ func (x *ReportEventRequest) String() string {
 func (*ReportEventRequest) ProtoMessage() {}
 
 func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +2201,7 @@ func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReportEventRequest) GetNodeId() string {
@@ -1751,7 +2290,7 @@ type ReportEventResponse struct {
 
 func (x *ReportEventResponse) Reset() {
 	*x = ReportEventResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +2302,7 @@ func (x *ReportEventResponse) String() string {
 func (*ReportEventResponse) ProtoMessage() {}
 
 func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +2315,7 @@ func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 // CommandAcknowledged: the agent has the command and will run it.
@@ -1789,7 +2328,7 @@ type CommandAcknowledged struct {
 
 func (x *CommandAcknowledged) Reset() {
 	*x = CommandAcknowledged{}
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1801,7 +2340,7 @@ func (x *CommandAcknowledged) String() string {
 func (*CommandAcknowledged) ProtoMessage() {}
 
 func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1814,7 +2353,7 @@ func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAcknowledged.ProtoReflect.Descriptor instead.
 func (*CommandAcknowledged) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CommandAcknowledged) GetCommandId() string {
@@ -1842,7 +2381,7 @@ type CommandProgress struct {
 
 func (x *CommandProgress) Reset() {
 	*x = CommandProgress{}
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2393,7 @@ func (x *CommandProgress) String() string {
 func (*CommandProgress) ProtoMessage() {}
 
 func (x *CommandProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2406,7 @@ func (x *CommandProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandProgress.ProtoReflect.Descriptor instead.
 func (*CommandProgress) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CommandProgress) GetCommandId() string {
@@ -1923,7 +2462,7 @@ type CommandCompleted struct {
 
 func (x *CommandCompleted) Reset() {
 	*x = CommandCompleted{}
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2474,7 @@ func (x *CommandCompleted) String() string {
 func (*CommandCompleted) ProtoMessage() {}
 
 func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2487,7 @@ func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandCompleted.ProtoReflect.Descriptor instead.
 func (*CommandCompleted) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CommandCompleted) GetCommandId() string {
@@ -1981,7 +2520,7 @@ type CommandFailed struct {
 
 func (x *CommandFailed) Reset() {
 	*x = CommandFailed{}
-	mi := &file_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2532,7 @@ func (x *CommandFailed) String() string {
 func (*CommandFailed) ProtoMessage() {}
 
 func (x *CommandFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2545,7 @@ func (x *CommandFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandFailed.ProtoReflect.Descriptor instead.
 func (*CommandFailed) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CommandFailed) GetCommandId() string {
@@ -2065,7 +2604,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\rRenewResponse\x122\n" +
 	"\x15certificate_chain_der\x18\x01 \x03(\fR\x13certificateChainDer\x12,\n" +
 	"\x12ca_certificate_der\x18\x02 \x01(\fR\x10caCertificateDer\x12$\n" +
-	"\x0etrusted_ca_der\x18\x03 \x03(\fR\ftrustedCaDer\"\xdf\x02\n" +
+	"\x0etrusted_ca_der\x18\x03 \x03(\fR\ftrustedCaDer\"\xa4\x03\n" +
 	"\x10HeartbeatRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12.\n" +
@@ -2074,7 +2613,18 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"app_health\x18\x04 \x01(\x0e2\x1d.hoodcloud.agent.v1.AppHealthR\tappHealth\x12,\n" +
 	"\x12app_health_message\x18\x05 \x01(\tR\x10appHealthMessage\x122\n" +
 	"\x04sync\x18\x06 \x01(\v2\x1e.hoodcloud.agent.v1.SyncStatusR\x04sync\x12=\n" +
-	"\ametrics\x18\a \x01(\v2#.hoodcloud.agent.v1.MetricsSnapshotR\ametrics\"\x8a\x01\n" +
+	"\ametrics\x18\a \x01(\v2#.hoodcloud.agent.v1.MetricsSnapshotR\ametrics\x12C\n" +
+	"\n" +
+	"components\x18\b \x03(\v2#.hoodcloud.agent.v1.ComponentStatusR\n" +
+	"components\"\xb1\x01\n" +
+	"\x0fComponentStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x18\n" +
+	"\arunning\x18\x03 \x01(\bR\arunning\x12\x1a\n" +
+	"\brestarts\x18\x04 \x01(\rR\brestarts\x12\x1d\n" +
+	"\n" +
+	"crash_loop\x18\x05 \x01(\bR\tcrashLoop\x12\x1b\n" +
+	"\tlast_exit\x18\x06 \x01(\tR\blastExit\"\x8a\x01\n" +
 	"\n" +
 	"SyncStatus\x12\x18\n" +
 	"\asyncing\x18\x01 \x01(\bR\asyncing\x12%\n" +
@@ -2095,7 +2645,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\x0e2\x1f.hoodcloud.agent.v1.CommandTypeR\x04type\x12\x18\n" +
 	"\apayload\x18\x03 \x01(\fR\apayload\x129\n" +
 	"\n" +
-	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xf0\x02\n" +
+	"created_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\xe4\x04\n" +
 	"\x10ConfigurePayload\x12(\n" +
 	"\x10chain_profile_id\x18\x01 \x01(\tR\x0echainProfileId\x12=\n" +
 	"\n" +
@@ -2103,20 +2653,55 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"components\x124\n" +
 	"\x05files\x18\x03 \x03(\v2\x1e.hoodcloud.agent.v1.ConfigFileR\x05files\x12H\n" +
 	"\x06inputs\x18\x04 \x03(\v20.hoodcloud.agent.v1.ConfigurePayload.InputsEntryR\x06inputs\x128\n" +
-	"\bsnapshot\x18\x05 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bsnapshot\x1a9\n" +
+	"\bsnapshot\x18\x05 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bsnapshot\x12\x17\n" +
+	"\anode_id\x18\x06 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05ports\x18\a \x03(\tR\x05ports\x12O\n" +
+	"\tkey_paths\x18\b \x03(\v22.hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntryR\bkeyPaths\x125\n" +
+	"\agenesis\x18\t \x01(\v2\x1b.hoodcloud.agent.v1.GenesisR\agenesis\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rKeyPathsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
+	"\aGenesis\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x128\n" +
+	"\bartifact\x18\x02 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bartifact\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\"\xb6\x02\n" +
+	"\x0fConfigureResult\x12D\n" +
+	"\x05ports\x18\x01 \x03(\v2..hoodcloud.agent.v1.ConfigureResult.PortsEntryR\x05ports\x12`\n" +
+	"\x0fartifact_sha256\x18\x02 \x03(\v27.hoodcloud.agent.v1.ConfigureResult.ArtifactSha256EntryR\x0eartifactSha256\x1a8\n" +
+	"\n" +
+	"PortsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1aA\n" +
+	"\x13ArtifactSha256Entry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x03\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
 	"\bartifact\x18\x03 \x01(\v2\x1c.hoodcloud.agent.v1.ArtifactR\bartifact\x12\x12\n" +
 	"\x04args\x18\x04 \x03(\tR\x04args\x128\n" +
 	"\x03env\x18\x05 \x03(\v2&.hoodcloud.agent.v1.Component.EnvEntryR\x03env\x129\n" +
-	"\ametrics\x18\x06 \x01(\v2\x1f.hoodcloud.agent.v1.MetricsSpecR\ametrics\x1a6\n" +
+	"\ametrics\x18\x06 \x01(\v2\x1f.hoodcloud.agent.v1.MetricsSpecR\ametrics\x12\x16\n" +
+	"\x06binary\x18\a \x01(\tR\x06binary\x120\n" +
+	"\x04init\x18\b \x03(\v2\x1c.hoodcloud.agent.v1.InitStepR\x04init\x12>\n" +
+	"\ttemplates\x18\t \x03(\v2 .hoodcloud.agent.v1.TemplateFileR\ttemplates\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
+	"\bInitStep\x12\x12\n" +
+	"\x04args\x18\x01 \x03(\tR\x04args\x127\n" +
+	"\x03env\x18\x02 \x03(\v2%.hoodcloud.agent.v1.InitStep.EnvEntryR\x03env\x12\x18\n" +
+	"\acreates\x18\x03 \x01(\tR\acreates\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\fTemplateFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1a\n" +
+	"\btemplate\x18\x02 \x01(\tR\btemplate\x12\x12\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\"\xb4\x01\n" +
 	"\vMetricsSpec\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12!\n" +
 	"\fblock_height\x18\x02 \x01(\tR\vblockHeight\x12#\n" +
@@ -2138,7 +2723,14 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\bkey_type\x18\x03 \x01(\tR\akeyType\"R\n" +
 	"\x10CaptureKeyResult\x12\x19\n" +
 	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12#\n" +
-	"\rencrypted_key\x18\x02 \x01(\fR\fencryptedKey\"\xa7\x02\n" +
+	"\rencrypted_key\x18\x02 \x01(\fR\fencryptedKey\"J\n" +
+	"\x12DeliverKeysPayload\x124\n" +
+	"\x04keys\x18\x01 \x03(\v2 .hoodcloud.agent.v1.DeliveredKeyR\x04keys\"v\n" +
+	"\fDeliveredKey\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
+	"\bkey_type\x18\x03 \x01(\tR\akeyType\x12#\n" +
+	"\rencrypted_key\x18\x04 \x01(\fR\fencryptedKey\"\xa7\x02\n" +
 	"\x0eUpgradePayload\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -2190,7 +2782,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x12APP_HEALTH_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12APP_HEALTH_HEALTHY\x10\x01\x12\x17\n" +
 	"\x13APP_HEALTH_DEGRADED\x10\x02\x12\x17\n" +
-	"\x13APP_HEALTH_CRITICAL\x10\x03*\xc8\x01\n" +
+	"\x13APP_HEALTH_CRITICAL\x10\x03*\xe7\x01\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16COMMAND_TYPE_CONFIGURE\x10\x01\x12\x16\n" +
@@ -2198,7 +2790,9 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x11COMMAND_TYPE_STOP\x10\x03\x12\x18\n" +
 	"\x14COMMAND_TYPE_RESTART\x10\x04\x12\x1c\n" +
 	"\x18COMMAND_TYPE_CAPTURE_KEY\x10\b\x12\x18\n" +
-	"\x14COMMAND_TYPE_UPGRADE\x10\t*\xc7\x02\n" +
+	"\x14COMMAND_TYPE_UPGRADE\x10\t\x12\x1d\n" +
+	"\x19COMMAND_TYPE_DELIVER_KEYS\x10\n" +
+	"*\xc7\x02\n" +
 	"\rUpgradeAction\x12\x1e\n" +
 	"\x1aUPGRADE_ACTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#UPGRADE_ACTION_BACKUP_CURRENT_STATE\x10\x01\x12#\n" +
@@ -2229,7 +2823,7 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_agent_v1_agent_proto_goTypes = []any{
 	(AppHealth)(0),                // 0: hoodcloud.agent.v1.AppHealth
 	(CommandType)(0),              // 1: hoodcloud.agent.v1.CommandType
@@ -2241,72 +2835,93 @@ var file_agent_v1_agent_proto_goTypes = []any{
 	(*RenewRequest)(nil),          // 7: hoodcloud.agent.v1.RenewRequest
 	(*RenewResponse)(nil),         // 8: hoodcloud.agent.v1.RenewResponse
 	(*HeartbeatRequest)(nil),      // 9: hoodcloud.agent.v1.HeartbeatRequest
-	(*SyncStatus)(nil),            // 10: hoodcloud.agent.v1.SyncStatus
-	(*MetricsSnapshot)(nil),       // 11: hoodcloud.agent.v1.MetricsSnapshot
-	(*HeartbeatResponse)(nil),     // 12: hoodcloud.agent.v1.HeartbeatResponse
-	(*Command)(nil),               // 13: hoodcloud.agent.v1.Command
-	(*ConfigurePayload)(nil),      // 14: hoodcloud.agent.v1.ConfigurePayload
-	(*Component)(nil),             // 15: hoodcloud.agent.v1.Component
-	(*MetricsSpec)(nil),           // 16: hoodcloud.agent.v1.MetricsSpec
-	(*Artifact)(nil),              // 17: hoodcloud.agent.v1.Artifact
-	(*ConfigFile)(nil),            // 18: hoodcloud.agent.v1.ConfigFile
-	(*CaptureKeyPayload)(nil),     // 19: hoodcloud.agent.v1.CaptureKeyPayload
-	(*CaptureKeyResult)(nil),      // 20: hoodcloud.agent.v1.CaptureKeyResult
-	(*UpgradePayload)(nil),        // 21: hoodcloud.agent.v1.UpgradePayload
-	(*UpgradeOutcome)(nil),        // 22: hoodcloud.agent.v1.UpgradeOutcome
-	(*ReportEventRequest)(nil),    // 23: hoodcloud.agent.v1.ReportEventRequest
-	(*ReportEventResponse)(nil),   // 24: hoodcloud.agent.v1.ReportEventResponse
-	(*CommandAcknowledged)(nil),   // 25: hoodcloud.agent.v1.CommandAcknowledged
-	(*CommandProgress)(nil),       // 26: hoodcloud.agent.v1.CommandProgress
-	(*CommandCompleted)(nil),      // 27: hoodcloud.agent.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 28: hoodcloud.agent.v1.CommandFailed
-	nil,                           // 29: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	nil,                           // 30: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	nil,                           // 31: hoodcloud.agent.v1.Component.EnvEntry
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(*ComponentStatus)(nil),       // 10: hoodcloud.agent.v1.ComponentStatus
+	(*SyncStatus)(nil),            // 11: hoodcloud.agent.v1.SyncStatus
+	(*MetricsSnapshot)(nil),       // 12: hoodcloud.agent.v1.MetricsSnapshot
+	(*HeartbeatResponse)(nil),     // 13: hoodcloud.agent.v1.HeartbeatResponse
+	(*Command)(nil),               // 14: hoodcloud.agent.v1.Command
+	(*ConfigurePayload)(nil),      // 15: hoodcloud.agent.v1.ConfigurePayload
+	(*Genesis)(nil),               // 16: hoodcloud.agent.v1.Genesis
+	(*ConfigureResult)(nil),       // 17: hoodcloud.agent.v1.ConfigureResult
+	(*Component)(nil),             // 18: hoodcloud.agent.v1.Component
+	(*InitStep)(nil),              // 19: hoodcloud.agent.v1.InitStep
+	(*TemplateFile)(nil),          // 20: hoodcloud.agent.v1.TemplateFile
+	(*MetricsSpec)(nil),           // 21: hoodcloud.agent.v1.MetricsSpec
+	(*Artifact)(nil),              // 22: hoodcloud.agent.v1.Artifact
+	(*ConfigFile)(nil),            // 23: hoodcloud.agent.v1.ConfigFile
+	(*CaptureKeyPayload)(nil),     // 24: hoodcloud.agent.v1.CaptureKeyPayload
+	(*CaptureKeyResult)(nil),      // 25: hoodcloud.agent.v1.CaptureKeyResult
+	(*DeliverKeysPayload)(nil),    // 26: hoodcloud.agent.v1.DeliverKeysPayload
+	(*DeliveredKey)(nil),          // 27: hoodcloud.agent.v1.DeliveredKey
+	(*UpgradePayload)(nil),        // 28: hoodcloud.agent.v1.UpgradePayload
+	(*UpgradeOutcome)(nil),        // 29: hoodcloud.agent.v1.UpgradeOutcome
+	(*ReportEventRequest)(nil),    // 30: hoodcloud.agent.v1.ReportEventRequest
+	(*ReportEventResponse)(nil),   // 31: hoodcloud.agent.v1.ReportEventResponse
+	(*CommandAcknowledged)(nil),   // 32: hoodcloud.agent.v1.CommandAcknowledged
+	(*CommandProgress)(nil),       // 33: hoodcloud.agent.v1.CommandProgress
+	(*CommandCompleted)(nil),      // 34: hoodcloud.agent.v1.CommandCompleted
+	(*CommandFailed)(nil),         // 35: hoodcloud.agent.v1.CommandFailed
+	nil,                           // 36: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	nil,                           // 37: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	nil,                           // 38: hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
+	nil,                           // 39: hoodcloud.agent.v1.ConfigureResult.PortsEntry
+	nil,                           // 40: hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
+	nil,                           // 41: hoodcloud.agent.v1.Component.EnvEntry
+	nil,                           // 42: hoodcloud.agent.v1.InitStep.EnvEntry
+	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	32, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	43, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	0,  // 1: hoodcloud.agent.v1.HeartbeatRequest.app_health:type_name -> hoodcloud.agent.v1.AppHealth
-	10, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
-	11, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
-	29, // 4: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	33, // 5: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
-	13, // 6: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
-	32, // 7: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 8: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
-	33, // 9: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
-	15, // 10: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
-	18, // 11: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
-	30, // 12: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	17, // 13: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
-	17, // 14: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	31, // 15: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
-	16, // 16: hoodcloud.agent.v1.Component.metrics:type_name -> hoodcloud.agent.v1.MetricsSpec
-	17, // 17: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	18, // 18: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
-	2,  // 19: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	2,  // 20: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	25, // 21: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	26, // 22: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	27, // 23: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	28, // 24: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
-	5,  // 25: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	7,  // 26: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
-	9,  // 27: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	23, // 28: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	3,  // 29: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
-	6,  // 30: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	8,  // 31: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
-	12, // 32: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	24, // 33: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	4,  // 34: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
-	30, // [30:35] is the sub-list for method output_type
-	25, // [25:30] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	11, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
+	12, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
+	10, // 4: hoodcloud.agent.v1.HeartbeatRequest.components:type_name -> hoodcloud.agent.v1.ComponentStatus
+	36, // 5: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	44, // 6: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
+	14, // 7: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
+	43, // 8: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 9: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
+	44, // 10: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	18, // 11: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
+	23, // 12: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
+	37, // 13: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	22, // 14: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
+	38, // 15: hoodcloud.agent.v1.ConfigurePayload.key_paths:type_name -> hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
+	16, // 16: hoodcloud.agent.v1.ConfigurePayload.genesis:type_name -> hoodcloud.agent.v1.Genesis
+	22, // 17: hoodcloud.agent.v1.Genesis.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	39, // 18: hoodcloud.agent.v1.ConfigureResult.ports:type_name -> hoodcloud.agent.v1.ConfigureResult.PortsEntry
+	40, // 19: hoodcloud.agent.v1.ConfigureResult.artifact_sha256:type_name -> hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
+	22, // 20: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	41, // 21: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
+	21, // 22: hoodcloud.agent.v1.Component.metrics:type_name -> hoodcloud.agent.v1.MetricsSpec
+	19, // 23: hoodcloud.agent.v1.Component.init:type_name -> hoodcloud.agent.v1.InitStep
+	20, // 24: hoodcloud.agent.v1.Component.templates:type_name -> hoodcloud.agent.v1.TemplateFile
+	42, // 25: hoodcloud.agent.v1.InitStep.env:type_name -> hoodcloud.agent.v1.InitStep.EnvEntry
+	27, // 26: hoodcloud.agent.v1.DeliverKeysPayload.keys:type_name -> hoodcloud.agent.v1.DeliveredKey
+	22, // 27: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	23, // 28: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
+	2,  // 29: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	2,  // 30: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	32, // 31: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	33, // 32: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	34, // 33: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	35, // 34: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	5,  // 35: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
+	7,  // 36: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	9,  // 37: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	30, // 38: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	3,  // 39: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
+	6,  // 40: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	8,  // 41: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	13, // 42: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	31, // 43: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	4,  // 44: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
+	40, // [40:45] is the sub-list for method output_type
+	35, // [35:40] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_agent_v1_agent_proto_init() }
@@ -2314,7 +2929,7 @@ func file_agent_v1_agent_proto_init() {
 	if File_agent_v1_agent_proto != nil {
 		return
 	}
-	file_agent_v1_agent_proto_msgTypes[20].OneofWrappers = []any{
+	file_agent_v1_agent_proto_msgTypes[27].OneofWrappers = []any{
 		(*ReportEventRequest_Acknowledged)(nil),
 		(*ReportEventRequest_Progress)(nil),
 		(*ReportEventRequest_Completed)(nil),
@@ -2326,7 +2941,7 @@ func file_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   29,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
