@@ -16,6 +16,9 @@ const (
 	CommandRestart    CommandType = 4
 	CommandCaptureKey CommandType = 8
 	CommandUpgrade    CommandType = 9
+	// CommandDeliverKeys writes the node's keys on its host; the agent
+	// fetches the node's data key for it, as for CommandCaptureKey.
+	CommandDeliverKeys CommandType = 10
 )
 
 // CommandStatus is where a command is. The Store is its source of truth;

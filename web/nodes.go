@@ -82,12 +82,13 @@ type nodesJSON struct {
 
 // commandTypeNames are the agent protocol's command names, lower case.
 var commandTypeNames = map[engine.CommandType]string{
-	engine.CommandConfigure:  "configure",
-	engine.CommandStart:      "start",
-	engine.CommandStop:       "stop",
-	engine.CommandRestart:    "restart",
-	engine.CommandCaptureKey: "capture_key",
-	engine.CommandUpgrade:    "upgrade",
+	engine.CommandConfigure:   "configure",
+	engine.CommandStart:       "start",
+	engine.CommandStop:        "stop",
+	engine.CommandRestart:     "restart",
+	engine.CommandCaptureKey:  "capture_key",
+	engine.CommandUpgrade:     "upgrade",
+	engine.CommandDeliverKeys: "deliver_keys",
 }
 
 func commandTypeName(t engine.CommandType) string {
