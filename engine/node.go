@@ -65,6 +65,13 @@ type Host struct {
 	InstanceType string
 }
 
+// NodeRuntime is what the node's host reported when it configured the
+// chain: the ports it allocated and the digests of the artifacts it runs.
+type NodeRuntime struct {
+	Ports     map[string]int    `json:"ports,omitempty"`     // by the chain profile's port names
+	Artifacts map[string]string `json:"artifacts,omitempty"` // component → lowercase hex SHA-256
+}
+
 // Node is one chain node of a subscription.
 type Node struct {
 	ID             string
@@ -76,6 +83,7 @@ type Node struct {
 	Host           Host
 	AgentVersion   string
 	BinaryVersion  string
+	Runtime        NodeRuntime // what the host made of the node's configuration
 	LastSeenAt     time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

@@ -116,6 +116,7 @@ func testStoreNodes(t *testing.T, s engine.Store, reopen StoreOpener) {
 	t.Run("UpdateWritesEverythingButState", func(t *testing.T) {
 		n := stMustNode(t, s, "user_e", "c", engine.NodeRunning)
 		n.Host.Address, n.BinaryVersion, n.UpdatedAt = "10.0.0.8", "geth-1.15", stAt(50)
+		n.Runtime = engine.NodeRuntime{Ports: map[string]int{"rpc": 26657}, Artifacts: map[string]string{"geth": "9f86d0"}}
 		n.State = engine.NodeTerminated
 		stOK(t, s.UpdateNode(t.Context(), n))
 		if n.Version != 2 {

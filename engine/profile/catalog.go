@@ -201,6 +201,10 @@ func overlay(byID map[string]*ChainProfile, src Source, files []sourceFile) []st
 			problems = append(problems, p.File+": chain profile \""+p.ID+"\" is already defined in "+other)
 			continue
 		}
+		if err := p.readGenesisFile(src.FS); err != nil {
+			problems = append(problems, p.File+": chain profile \""+p.ID+"\": genesis.file: "+err.Error())
+			continue
+		}
 		local[p.ID] = p.File
 		p.Source = src.Name
 		byID[p.ID] = p

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
 
 // FuzzParseProfile feeds arbitrary bytes to the parser: it must never panic,
@@ -57,7 +58,7 @@ func checkAccepted(t *testing.T, p *profile.ChainProfile) {
 		}
 	}
 	for _, c := range p.Components {
-		checkAcceptedMetrics(t, c)
+		checkAcceptedMetrics(t, p, c)
 	}
 	for _, in := range p.Inputs {
 		if in.Type == engine.InputSecret && in.Source == profile.SourceChainGenerated && !filepath.IsLocal(in.KeyPath) {
@@ -74,13 +75,21 @@ var fuzzMetricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 
 // checkAcceptedMetrics asserts that an accepted metrics spec points the
 // agent at its own host and names metrics it can look up.
-func checkAcceptedMetrics(t *testing.T, c profile.Component) {
+func checkAcceptedMetrics(t *testing.T, p *profile.ChainProfile, c profile.Component) {
 	t.Helper()
 	m := c.Metrics
 	if m == nil {
 		return
 	}
-	u, err := url.Parse(m.URL)
+	ports := map[string]int{}
+	for _, name := range p.Ports {
+		ports[name] = 1
+	}
+	rendered, err := agentv1.Render("metrics", m.URL, &agentv1.RecipeData{Ports: ports})
+	if err != nil {
+		t.Fatalf("component %q: accepted metrics url %q that does not render: %v", c.Name, m.URL, err)
+	}
+	u, err := url.Parse(rendered)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
 		t.Fatalf("component %q: accepted metrics url %q", c.Name, m.URL)
 	}

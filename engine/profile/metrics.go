@@ -17,7 +17,8 @@ func buildMetrics(ps *problems, field string, rm *rawMetrics) *MetricsSpec {
 	if rm == nil {
 		return nil
 	}
-	if err := checkMetricsURL(rm.URL); err != "" {
+	// A templated URL is checked once rendered (checkTemplates).
+	if err := checkMetricsURL(rm.URL); err != "" && !strings.Contains(rm.URL, "{{") {
 		ps.add(field+".url", "%s", err)
 	}
 	names := []struct {

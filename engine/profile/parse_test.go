@@ -129,9 +129,9 @@ func TestParseRejects(t *testing.T) {
 		{"missing family", "family: ethereum", "family: ''", "family: must be"},
 		// components
 		{"component without version", `version: "1.15.11"`, `version: ""`, "components[0].version: must not be empty"},
-		{"component with a bad url", "url: https://example.com/geth.tar.gz", "url: ftp://example.com/geth", "components[0].url: must be an http(s) URL"},
+		{"component with a bad url", "url: https://example.com/geth.tar.gz", "url: ftp://example.com/geth", "components[0].url: must be an http(s) or file URL"},
 		{"component with a bad digest", "sha256: \"9f86", "sha256: \"9F86", "components[0].sha256: must be 64 lowercase hex digits"},
-		{"duplicate component", "node_types:", "  - {name: geth, version: \"2\", url: \"https://e.com/g\", sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}\nnode_types:", `components[1].name: duplicate component "geth"`},
+		{"duplicate component", "ports:", "  - {name: geth, version: \"2\", url: \"https://e.com/g\", sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"}\nports:", `components[1].name: duplicate component "geth"`},
 		// node types
 		{"no node types", nodeTypesBlock, "node_types: []\n", "node_types: must declare at least one node type"},
 		{"duplicate node type", "provisioning_inputs:", "  - name: full\n    durations: {1m: {provider: hetzner, region: fsn1, instance_type: cpx41}}\nprovisioning_inputs:", `node_types[1].name: duplicate node type "full"`},
@@ -166,7 +166,25 @@ func TestParseRejects(t *testing.T) {
 		{"dot-dot key_path", "key_path: geth/nodekey", "key_path: geth/../../etc/shadow", `provisioning_inputs[1].key_path: must not contain ".."`},
 		{"backslash dot-dot key_path", "key_path: geth/nodekey", `key_path: 'geth\..\..\x'`, `provisioning_inputs[1].key_path: must not contain ".."`},
 		{"unclean key_path", "key_path: geth/nodekey", "key_path: ./geth//nodekey", "provisioning_inputs[1].key_path: must be a clean slash-separated path"},
-		{"key_path on a generated secret", "source: chain_generated", "source: generated", "provisioning_inputs[1].key_path: applies to chain_generated secrets only"},
+		// recipes
+		{"component without a digest", "    sha256: \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n    binary", "    binary", "components[0].sha256: must be 64 lowercase hex digits: every artifact is verified"},
+		{"relative file url", "url: https://example.com/geth.tar.gz", "url: file:geth.tar.gz", "components[0].url: a file URL must be file:///absolute/path"},
+		{"local artifact with a digest", "url: https://example.com/geth.tar.gz", "url: path:geth", "components[0].sha256: a local artifact is pinned"},
+		{"template that does not parse", `"{{.Ports.rpc}}", "--miner`, `"{{.Ports.rpc", "--miner`, "components[0].args[3]: bad template"},
+		{"template naming an unknown input", "{{.Inputs.fee_recipient}}", "{{.Inputs.fee_recipent}}", `components[0].args[5]: bad template: <.Inputs.fee_recipent>: map has no entry for key "fee_recipent"`},
+		{"template naming an unknown port", "HTTPPort = {{.Ports.rpc}}", "HTTPPort = {{.Ports.http}}", `components[0].files[0].template: bad template: <.Ports.http>: map has no entry for key "http"`},
+		{"template naming an unknown field", "{{.NodeID}}", "{{.Host}}", `components[0].env.GETH_NODE: bad template: <.Host>: can't evaluate field Host`},
+		{"metrics url that renders off the host", "ports:", "    metrics: {url: \"http://10.0.0.1:{{.Ports.metrics}}/m\", block_height: h, peers: p}\nports:", "components[0].metrics.url: must name a loopback address"},
+		{"file escaping the chain dir", "path: geth/config.toml", "path: ../config.toml", `components[0].files[0].path: must not contain ".."`},
+		{"absolute file path", "path: geth/config.toml", "path: /etc/config.toml", "components[0].files[0].path: must be relative"},
+		{"bad file mode", `mode: "0640"`, `mode: "rw"`, "components[0].files[0].mode: must be octal"},
+		{"init step escaping the chain dir", "creates: geth/geth/chaindata", "creates: ../../x", `components[0].init[0].creates: must not contain ".."`},
+		{"init step without args", `      - args: ["init", "--datadir", "{{.DataDir}}/geth", "{{.DataDir}}/genesis.json"]`, "      - args: []", "components[0].init[0].args: must give"},
+		{"endpoint that is not a port", "endpoints: [rpc]", "endpoints: [ws]", `endpoints[0]: "ws" is not one of the profile's ports`},
+		{"duplicate port", "ports: [rpc, metrics]", "ports: [rpc, rpc, metrics]", `ports[1]: duplicate port "rpc"`},
+		{"genesis two ways", "  inline: '{\"config\": {}}'", "  inline: '{}'\n  url: https://e.com/g.json", "genesis: give exactly one of url"},
+		{"genesis url without digest", "  inline: '{\"config\": {}}'", "  url: https://e.com/g.json", "genesis.sha256: must be 64 lowercase hex digits"},
+		{"genesis escaping the chain dir", "  path: genesis.json", "  path: ../genesis.json", `genesis.path: must not contain ".."`},
 		{"chain_generated before provisioning", "    key_path: geth/nodekey\n", "    key_path: geth/nodekey\n    phase: pre_provision\n", "provisioning_inputs[1].phase: a chain_generated secret exists only after provisioning"},
 	}
 	for _, tt := range tests {

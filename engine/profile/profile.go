@@ -27,19 +27,28 @@ type ChainProfile struct {
 	NodeTypes   []NodeType     `json:"node_types"` // in declared order
 	Inputs      []InputSpec    `json:"provisioning_inputs"`
 	Health      Health         `json:"-"`
-	File        string         `json:"-"`        // where it was read from, for messages: "<source>/<file>"
-	Source      string         `json:"-"`        // the Source it came from: "assets" or the config dir (not for customers)
-	Checksum    string         `json:"checksum"` // SHA-256 (hex) of the file's bytes
+	File        string         `json:"-"`                   // where it was read from, for messages: "<source>/<file>"
+	Source      string         `json:"-"`                   // the Source it came from: "assets" or the config dir (not for customers)
+	Checksum    string         `json:"checksum"`            // SHA-256 (hex) of the file's bytes
+	Ports       []string       `json:"-"`                   // allocated per node by its host, by name
+	Endpoints   []string       `json:"endpoints,omitempty"` // the ports a node's owner reaches
+	Genesis     *Genesis       `json:"-"`
 	nodeTypes   map[string]int // name → index in NodeTypes
 }
 
-// Component is a binary the chain runs, pinned by version and digest.
+// Component is a binary the chain runs, pinned by version and digest, and
+// its recipe: how the host runs it (see recipe.go).
 type Component struct {
-	Name    string       `json:"name"`
-	Version string       `json:"version"`
-	URL     string       `json:"url"`
-	SHA256  string       `json:"sha256"` // lowercase hex of the download
-	Metrics *MetricsSpec `json:"-"`      // nil when the component serves none
+	Name    string            `json:"name"`
+	Version string            `json:"version"`
+	URL     string            `json:"url"`
+	SHA256  string            `json:"sha256"` // lowercase hex of the download; empty for a local artifact
+	Metrics *MetricsSpec      `json:"-"`      // nil when the component serves none
+	Binary  string            `json:"-"`      // the program inside an archive artifact
+	Args    []string          `json:"-"`
+	Env     map[string]string `json:"-"`
+	Init    []InitStep        `json:"-"`
+	Files   []TemplateFile    `json:"-"`
 }
 
 // MetricsSpec is where a component serves Prometheus metrics on its host

@@ -3,8 +3,6 @@ package profile
 import (
 	"fmt"
 	"maps"
-	"net/url"
-	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -44,6 +42,12 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	p.Components = buildComponents(&ps, raw.Components)
 	p.NodeTypes, p.nodeTypes = buildNodeTypes(&ps, raw.NodeTypes)
 	p.Inputs = buildInputs(&ps, raw.Inputs, raw.Keys)
+	buildPorts(&ps, raw.Ports, raw.Endpoints)
+	p.Ports, p.Endpoints = raw.Ports, raw.Endpoints
+	p.Genesis = buildGenesis(&ps, raw.Genesis)
+	if len(ps) == 0 {
+		checkTemplates(&ps, p)
+	}
 	return p, ps
 }
 
@@ -77,14 +81,14 @@ func buildComponents(ps *problems, raws []rawComponent) []Component {
 		}
 		seen[rc.Name] = true
 		requireText(ps, field+".version", rc.Version)
-		if u, err := url.Parse(rc.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			ps.add(field+".url", "must be an http(s) URL")
-		}
-		if !sha256Pattern.MatchString(rc.SHA256) {
-			ps.add(field+".sha256", "must be 64 lowercase hex digits")
+		checkArtifact(ps, field, rc)
+		if rc.Binary != "" {
+			checkChainPath(ps, field+".binary", rc.Binary)
 		}
 		out = append(out, Component{Name: rc.Name, Version: rc.Version, URL: rc.URL, SHA256: rc.SHA256,
-			Metrics: buildMetrics(ps, field+".metrics", rc.Metrics)})
+			Metrics: buildMetrics(ps, field+".metrics", rc.Metrics),
+			Binary:  rc.Binary, Args: rc.Args, Env: rc.Env,
+			Init: buildInitSteps(ps, field, rc.Init), Files: buildFiles(ps, field, rc.Files)})
 	}
 	return out
 }
@@ -221,11 +225,15 @@ func checkSecretInput(ps *problems, field string, s *InputSpec) {
 	case "":
 		ps.add(field+".source", "a secret needs a source (generated, chain_generated or user_provided)")
 	case SourceGenerated, SourceUserProvided:
-		if s.KeyPath != "" {
-			ps.add(field+".key_path", "applies to chain_generated secrets only")
+		if s.KeyPath != "" { // where the key is delivered on the host
+			checkChainPath(ps, field+".key_path", s.KeyPath)
 		}
 	case SourceChainGenerated:
-		checkKeyPath(ps, field+".key_path", s.KeyPath)
+		if s.KeyPath == "" {
+			ps.add(field+".key_path", "a chain_generated secret needs the path of its key file inside the chain data dir")
+		} else {
+			checkChainPath(ps, field+".key_path", s.KeyPath)
+		}
 	default:
 		ps.add(field+".source", "unknown source %q (generated, chain_generated or user_provided)", s.Source)
 	}
@@ -234,22 +242,6 @@ func checkSecretInput(ps *problems, field string, s *InputSpec) {
 		ps.add(field+".key_type", "a secret needs a key type")
 	case !keyTypes[s.KeyType]:
 		ps.add(field+".key_type", "unknown key type %q (%s)", s.KeyType, knownKeyTypes())
-	}
-}
-
-// checkKeyPath keeps a chain-generated key inside the chain data dir. The
-// agent confines the read again (symlinks included); this rejects a bad
-// profile before any node is built from it.
-func checkKeyPath(ps *problems, field, p string) {
-	switch {
-	case p == "":
-		ps.add(field, "a chain_generated secret needs the path of its key file inside the chain data dir")
-	case path.IsAbs(p) || strings.HasPrefix(p, `\`) || (len(p) > 1 && p[1] == ':'):
-		ps.add(field, "must be relative to the chain data dir, not absolute")
-	case slices.Contains(strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }), ".."):
-		ps.add(field, "must not contain \"..\"")
-	case strings.ContainsAny(p, "\\\x00") || path.Clean(p) != p || p == ".":
-		ps.add(field, "must be a clean slash-separated path naming a file")
 	}
 }
 

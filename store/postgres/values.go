@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -72,4 +73,16 @@ func nonNilBytes(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+// jsonDst scans a JSON text column into v; "" or "{}" leaves it empty.
+type jsonDst struct{ v any }
+
+func jsonText(v any) jsonDst { return jsonDst{v} }
+
+func (d jsonDst) ScanText(t pgtype.Text) error {
+	if !t.Valid || t.String == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(t.String), d.v)
 }
