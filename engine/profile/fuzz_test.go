@@ -11,7 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
-	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"github.com/hoodcloud/hoodcloud/engine/recipe"
 )
 
 // FuzzParseProfile feeds arbitrary bytes to the parser: it must never panic,
@@ -85,7 +85,7 @@ func checkAcceptedMetrics(t *testing.T, p *profile.ChainProfile, c profile.Compo
 	for _, name := range p.Ports {
 		ports[name] = 1
 	}
-	rendered, err := agentv1.Render("metrics", m.URL, &agentv1.RecipeData{Ports: ports})
+	rendered, err := recipe.Render("metrics", m.URL, &recipe.Data{Ports: ports})
 	if err != nil {
 		t.Fatalf("component %q: accepted metrics url %q that does not render: %v", c.Name, m.URL, err)
 	}

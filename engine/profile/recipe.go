@@ -10,14 +10,14 @@ import (
 	"strings"
 
 	"github.com/hoodcloud/hoodcloud/engine"
-	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"github.com/hoodcloud/hoodcloud/engine/recipe"
 )
 
 // A component's recipe says how its host runs it: the program in its
 // artifact, the command line and environment, the steps run once before the
 // first start and the configuration files. Args, env values, init steps,
 // file contents and the metrics URL are Go text/templates over the node's
-// agentv1.RecipeData, rendered by the agent on the host; the profile's
+// recipe.Data, rendered by the agent on the host; the profile's
 // ports and key paths are what makes several nodes share one machine.
 
 // LocalArtifactScheme marks an artifact found on the appliance's PATH
@@ -214,8 +214,8 @@ func checkChainPath(ps *problems, field, p string) {
 // sampleData is recipe data with every name the profile declares, so that
 // rendering a template over it fails exactly when the template refers to
 // something the profile does not have.
-func (p *ChainProfile) sampleData() *agentv1.RecipeData {
-	d := &agentv1.RecipeData{NodeID: "node_sample", DataDir: "/chain", Inputs: map[string]string{}, Keys: map[string]string{}, Ports: map[string]int{}}
+func (p *ChainProfile) sampleData() *recipe.Data {
+	d := &recipe.Data{NodeID: "node_sample", DataDir: "/chain", Inputs: map[string]string{}, Keys: map[string]string{}, Ports: map[string]int{}}
 	for _, s := range p.Inputs {
 		if s.Type != engine.InputSecret {
 			d.Inputs[s.Name] = "sample"
@@ -234,7 +234,7 @@ func (p *ChainProfile) sampleData() *agentv1.RecipeData {
 func checkTemplates(ps *problems, p *ChainProfile) {
 	d := p.sampleData()
 	render := func(field, text string) string {
-		out, err := agentv1.Render(field, text, d)
+		out, err := recipe.Render(field, text, d)
 		if err != nil {
 			ps.add(field, "bad template: %s", templateError(err))
 		}

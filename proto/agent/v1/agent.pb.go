@@ -1276,7 +1276,7 @@ type Component struct {
 	Name     string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	Version  string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
 	Artifact *Artifact              `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
-	// Templates over RecipeData, like env's values. With an artifact the
+	// Templates over engine/recipe.Data, like env's values. With an artifact the
 	// program is the installed binary and args are its arguments; without
 	// one, args[0] is the program.
 	Args []string          `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
@@ -1453,7 +1453,7 @@ func (x *InitStep) GetCreates() string {
 }
 
 // TemplateFile is a Go text/template rendered over the node's recipe data
-// (proto/agent/v1 RecipeData) and written inside the chain data directory.
+// (engine/recipe.Data) and written inside the chain data directory.
 type TemplateFile struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`

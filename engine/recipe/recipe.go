@@ -1,4 +1,8 @@
-package agentv1
+// Package recipe renders a chain profile's recipe templates (component
+// args, env, config files, init steps, metrics URL) over a node's data. The
+// control plane renders them over sample data when it loads a profile; the
+// ops-agent renders them over the real data on the host.
+package recipe
 
 import (
 	"bytes"
@@ -6,12 +10,12 @@ import (
 	"text/template"
 )
 
-// RecipeData is what a chain profile's templates (component args, env,
+// Data is what a chain profile's templates (component args, env,
 // config files, init steps, metrics URL) are rendered over on the host.
 // The control plane renders the same templates over sample data when it
 // loads a profile, so a template that refers to anything not here, or to an
 // input, key or port the profile does not declare, is refused at load.
-type RecipeData struct {
+type Data struct {
 	NodeID  string
 	DataDir string            // absolute path of the chain data directory
 	Inputs  map[string]string // text and proof inputs; "" for one not supplied
@@ -26,7 +30,7 @@ func ParseTemplate(name, text string) (*template.Template, error) {
 }
 
 // Render parses and executes text over d.
-func Render(name, text string, d *RecipeData) (string, error) {
+func Render(name, text string, d *Data) (string, error) {
 	t, err := ParseTemplate(name, text)
 	if err != nil {
 		return "", err
