@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
-	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
@@ -50,69 +48,6 @@ const ErrCommandLost = "CommandLost"
 // taken just before the agent marked it running.
 const omissionsForLoss = 2
 
-// configurePayload is the JSON of the agent protocol's ConfigurePayload.
-type configurePayload struct {
-	ChainProfileID string            `json:"chain_profile_id"`
-	Components     []configComponent `json:"components,omitempty"`
-	Inputs         map[string]string `json:"inputs,omitempty"`
-}
-
-type configComponent struct {
-	Name     string `json:"name"`
-	Version  string `json:"version"`
-	Artifact struct {
-		URL    string `json:"url,omitempty"`
-		SHA256 string `json:"sha256,omitempty"`
-	} `json:"artifact"`
-	Args    []string       `json:"args,omitempty"`
-	Metrics *configMetrics `json:"metrics,omitempty"`
-}
-
-// configMetrics is the protocol's MetricsSpec: where the agent scrapes the
-// component's metrics.
-type configMetrics struct {
-	URL          string `json:"url"`
-	BlockHeight  string `json:"block_height"`
-	HighestBlock string `json:"highest_block,omitempty"`
-	Peers        string `json:"peers,omitempty"`
-	Syncing      string `json:"syncing,omitempty"`
-	AddrFile     string `json:"addr_file,omitempty"`
-}
-
-func metricsOf(m *profile.MetricsSpec) *configMetrics {
-	if m == nil {
-		return nil
-	}
-	return &configMetrics{URL: m.URL, BlockHeight: m.BlockHeight, HighestBlock: m.HighestBlock, Peers: m.Peers, Syncing: m.Syncing}
-}
-
-// Simulation runs the simulated chain node in place of every chain binary:
-// with the local provisioner (dev, CI, evaluation) nothing is downloaded
-// and the node behaves like a chain that syncs and makes blocks.
-type Simulation struct {
-	Binary string // the hoodcloud binary, run as `Binary simnode …`
-}
-
-func (s *Simulation) command(c profile.Component, p *profile.ChainProfile) []string {
-	args := []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
-	// The simulated node writes its key where the profile says the real
-	// component does, so that capturing it works as on a real host.
-	for _, k := range p.Secrets(profile.SourceChainGenerated) {
-		if rel, ok := strings.CutPrefix(k.KeyPath, c.Name+"/"); ok {
-			return append(args, "--node-key-file", rel)
-		}
-	}
-	return args
-}
-
-// metrics points the agent at the simulated node of c: it listens on a
-// free port, which it writes to the file "addr" of its data dir, and serves
-// the chain_* gauges (see agent/simnode).
-func (s *Simulation) metrics(c profile.Component) *configMetrics {
-	return &configMetrics{URL: "http://127.0.0.1/metrics", AddrFile: c.Name + "/addr",
-		BlockHeight: "chain_block_height", HighestBlock: "chain_highest_block", Peers: "chain_peers", Syncing: "chain_syncing"}
-}
-
 // captureKeyPayload and captureKeyResult are the protocol's CAPTURE_KEY
 // messages in their JSON form.
 type captureKeyPayload struct {
@@ -124,16 +59,6 @@ type captureKeyPayload struct {
 type captureKeyResult struct {
 	KeyName      string `json:"key_name"`
 	EncryptedKey []byte `json:"encrypted_key"`
-}
-
-// SendConfigureCommand queues CONFIGURE with the chain's components and the
-// customer's text and proof inputs, and waits for the agent to acknowledge it.
-func (a *Activities) SendConfigureCommand(ctx context.Context, req CommandRequest) error {
-	payload, err := a.configurePayload(ctx, req.NodeID)
-	if err != nil {
-		return classify(err)
-	}
-	return a.sendAndAwaitAck(ctx, req, engine.CommandConfigure, payload)
 }
 
 // StartNode queues START and waits for the agent to acknowledge it.
@@ -151,42 +76,6 @@ func (a *Activities) StopNode(ctx context.Context, req CommandRequest) error {
 		return err
 	}
 	return commandOutcome(c)
-}
-
-func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byte, error) {
-	n, err := a.Store.GetNode(ctx, nodeID)
-	if err != nil {
-		return nil, fmt.Errorf("read node %s: %w", nodeID, err)
-	}
-	p, err := a.Chains(n.ChainProfileID)
-	if err != nil {
-		return nil, err
-	}
-	inputs, err := a.Store.ListInputs(ctx, n.SubscriptionID)
-	if err != nil {
-		return nil, fmt.Errorf("list inputs of %s: %w", n.SubscriptionID, err)
-	}
-	return json.Marshal(configureOf(p, inputs, a.Simulation))
-}
-
-func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, sim *Simulation) configurePayload {
-	cp := configurePayload{ChainProfileID: p.ID, Inputs: map[string]string{}}
-	for _, c := range p.Components {
-		cc := configComponent{Name: c.Name, Version: c.Version}
-		if sim != nil {
-			cc.Args, cc.Metrics = sim.command(c, p), sim.metrics(c)
-		} else {
-			cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
-			cc.Metrics = metricsOf(c.Metrics)
-		}
-		cp.Components = append(cp.Components, cc)
-	}
-	for _, in := range inputs {
-		if in.Type != engine.InputSecret {
-			cp.Inputs[in.Name] = in.Value
-		}
-	}
-	return cp
 }
 
 func (a *Activities) sendAndAwaitAck(ctx context.Context, req CommandRequest, typ engine.CommandType, payload []byte) error {
@@ -270,7 +159,7 @@ func (a *Activities) WaitForCommandCompletion(ctx context.Context, req CommandRe
 			return classify(fmt.Errorf("read command %s: %w", req.CommandID, err))
 		}
 		if c.Status.Finished() {
-			return commandOutcome(c)
+			return a.finish(ctx, c)
 		}
 		if err := a.checkLiveness(ctx, c, &w); err != nil {
 			return err
@@ -283,6 +172,18 @@ func (a *Activities) WaitForCommandCompletion(ctx context.Context, req CommandRe
 			return err
 		}
 	}
+}
+
+// finish judges a finished command; a completed CONFIGURE leaves what the
+// host made of it on the node.
+func (a *Activities) finish(ctx context.Context, c *engine.Command) error {
+	if err := commandOutcome(c); err != nil {
+		return err
+	}
+	if c.Type == engine.CommandConfigure {
+		return a.recordRuntime(ctx, c)
+	}
+	return nil
 }
 
 // resumeWait picks up the stall count of a previous attempt.

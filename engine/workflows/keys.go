@@ -28,6 +28,9 @@ type KeysRequest struct {
 	NodeID         string
 	SubscriptionID string
 	ChainProfileID string
+	// CommandID names InjectKeys' DELIVER_KEYS command; empty in runs
+	// recorded before it existed.
+	CommandID string
 }
 
 // GenerateNodeKeys gives the node a data key (wrapped by the master key)

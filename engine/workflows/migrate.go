@@ -107,6 +107,16 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 	if err := run(ctx, waiting, nil, acts.WaitForAgentReady, AgentWait{NodeID: nodeID, Since: ph.Since}); err != nil {
 		return fmt.Errorf("wait for agent: %w", err)
 	}
+	var n engine.Node
+	keysFirst := workflow.GetVersion(ctx, keysBeforeConfigure, workflow.DefaultVersion, 1) >= 1
+	if keysFirst {
+		if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
+			return fmt.Errorf("read node: %w", err)
+		}
+		if err := injectKeys(ctx, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+			return err
+		}
+	}
 	if err := awaitCommand(ctx, acts.SendConfigureCommand, nodeID, "configure"); err != nil {
 		return err
 	}
@@ -117,12 +127,13 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 		}
 		res.Notes = append(res.Notes, c.Note)
 	}
-	var n engine.Node
-	if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
-		return fmt.Errorf("read node: %w", err)
-	}
-	if err := run(ctx, quick, nil, acts.InjectKeys, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
-		return fmt.Errorf("inject keys: %w", err)
+	if !keysFirst {
+		if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
+			return fmt.Errorf("read node: %w", err)
+		}
+		if err := run(ctx, quick, nil, acts.InjectKeys, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+			return fmt.Errorf("inject keys: %w", err)
+		}
 	}
 	return awaitCommand(ctx, acts.StartNode, nodeID, "start")
 }

@@ -80,6 +80,12 @@ func bringUp(ctx workflow.Context, plan ProvisionPlan, keys KeysRequest, ph Prov
 	if err := run(ctx, waiting, nil, acts.WaitForAgentReady, AgentWait{NodeID: keys.NodeID, Since: ph.Since}); err != nil {
 		return fmt.Errorf("wait for agent: %w", err)
 	}
+	keysFirst := workflow.GetVersion(ctx, keysBeforeConfigure, workflow.DefaultVersion, 1) >= 1
+	if keysFirst {
+		if err := injectKeys(ctx, keys); err != nil {
+			return err
+		}
+	}
 	if err := awaitCommand(ctx, acts.SendConfigureCommand, keys.NodeID, "configure"); err != nil {
 		return err
 	}
@@ -90,13 +96,31 @@ func bringUp(ctx workflow.Context, plan ProvisionPlan, keys KeysRequest, ph Prov
 	if err := captureKeys(ctx, keys.NodeID, before); err != nil {
 		return err
 	}
-	if err := run(ctx, quick, nil, acts.InjectKeys, keys); err != nil {
-		return fmt.Errorf("inject keys: %w", err)
+	if !keysFirst {
+		if err := run(ctx, quick, nil, acts.InjectKeys, keys); err != nil {
+			return fmt.Errorf("inject keys: %w", err)
+		}
 	}
 	if err := awaitCommand(ctx, acts.StartNode, keys.NodeID, "start"); err != nil {
 		return err
 	}
 	return captureKeys(ctx, keys.NodeID, after)
+}
+
+// keysBeforeConfigure is the version of ProvisionWorkflow and
+// MigrateWorkflow that delivers the node's keys to the host before
+// CONFIGURE, so that the chain's init steps find the customer's key (a
+// CometBFT validator's genesis names it); runs begun before it replay
+// injecting keys after CONFIGURE, when nothing was delivered.
+const keysBeforeConfigure = "keys-before-configure"
+
+// injectKeys delivers the node's keys and waits for the agent to write them.
+func injectKeys(ctx workflow.Context, keys KeysRequest) error {
+	keys.CommandID = commandID(ctx, "deliver-keys")
+	if err := run(ctx, waiting, nil, acts.InjectKeys, keys); err != nil {
+		return fmt.Errorf("inject keys: %w", err)
+	}
+	return nil
 }
 
 // captureAfterStart is the version of ProvisionWorkflow that captures the

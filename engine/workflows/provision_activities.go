@@ -2,6 +2,9 @@ package workflows
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -190,23 +193,15 @@ func (a *Activities) createHost(ctx context.Context, req HostRequest) (*Provisio
 	return &ProvisionedHost{Host: h, Since: since}, nil
 }
 
-// recordHost writes h on the node, re-reading after a concurrent writer.
+// recordHost writes h on the node.
 func (a *Activities) recordHost(ctx context.Context, nodeID string, h engine.Host) error {
-	var err error
-	for range 5 {
-		var n *engine.Node
-		if n, err = a.Store.GetNode(ctx, nodeID); err != nil {
-			return classify(fmt.Errorf("read node %s: %w", nodeID, err))
-		}
+	return a.updateNode(ctx, nodeID, func(n *engine.Node) bool {
 		if n.Host == h {
-			return nil
+			return false
 		}
-		n.Host, n.UpdatedAt = h, a.now().Truncate(time.Microsecond)
-		if err = a.Store.UpdateNode(ctx, n); !engine.IsCode(err, engine.EConflict) {
-			return classify(err)
-		}
-	}
-	return fmt.Errorf("record host of node %s: %w", nodeID, err)
+		n.Host = h
+		return true
+	})
 }
 
 // WaitForAgentReady polls until the node's agent has enrolled and
@@ -257,32 +252,78 @@ func (a *Activities) MarkInputsApplied(ctx context.Context, subscriptionID strin
 	return nil
 }
 
-// InjectKeys checks that every key the node's profile declares is stored
-// (ciphertext under the node's data key), ready for delivery.
-//
-// The agent protocol has no command that carries keys to the host yet, so
-// nothing is sent: the activity is the place where that delivery goes.
+// InjectKeys delivers the node's stored keys to its host: one DELIVER_KEYS
+// command carries every key that has a file on the host (generated,
+// user-provided, and chain-generated ones carried from an earlier host),
+// still encrypted under the node's data key, and the activity waits for the
+// agent to write them. A required key that is not stored fails it.
 func (a *Activities) InjectKeys(ctx context.Context, req KeysRequest) error {
 	p, err := a.Chains(req.ChainProfileID)
 	if err != nil {
 		return classify(err)
 	}
+	var keys []deliveredKey
 	for _, spec := range p.Inputs {
 		if spec.Type != engine.InputSecret {
 			continue
 		}
-		has, err := a.hasKey(ctx, req.NodeID, spec.Name)
-		if err != nil {
-			return err
+		k, err := a.Store.GetNodeKey(ctx, req.NodeID, spec.Name)
+		switch {
+		case engine.IsCode(err, engine.ENotFound) && spec.Required:
+			return permanent(engine.EInvalid, "node %s has no key %q to deliver", req.NodeID, spec.Name)
+		case engine.IsCode(err, engine.ENotFound):
+			continue
+		case err != nil:
+			return classify(fmt.Errorf("read key %q of node %s: %w", spec.Name, req.NodeID, err))
 		}
-		if !has && spec.Required {
-			return permanent(engine.EInvalid, "node %s has no key %q to inject", req.NodeID, spec.Name)
+		if spec.KeyPath != "" {
+			keys = append(keys, deliveredKey{Name: spec.Name, Path: spec.KeyPath, KeyType: string(spec.KeyType), EncryptedKey: k.Ciphertext})
 		}
 	}
-	if activity.IsActivity(ctx) {
-		activity.GetLogger(ctx).Info("keys ready; the agent protocol has no key delivery yet", "node_id", req.NodeID)
+	if len(keys) == 0 {
+		return nil
 	}
-	return nil
+	return a.deliverKeys(ctx, a.deliveryRequest(ctx, req), keys)
+}
+
+// deliveredKey is the protocol's DeliveredKey.
+type deliveredKey struct {
+	Name         string `json:"name"`
+	Path         string `json:"path"`
+	KeyType      string `json:"key_type,omitempty"`
+	EncryptedKey []byte `json:"encrypted_key"`
+}
+
+func (a *Activities) deliverKeys(ctx context.Context, req CommandRequest, keys []deliveredKey) error {
+	payload, err := json.Marshal(struct {
+		Keys []deliveredKey `json:"keys"`
+	}{keys})
+	if err != nil {
+		return err
+	}
+	if err := a.enqueueOnce(ctx, req, engine.CommandDeliverKeys, payload); err != nil {
+		return classify(err)
+	}
+	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().CaptureWait, engine.CommandStatus.Finished)
+	if err != nil {
+		return err
+	}
+	return commandOutcome(c)
+}
+
+// deliveryRequest names the DELIVER_KEYS command: the workflow's id for
+// it, or, in runs recorded before the workflow chose one, an id of the
+// run, so that a retried attempt finds the command an earlier one queued.
+func (a *Activities) deliveryRequest(ctx context.Context, req KeysRequest) CommandRequest {
+	id := req.CommandID
+	if id == "" && activity.IsActivity(ctx) {
+		sum := sha256.Sum256([]byte(activity.GetInfo(ctx).WorkflowExecution.RunID + "/deliver-keys"))
+		id = "cmd_" + hex.EncodeToString(sum[:12])
+	}
+	if id == "" {
+		id = engine.NewID("cmd")
+	}
+	return CommandRequest{NodeID: req.NodeID, CommandID: id}
 }
 
 // heartbeat tells Temporal the activity is alive; outside an activity (unit

@@ -129,8 +129,9 @@ func failing(names ...string) map[string]bool {
 }
 
 var (
-	bringUpSteps = []string{"WaitForAgentReady", "SendConfigureCommand", "WaitForCommandCompletion"}
-	startSteps   = []string{"InjectKeys", "StartNode", "WaitForCommandCompletion", "MarkInputsApplied", "SetNodeState:running"}
+	// Keys reach the host before CONFIGURE: the chain's init steps use them.
+	bringUpSteps = []string{"WaitForAgentReady", "InjectKeys", "SendConfigureCommand", "WaitForCommandCompletion"}
+	startSteps   = []string{"StartNode", "WaitForCommandCompletion", "MarkInputsApplied", "SetNodeState:running"}
 	compensation = []string{"DestroyNodeHost", "DeleteNodeKeys", "SetNodeState:failed", "OpenIncident:provision-failed"}
 )
 
@@ -150,7 +151,7 @@ func TestProvisionRunsEveryStepOfItsPlan(t *testing.T) {
 		{"chain-generated keys are captured after CONFIGURE", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "config/node_key.json"}}},
 			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"CaptureChainGeneratedKeys"}, startSteps)},
 		{"keys the chain writes when it first runs are captured after START", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "geth/nodekey", AfterStart: true}}},
-			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"InjectKeys", "StartNode", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "MarkInputsApplied", "SetNodeState:running"})},
+			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"StartNode", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "MarkInputsApplied", "SetNodeState:running"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,8 +292,8 @@ func TestMigrateMovesTheNodeToANewHost(t *testing.T) {
 	}
 	want := []string{
 		"SetNodeState:maintenance", "NodeHost", "AgentRegistration", "ProvisionMigrationHost", "WaitForAgentReady",
-		"SendConfigureCommand", "WaitForCommandCompletion", "CheckBackup", "RestoreSnapshot", "NodeRecord",
-		"InjectKeys", "StartNode", "WaitForCommandCompletion", "DestroyHost:old-1", "UpdateHostInfo:new-1",
+		"NodeRecord", "InjectKeys", "SendConfigureCommand", "WaitForCommandCompletion", "CheckBackup", "RestoreSnapshot",
+		"StartNode", "WaitForCommandCompletion", "DestroyHost:old-1", "UpdateHostInfo:new-1",
 		"SetNodeState:syncing",
 	}
 	if got := w.ran(); !slices.Equal(got, want) {
