@@ -21,7 +21,7 @@ ROOT := github.com/hoodcloud/hoodcloud
 RACE_PKGS = $(shell go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./... | grep -v '^$(ROOT)$$')
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build run test test-stress lint bench soak generate clean
+.PHONY: build run test test-stress lint bench soak generate clean chains
 
 # The appliance serves bin/hoodcloud-agent, beside it, to the hosts it creates.
 build:
@@ -48,6 +48,11 @@ test-stress:
 	trap 'exit 130' INT TERM; \
 	echo "test-stress: $$(nproc) busy loops beside make test"; \
 	$(MAKE) test
+
+# The real chain clients (cometbft, geth) the end-to-end tests run, built
+# under the Go build cache; `make run` runs them too once they are on PATH.
+chains:
+	go run ./internal/chains/cmd/install-chains
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -56,7 +56,7 @@ func (m *Main) activities() *workflows.Activities {
 	var timing workflows.Timing
 	if m.Config.Provisioner == "local" {
 		exe, _ := os.Executable()
-		sim = &workflows.Simulation{Binary: exe}
+		sim = &workflows.Simulation{Binary: exe, Artifacts: local.PathArtifacts{}}
 		// Local hosts answer within a heartbeat (1s): poll more often than
 		// for cloud hosts, which take minutes to boot.
 		timing.Poll = 200 * time.Millisecond

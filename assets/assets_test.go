@@ -2,6 +2,7 @@ package assets_test
 
 import (
 	"encoding/base64"
+	"strings"
 	"testing"
 
 	"github.com/hoodcloud/hoodcloud/assets"
@@ -24,7 +25,7 @@ func TestDefaultChainProfilesLoad(t *testing.T) {
 	for _, p := range c.List() {
 		ids = append(ids, p.ID)
 	}
-	if len(ids) != 2 || ids[0] != "cosmos-demo" || ids[1] != "ethereum-holesky" {
+	if strings.Join(ids, " ") != "cometbft-kvstore cosmos-demo ethereum-holesky geth-dev" {
 		t.Fatalf("embedded profiles = %v", ids)
 	}
 }
