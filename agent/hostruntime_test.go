@@ -82,7 +82,7 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	}}
 	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake})
 	ctx := context.Background()
-	if err := r.Configure(ctx, binariesInPlace(), noProgress); err != nil {
+	if _, err := r.Configure(ctx, binariesInPlace(), noProgress); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(units, "hoodcloud-geth.service")); err != nil {
@@ -105,12 +105,12 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	}
 	relative := binariesInPlace()
 	relative.Components[0].Args[0] = "geth"
-	if err := r.Configure(ctx, relative, noProgress); err == nil {
+	if _, err := r.Configure(ctx, relative, noProgress); err == nil {
 		t.Error("a relative program path was accepted")
 	}
 	bad := binariesInPlace()
 	bad.Components[0].Name = "../../etc/x"
-	if err := r.Configure(ctx, bad, noProgress); err == nil {
+	if _, err := r.Configure(ctx, bad, noProgress); err == nil {
 		t.Error("a component name with slashes was accepted")
 	}
 }
@@ -139,7 +139,7 @@ func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
 	ctx := context.Background()
 	p := chainComponents()
 	p.Components = p.Components[:1]
-	if err := r.Configure(ctx, p, noProgress); err != nil {
+	if _, err := r.Configure(ctx, p, noProgress); err != nil {
 		t.Fatal(err)
 	}
 	digest := strings.Repeat("ab", 32)
@@ -161,7 +161,7 @@ func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
 	for name, url := range map[string]string{"no image": "", "option as image": "--privileged"} {
 		bad := chainComponents()
 		bad.Components[0].Artifact.Url = url
-		if err := r.Configure(ctx, bad, noProgress); err == nil {
+		if _, err := r.Configure(ctx, bad, noProgress); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -224,12 +224,12 @@ func (r *scriptedRuntime) Calls(op string) int {
 	return r.calls[op]
 }
 
-func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePayload, progress ProgressFunc) error {
+func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
 	r.count("configure")
 	if r.configure == nil {
-		return nil
+		return &agentv1.ConfigureResult{}, nil
 	}
-	return r.configure(ctx, progress)
+	return &agentv1.ConfigureResult{}, r.configure(ctx, progress)
 }
 func (r *scriptedRuntime) Restore(*agentv1.ConfigurePayload) error { r.count("restore"); return nil }
 func (r *scriptedRuntime) Upgrade(context.Context, *agentv1.UpgradePayload, ProgressFunc) (*agentv1.UpgradeOutcome, error) {
