@@ -47,7 +47,7 @@ func checkDeliveredKeys(keys []*agentv1.DeliveredKey) error {
 		if !engine.ValidKeyName(k.GetName()) {
 			return permanent(fmt.Sprintf("key name %q is not valid", agentv1.StatusText(k.GetName())))
 		}
-		if err := chainPath("key "+k.GetName(), k.GetPath()); err != nil {
+		if err := chainPath(fmt.Sprintf("key %q at", k.GetName()), k.GetPath()); err != nil {
 			return err
 		}
 	}

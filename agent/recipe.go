@@ -60,7 +60,7 @@ func checkRecipe(p *agentv1.ConfigurePayload) error {
 		return err
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.GetKeyPaths())) {
-		if err := chainPath("key "+name, p.GetKeyPaths()[name]); err != nil {
+		if err := chainPath(fmt.Sprintf("key %q at", name), p.GetKeyPaths()[name]); err != nil {
 			return err
 		}
 	}

@@ -342,7 +342,7 @@ func TestRecipesRefuseBadTemplatesAndPaths(t *testing.T) {
 		{"config file in the agent's dir", func(p *agentv1.ConfigurePayload) {
 			p.Files = []*agentv1.ConfigFile{{Path: ".hoodcloud/bin/c/x", Content: []byte("x")}}
 		}, []string{".hoodcloud"}},
-		{"key path outside", func(p *agentv1.ConfigurePayload) { p.KeyPaths = map[string]string{"k": "../k"} }, []string{"key k"}},
+		{"key path outside", func(p *agentv1.ConfigurePayload) { p.KeyPaths = map[string]string{"k": "../k"} }, []string{`key "k" at "../k"`}},
 		{"archive without a binary", func(p *agentv1.ConfigurePayload) {
 			p.Components[0].Artifact = &agentv1.Artifact{Url: "file:///x.tar.gz", Sha256: strings.Repeat("0", 64)}
 		}, []string{"archive"}},
