@@ -79,11 +79,11 @@ func TestProcessRuntimeRefusesWhatItCannotDoSafely(t *testing.T) {
 	}
 	comp := []*agentv1.Component{{Name: "c", Args: []string{"/bin/true"}}}
 	for name, p := range map[string]*agentv1.ConfigurePayload{
-		"file outside":  {Components: comp, Files: []*agentv1.ConfigFile{{Path: "../escape", Content: []byte("x")}}},
-		"absolute file": {Components: comp, Files: []*agentv1.ConfigFile{{Path: filepath.Join(dir, "escape"), Content: []byte("x")}}},
-		"no component":  {},
-		"no command":    {Components: []*agentv1.Component{{Name: "c"}}},
-		"artifact":      {Components: []*agentv1.Component{{Name: "c", Args: []string{"x"}, Artifact: &agentv1.Artifact{Url: "https://example.com/x"}}}},
+		"file outside":        {Components: comp, Files: []*agentv1.ConfigFile{{Path: "../escape", Content: []byte("x")}}},
+		"absolute file":       {Components: comp, Files: []*agentv1.ConfigFile{{Path: filepath.Join(dir, "escape"), Content: []byte("x")}}},
+		"no component":        {},
+		"no command":          {Components: []*agentv1.Component{{Name: "c"}}},
+		"unverified artifact": {Components: []*agentv1.Component{{Name: "c", Args: []string{"x"}, Artifact: &agentv1.Artifact{Url: "https://example.com/x"}}}},
 	} {
 		if _, err := r.Configure(ctx, p, noProgress); err == nil {
 			t.Errorf("%s: Configure succeeded", name)
