@@ -118,7 +118,7 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 }
 
 // binariesInPlace is chainComponents with the binaries already on the
-// host: the systemd runtime does not download artifacts yet.
+// host, at the absolute paths their args name.
 func binariesInPlace() *agentv1.ConfigurePayload {
 	p := chainComponents()
 	for _, c := range p.Components {

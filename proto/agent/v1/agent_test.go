@@ -29,6 +29,7 @@ func TestCommandTypesAreTheEngineValues(t *testing.T) {
 		{engine.CommandRestart, agentv1.CommandType_COMMAND_TYPE_RESTART},
 		{engine.CommandCaptureKey, agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY},
 		{engine.CommandUpgrade, agentv1.CommandType_COMMAND_TYPE_UPGRADE},
+		{engine.CommandDeliverKeys, agentv1.CommandType_COMMAND_TYPE_DELIVER_KEYS},
 	}
 	for _, tt := range tests {
 		if int32(tt.engine) != int32(tt.wire) {
