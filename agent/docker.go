@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,16 +29,22 @@ type DockerConfig struct {
 
 // DockerRuntime runs each component as a container. A component's
 // artifact URL is its image reference and its sha256, if given, the
-// image digest it is pinned to; its args are the container's command.
+// image digest it is pinned to; its rendered args are the container's
+// command. Templates see the chain data dir as /data, where it is mounted.
 type DockerRuntime struct {
 	cfg        DockerConfig
+	host       *chainHost
 	mu         sync.Mutex
-	components []*agentv1.Component
+	components []*agentv1.Component // rendered
+	ports      map[string]uint32
 }
 
 var _ Runtime = (*DockerRuntime)(nil)
 
 var imageDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// containerDataDir is where the chain data dir is mounted in a container.
+const containerDataDir = "/data"
 
 func NewDockerRuntime(cfg DockerConfig) *DockerRuntime {
 	if cfg.NamePrefix == "" {
@@ -50,7 +59,12 @@ func NewDockerRuntime(cfg DockerConfig) *DockerRuntime {
 	if cfg.UpgradeCheck <= 0 {
 		cfg.UpgradeCheck = 5 * time.Second
 	}
-	return &DockerRuntime{cfg: cfg}
+	host := newHostChain(cfg.Dir, nil)
+	host.dataDir, host.images = containerDataDir, true
+	cfg.Dir = host.dir
+	r := &DockerRuntime{cfg: cfg, host: host}
+	host.runStep = r.runInitStep
+	return r
 }
 
 // checkImages refuses a configuration whose components do not name usable
@@ -75,30 +89,78 @@ func (r *DockerRuntime) Restore(p *agentv1.ConfigurePayload) error {
 	if err := checkImages(p); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	r.components = p.GetComponents()
-	r.mu.Unlock()
+	rc, err := r.host.restore(p)
+	if err != nil {
+		return err
+	}
+	r.set(rc)
 	return nil
 }
 
-// Configure writes the files and pulls every image.
-func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
+// Configure pulls every image, then makes the recipe concrete in Dir:
+// init steps run in one-off containers of the component's image.
+func (r *DockerRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
 	if err := checkImages(p); err != nil {
-		return err
-	}
-	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
-		return err
+		return nil, err
 	}
 	for _, c := range p.GetComponents() {
 		image, _ := dockerImage(c)
 		if _, err := r.cfg.Commander.Run(ctx, "docker", "pull", image); err != nil {
-			return err
+			return nil, err
 		}
 	}
+	rc, err := r.host.configure(ctx, p, progress)
+	if err != nil {
+		return nil, err
+	}
+	r.set(rc)
+	return rc.result, nil
+}
+
+func (r *DockerRuntime) set(rc *recipe) {
 	r.mu.Lock()
-	r.components = p.GetComponents()
+	r.components, r.ports = rc.components, rc.result.GetPorts()
 	r.mu.Unlock()
-	return nil
+}
+
+// runInitStep runs an init step in a one-off container of c's image.
+func (r *DockerRuntime) runInitStep(ctx context.Context, c *agentv1.Component, s *agentv1.InitStep, out io.Writer) error {
+	args, err := r.InitArgs(c, s)
+	if err != nil {
+		return err
+	}
+	b, err := r.cfg.Commander.Run(ctx, "docker", args...)
+	out.Write(b)
+	return err
+}
+
+// InitArgs is the `docker run` argument list of init step s of c.
+func (r *DockerRuntime) InitArgs(c *agentv1.Component, s *agentv1.InitStep) ([]string, error) {
+	image, err := dockerImage(c)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"run", "--rm", "--network", r.cfg.Network}, r.sandbox()...)
+	args = append(args, r.userAndEnv(s.GetEnv())...)
+	args = append(args, image)
+	return append(args, s.GetArgs()...), nil
+}
+
+// sandbox are the flags every container of the chain runs with.
+func (r *DockerRuntime) sandbox() []string {
+	return []string{"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		"--volume", r.cfg.Dir + ":" + containerDataDir, "--workdir", containerDataDir}
+}
+
+func (r *DockerRuntime) userAndEnv(env map[string]string) []string {
+	var args []string
+	if r.cfg.User != "" {
+		args = append(args, "--user", r.cfg.User)
+	}
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		args = append(args, "--env", k+"="+env[k])
+	}
+	return args
 }
 
 // dockerImage is the component's image, pinned to its digest when given.
@@ -153,30 +215,36 @@ func (r *DockerRuntime) runContainer(ctx context.Context, c *agentv1.Component) 
 	return err
 }
 
-// RunArgs is the `docker run` argument list of a component.
+// RunArgs is the `docker run` argument list of a component. Off the host
+// network, every allocated port is published on 127.0.0.1 at the same
+// number, which is what the rendered args name.
 func (r *DockerRuntime) RunArgs(c *agentv1.Component) ([]string, error) {
 	image, err := dockerImage(c)
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"run", "--detach", "--name", r.container(c),
-		"--restart", "unless-stopped", "--network", r.cfg.Network,
-		"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-		"--volume", r.cfg.Dir + ":/data", "--workdir", "/data",
-		"--log-opt", "max-size=50m", "--log-opt", "max-file=3"}
-	if r.cfg.User != "" {
-		args = append(args, "--user", r.cfg.User)
-	}
-	keys := make([]string, 0, len(c.GetEnv()))
-	for k := range c.GetEnv() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "--env", k+"="+c.GetEnv()[k])
-	}
+		"--restart", "unless-stopped", "--network", r.cfg.Network}
+	args = append(args, r.sandbox()...)
+	args = append(args, "--log-opt", "max-size=50m", "--log-opt", "max-file=3")
+	args = append(args, r.publish()...)
+	args = append(args, r.userAndEnv(c.GetEnv())...)
 	args = append(args, image)
 	return append(args, c.GetArgs()...), nil
+}
+
+func (r *DockerRuntime) publish() []string {
+	if r.cfg.Network == "host" {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var args []string
+	for _, name := range slices.Sorted(maps.Keys(r.ports)) {
+		p := strconv.FormatUint(uint64(r.ports[name]), 10)
+		args = append(args, "--publish", "127.0.0.1:"+p+":"+p)
+	}
+	return args
 }
 
 // each runs docker verb name for every container, optionally reversed.
@@ -214,9 +282,12 @@ func (r *DockerRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 	st := RuntimeStatus{Configured: true, Running: true}
 	for _, c := range comps {
 		out, err := r.cfg.Commander.Run(ctx, "docker", "inspect", "--format", "{{.State.Running}}", r.container(c))
-		if err != nil || strings.TrimSpace(string(out)) != "true" {
+		cs := &agentv1.ComponentStatus{Name: c.GetName(), Version: c.GetVersion(), Running: err == nil && strings.TrimSpace(string(out)) == "true"}
+		if !cs.Running {
 			st.Running, st.Message = false, r.container(c)+" is not running"
+			cs.LastExit = st.Message
 		}
+		st.Components = append(st.Components, cs)
 	}
 	return st, nil
 }

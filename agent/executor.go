@@ -66,10 +66,7 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
 			return nil, permanent(err.Error())
 		}
-		if err := rt.Configure(ctx, &p, progress); err != nil {
-			return nil, err
-		}
-		return nil, a.state.configured(&p)
+		return a.configure(ctx, &p, progress)
 	case agentv1.CommandType_COMMAND_TYPE_START:
 		return nil, a.startChain(ctx, rt.Start)
 	case agentv1.CommandType_COMMAND_TYPE_STOP:
@@ -85,6 +82,12 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 			return nil, permanent(err.Error())
 		}
 		return a.captureKey(ctx, c.GetId(), &p)
+	case agentv1.CommandType_COMMAND_TYPE_DELIVER_KEYS:
+		var p agentv1.DeliverKeysPayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return nil, a.deliverKeys(ctx, c.GetId(), &p)
 	case agentv1.CommandType_COMMAND_TYPE_UPGRADE:
 		var p agentv1.UpgradePayload
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
@@ -94,6 +97,23 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 	default:
 		return nil, permanent("this agent does not support command type " + c.GetType().String())
 	}
+}
+
+// configure runs CONFIGURE and saves the configuration, its metrics URLs
+// rendered for the metrics watcher; the result is the ConfigureResult.
+func (a *opsAgent) configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) ([]byte, error) {
+	res, err := a.cfg.Runtime.Configure(ctx, p, progress)
+	if err != nil {
+		return nil, err
+	}
+	saved, err := RenderedMetrics(p, absDir(a.cfg.ChainDir), res.GetPorts())
+	if err != nil {
+		return nil, err
+	}
+	if err := a.state.configured(saved); err != nil {
+		return nil, err
+	}
+	return agentv1.MarshalPayload(res)
 }
 
 // startChain runs start (Start or Restart) and saves that the chain runs.

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -82,7 +84,7 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	}}
 	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake})
 	ctx := context.Background()
-	if err := r.Configure(ctx, binariesInPlace(), noProgress); err != nil {
+	if _, err := r.Configure(ctx, binariesInPlace(), noProgress); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(units, "hoodcloud-geth.service")); err != nil {
@@ -105,18 +107,18 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	}
 	relative := binariesInPlace()
 	relative.Components[0].Args[0] = "geth"
-	if err := r.Configure(ctx, relative, noProgress); err == nil {
+	if _, err := r.Configure(ctx, relative, noProgress); err == nil {
 		t.Error("a relative program path was accepted")
 	}
 	bad := binariesInPlace()
 	bad.Components[0].Name = "../../etc/x"
-	if err := r.Configure(ctx, bad, noProgress); err == nil {
+	if _, err := r.Configure(ctx, bad, noProgress); err == nil {
 		t.Error("a component name with slashes was accepted")
 	}
 }
 
 // binariesInPlace is chainComponents with the binaries already on the
-// host: the systemd runtime does not download artifacts yet.
+// host, at the absolute paths their args name.
 func binariesInPlace() *agentv1.ConfigurePayload {
 	p := chainComponents()
 	for _, c := range p.Components {
@@ -139,7 +141,7 @@ func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
 	ctx := context.Background()
 	p := chainComponents()
 	p.Components = p.Components[:1]
-	if err := r.Configure(ctx, p, noProgress); err != nil {
+	if _, err := r.Configure(ctx, p, noProgress); err != nil {
 		t.Fatal(err)
 	}
 	digest := strings.Repeat("ab", 32)
@@ -161,7 +163,7 @@ func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
 	for name, url := range map[string]string{"no image": "", "option as image": "--privileged"} {
 		bad := chainComponents()
 		bad.Components[0].Artifact.Url = url
-		if err := r.Configure(ctx, bad, noProgress); err == nil {
+		if _, err := r.Configure(ctx, bad, noProgress); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -177,4 +179,84 @@ func TestNewRuntimeByName(t *testing.T) {
 	if _, err := NewRuntime("kubernetes", t.TempDir(), nil); err == nil {
 		t.Error("an unknown runtime was accepted")
 	}
+}
+
+// shellArtifact is a tiny program that appends its arguments to
+// init.log in its working directory, served as a file:// artifact.
+func shellArtifact(t *testing.T) *agentv1.Artifact {
+	t.Helper()
+	script := []byte("#!/bin/sh\necho \"$@\" >> init.log\n")
+	path := filepath.Join(t.TempDir(), "node")
+	if err := os.WriteFile(path, script, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &agentv1.Artifact{Url: "file://" + path, Sha256: sha256Hex(script)}
+}
+
+func TestSystemdUnitsRunTheInstalledBinaryWithTheRenderedRecipe(t *testing.T) {
+	dir, units := t.TempDir(), t.TempDir()
+	fake := &fakeCommander{}
+	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake})
+	p := &agentv1.ConfigurePayload{NodeId: "node_a", Ports: []string{"p2p"}, KeyPaths: map[string]string{"node_key": "config/node_key.json"},
+		Components: []*agentv1.Component{{Name: "node", Version: "1.0", Artifact: shellArtifact(t),
+			Args: []string{"start", "--home", "{{.DataDir}}", "--p2p.laddr=tcp://0.0.0.0:{{.Ports.p2p}}"},
+			Env:  map[string]string{"NODE_KEY": "{{.Keys.node_key}}"},
+			Init: []*agentv1.InitStep{{Args: []string{"init", "--home", "{{.DataDir}}"}, Creates: "init.log"}}}}}
+	res, err := r.Configure(t.Context(), p, noProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Configure(t.Context(), p, noProgress); err != nil {
+		t.Fatal(err)
+	}
+	if got := readChainFile(t, dir, "init.log"); got != "init --home "+dir+"\n" {
+		t.Errorf("init steps ran the binary as %q; want once with the rendered args", got)
+	}
+	unit, err := os.ReadFile(filepath.Join(units, "hoodcloud-node.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, ".hoodcloud/bin/node/1.0/node")
+	port := strconv.Itoa(int(res.GetPorts()["p2p"]))
+	for _, line := range []string{
+		"ExecStart=" + bin + " start --home " + dir + " --p2p.laddr=tcp://0.0.0.0:" + port,
+		"Environment=NODE_KEY=" + filepath.Join(dir, "config/node_key.json"),
+		"Restart=on-failure",
+		"WorkingDirectory=" + dir,
+	} {
+		if !strings.Contains(string(unit), "\n"+line+"\n") {
+			t.Errorf("unit lacks %q:\n%s", line, unit)
+		}
+	}
+}
+
+func TestDockerRunsTheRenderedRecipeInContainersWithPortsOnLoopback(t *testing.T) {
+	dir := t.TempDir()
+	fake := &fakeCommander{}
+	r := NewDockerRuntime(DockerConfig{Dir: dir, Network: "bridge", Commander: fake})
+	p := &agentv1.ConfigurePayload{NodeId: "node_a", Ports: []string{"p2p", "rpc"}, KeyPaths: map[string]string{"node_key": "config/node_key.json"},
+		Components: []*agentv1.Component{{Name: "node", Version: "1.0", Artifact: &agentv1.Artifact{Url: "example/node:1.0"},
+			Args: []string{"start", "--home", "{{.DataDir}}", "--p2p={{.Ports.p2p}}"},
+			Env:  map[string]string{"NODE_KEY": "{{.Keys.node_key}}"},
+			Init: []*agentv1.InitStep{{Args: []string{"init", "--home", "{{.DataDir}}"}, Env: map[string]string{"MONIKER": "{{.NodeID}}"}, Creates: "config/done"}}}}}
+	res, err := r.Configure(t.Context(), p, noProgress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sandbox := []string{"--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+		"--volume", dir + ":/data", "--workdir", "/data"}
+	wantCalls(t, fake, [][]string{
+		{"docker", "pull", "example/node:1.0"},
+		slices.Concat([]string{"docker", "run", "--rm", "--network", "bridge"}, sandbox,
+			[]string{"--env", "MONIKER=node_a", "example/node:1.0", "init", "--home", "/data"}),
+	})
+	_ = r.Start(t.Context())
+	p2p, rpc := strconv.Itoa(int(res.GetPorts()["p2p"])), strconv.Itoa(int(res.GetPorts()["rpc"]))
+	wantCalls(t, fake, [][]string{
+		{"docker", "rm", "-f", "hoodcloud-node"},
+		slices.Concat([]string{"docker", "run", "--detach", "--name", "hoodcloud-node", "--restart", "unless-stopped", "--network", "bridge"},
+			sandbox, []string{"--log-opt", "max-size=50m", "--log-opt", "max-file=3",
+				"--publish", "127.0.0.1:" + p2p + ":" + p2p, "--publish", "127.0.0.1:" + rpc + ":" + rpc,
+				"--env", "NODE_KEY=/data/config/node_key.json", "example/node:1.0", "start", "--home", "/data", "--p2p=" + p2p}),
+	})
 }

@@ -19,7 +19,7 @@ func (r *SystemdRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload,
 		return nil, err
 	}
 	if p.GetArtifact().GetUrl() != "" {
-		return nil, permanent("the systemd runtime does not download artifacts")
+		return nil, permanent("an upgrade cannot install an artifact yet: CONFIGURE the new version")
 	}
 	next, err := upgradedComponent(old, p)
 	if err != nil {

@@ -258,6 +258,7 @@ func (a *opsAgent) heartbeat(ctx context.Context) (*agentv1.HeartbeatResponse, e
 	return a.gw.rpc().Heartbeat(cctx, &agentv1.HeartbeatRequest{
 		NodeId: a.cfg.NodeID, AgentVersion: a.cfg.Version, RunningCommandIds: a.runningIDs(),
 		AppHealth: health, AppHealthMessage: message, Sync: chain.sync, Metrics: chain.metrics,
+		Components: st.Components,
 	})
 }
 

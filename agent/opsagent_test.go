@@ -141,7 +141,7 @@ func TestAgentRunsSimnodeUnderTheProcessRuntimeAndCapturesItsKey(t *testing.T) {
 	assertNoSecretsIn(t, "gateway", e.logs.String(), string(keyFileContent), cfg.EnrollmentToken)
 }
 
-func TestFetchDataKeyOnlyForARunningCaptureOfTheCallersNode(t *testing.T) {
+func TestFetchDataKeyOnlyForARunningCaptureOrDeliveryOfTheCallersNode(t *testing.T) {
 	e := newTestEnv(t)
 	e.createNode(t, "node_a")
 	e.createNode(t, "node_b")
@@ -150,7 +150,11 @@ func TestFetchDataKeyOnlyForARunningCaptureOfTheCallersNode(t *testing.T) {
 	capA := e.enqueue(t, "node_a", engine.CommandCaptureKey, capture)
 	capB := e.enqueue(t, "node_b", engine.CommandCaptureKey, capture)
 	startA := e.enqueue(t, "node_a", engine.CommandStart, nil)
+	deliverA := e.enqueue(t, "node_a", engine.CommandDeliverKeys, []byte(`{"keys":[]}`))
 	ctx := context.Background()
+	if resp, err := a.FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: deliverA}); err != nil || !bytes.Equal(resp.GetDataKey(), testDEK("node_a")) {
+		t.Fatalf("data key for node_a's key delivery = %v; want node_a's key", err)
+	}
 
 	resp, err := a.FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: "node_a", CommandId: capA})
 	if err != nil || !bytes.Equal(resp.GetDataKey(), testDEK("node_a")) {
@@ -224,12 +228,12 @@ func (r *scriptedRuntime) Calls(op string) int {
 	return r.calls[op]
 }
 
-func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePayload, progress ProgressFunc) error {
+func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
 	r.count("configure")
 	if r.configure == nil {
-		return nil
+		return &agentv1.ConfigureResult{}, nil
 	}
-	return r.configure(ctx, progress)
+	return &agentv1.ConfigureResult{}, r.configure(ctx, progress)
 }
 func (r *scriptedRuntime) Restore(*agentv1.ConfigurePayload) error { r.count("restore"); return nil }
 func (r *scriptedRuntime) Upgrade(context.Context, *agentv1.UpgradePayload, ProgressFunc) (*agentv1.UpgradeOutcome, error) {

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -25,6 +26,9 @@ type ProcessConfig struct {
 	// component; defaults 500ms and 30s. A run longer than StableAfter
 	// (default 10s) resets the backoff.
 	MinBackoff, MaxBackoff, StableAfter time.Duration
+	// CrashLoopExits is how many exits in a row, each within StableAfter
+	// of its start, make a component's restarts a crash loop; default 3.
+	CrashLoopExits int
 	// StopTimeout is how long a component has to exit after SIGTERM before
 	// it is killed; default 10s.
 	StopTimeout time.Duration
@@ -35,15 +39,16 @@ type ProcessConfig struct {
 }
 
 // ProcessRuntime runs each component as a child process, restarted with
-// backoff when it exits without being asked to. A component's command
-// line is its args: args[0] is the program (artifacts are not downloaded
-// by this runtime).
+// backoff when it exits without being asked to. A component with an
+// artifact runs its installed binary with its args as arguments; one
+// without runs args[0] (a program already on the host).
 type ProcessRuntime struct {
-	cfg ProcessConfig
+	cfg  ProcessConfig
+	host *chainHost
 
 	mu         sync.Mutex
-	components []*agentv1.Component
-	running    []*supervised // nil: stopped; a nil entry: that component is stopped
+	components []*agentv1.Component // rendered
+	running    []*supervised        // nil: stopped; a nil entry: that component is stopped
 }
 
 var _ Runtime = (*ProcessRuntime)(nil)
@@ -59,6 +64,9 @@ func NewProcessRuntime(cfg ProcessConfig) *ProcessRuntime {
 	if cfg.StableAfter <= 0 {
 		cfg.StableAfter = 10 * time.Second
 	}
+	if cfg.CrashLoopExits <= 0 {
+		cfg.CrashLoopExits = 3
+	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
 	}
@@ -68,41 +76,22 @@ func NewProcessRuntime(cfg ProcessConfig) *ProcessRuntime {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &ProcessRuntime{cfg: cfg}
+	host := newHostChain(cfg.Dir, cfg.Logger)
+	cfg.Dir = host.dir
+	return &ProcessRuntime{cfg: cfg, host: host}
 }
 
-// Configure writes the payload's files inside Dir and remembers the
-// components for Start.
-func (r *ProcessRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
-	if err := checkComponents(p); err != nil {
-		return err
-	}
-	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
-		return err
+// Configure makes the recipe concrete in Dir (chainHost.configure) and
+// remembers the rendered components for Start.
+func (r *ProcessRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
+	rc, err := r.host.configure(ctx, p, progress)
+	if err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
-	r.components = p.GetComponents()
+	r.components = rc.components
 	r.mu.Unlock()
-	progress(Progress{Percent: 100, Message: "configured"})
-	return nil
-}
-
-func checkComponents(p *agentv1.ConfigurePayload) error {
-	if len(p.GetComponents()) == 0 {
-		return permanent("the configuration names no component")
-	}
-	if p.GetSnapshot().GetUrl() != "" {
-		return permanent("this runtime does not restore snapshots")
-	}
-	for _, c := range p.GetComponents() {
-		if len(c.GetArgs()) == 0 {
-			return permanent(fmt.Sprintf("component %q has no command line", c.GetName()))
-		}
-		if c.GetArtifact().GetUrl() != "" {
-			return permanent(fmt.Sprintf("component %q: this runtime does not download artifacts", c.GetName()))
-		}
-	}
-	return nil
+	return rc.result, nil
 }
 
 // writeConfigFiles writes each file through os.Root so none lands outside dir.
@@ -116,8 +105,8 @@ func writeConfigFiles(dir string, files []*agentv1.ConfigFile, progress Progress
 	}
 	defer root.Close()
 	for i, f := range files {
-		if err := ValidateKeyPath(f.GetPath()); err != nil {
-			return permanent(fmt.Sprintf("config file %q: %v", f.GetPath(), err))
+		if err := chainPath("config file", f.GetPath()); err != nil {
+			return err
 		}
 		mode := os.FileMode(f.GetMode() & 0o777)
 		if mode == 0 {
@@ -131,18 +120,19 @@ func writeConfigFiles(dir string, files []*agentv1.ConfigFile, progress Progress
 		if err := root.WriteFile(f.GetPath(), f.GetContent(), mode); err != nil {
 			return fmt.Errorf("config file %q: %w", f.GetPath(), err)
 		}
-		progress(Progress{Percent: float64(i+1) * 90 / float64(len(files)), Message: "wrote " + f.GetPath()})
+		progress(Progress{Percent: 90 + float64(i+1)*9/float64(len(files)), Message: "wrote " + f.GetPath()})
 	}
 	return nil
 }
 
 // Restore takes back the components of a configuration applied before.
 func (r *ProcessRuntime) Restore(p *agentv1.ConfigurePayload) error {
-	if err := checkComponents(p); err != nil {
+	rc, err := r.host.restore(p)
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.components = p.GetComponents()
+	r.components = rc.components
 	r.mu.Unlock()
 	return nil
 }
@@ -194,24 +184,43 @@ func (r *ProcessRuntime) Restart(ctx context.Context) error {
 	return r.Start(ctx)
 }
 
-// Status is running when every component has a live process.
+// Status is running when every component has a live process; a
+// component in a crash loop makes the chain critical.
 func (r *ProcessRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := RuntimeStatus{Configured: len(r.components) > 0, Running: len(r.running) > 0}
-	for _, s := range r.running {
+	for _, c := range r.components {
+		cs := &agentv1.ComponentStatus{Name: c.GetName(), Version: c.GetVersion()}
+		st.Components = append(st.Components, cs)
+		s := r.supervisorOf(c.GetName())
 		if s == nil {
 			st.Running = false
 			continue
 		}
-		alive, restarts, last := s.state()
-		st.Running = st.Running && alive
-		st.Restarts += restarts
-		if !alive && last != "" {
-			st.Message = fmt.Sprintf("%s: %s", s.comp.GetName(), last)
+		s.report(cs)
+		st.Running = st.Running && cs.Running
+		st.Restarts += int(cs.Restarts)
+		switch {
+		case cs.CrashLoop:
+			st.CrashLoop = true
+			st.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", c.GetName(), cs.LastExit)
+		case !cs.Running && cs.LastExit != "" && !st.CrashLoop:
+			st.Message = fmt.Sprintf("%s: %s", c.GetName(), cs.LastExit)
 		}
 	}
 	return st, nil
+}
+
+// supervisorOf is the running supervisor of the named component, or nil.
+// Callers hold mu.
+func (r *ProcessRuntime) supervisorOf(name string) *supervised {
+	for _, s := range r.running {
+		if s != nil && s.comp.GetName() == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // supervised is one component's child process and its restarts.
@@ -221,11 +230,13 @@ type supervised struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu       sync.Mutex
-	alive    bool
-	pid      int
-	restarts int
-	lastExit string
+	mu         sync.Mutex
+	alive      bool
+	pid        int
+	started    time.Time // of the current or last run
+	restarts   int
+	quickExits int // exits in a row within StableAfter of their start
+	lastExit   string
 }
 
 // halt stops the process and waits for it, or for ctx; nil does nothing.
@@ -248,6 +259,17 @@ func (s *supervised) state() (bool, int, string) {
 	return s.alive, s.restarts, s.lastExit
 }
 
+// report fills cs from the supervisor. A crash loop is CrashLoopExits
+// exits in a row, each within StableAfter of its start; it ends when a
+// run has lasted StableAfter.
+func (s *supervised) report(cs *agentv1.ComponentStatus) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs.Running, cs.Restarts, cs.LastExit = s.alive, uint32(s.restarts), s.lastExit
+	steady := s.alive && time.Since(s.started) >= s.cfg.StableAfter
+	cs.CrashLoop = s.quickExits >= s.cfg.CrashLoopExits && !steady
+}
+
 func (s *supervised) setAlive(alive bool, exit string) {
 	s.mu.Lock()
 	s.alive = alive
@@ -260,19 +282,25 @@ func (s *supervised) setAlive(alive bool, exit string) {
 // run starts the process again after each exit until stop is closed.
 func (s *supervised) run() {
 	defer close(s.done)
-	for failures := 0; ; failures++ {
+	for {
 		started := time.Now()
-		if stopped := s.runOnce(); stopped {
+		if stopped := s.runOnce(started); stopped {
 			return
-		}
-		if time.Since(started) >= s.cfg.StableAfter {
-			failures = 0
 		}
 		s.mu.Lock()
 		s.restarts++
+		if time.Since(started) >= s.cfg.StableAfter {
+			s.quickExits = 0
+		} else {
+			s.quickExits++
+		}
+		restarts, quick := s.restarts, s.quickExits
 		s.mu.Unlock()
-		s.cfg.Logger.Warn("component exited, restarting", "component", s.comp.GetName(), "restarts", s.restarts)
-		t := time.NewTimer(BackoffDelay(s.cfg.MinBackoff, s.cfg.MaxBackoff, failures))
+		s.cfg.Logger.Warn("component exited, restarting", "component", s.comp.GetName(), "restarts", restarts)
+		if quick == s.cfg.CrashLoopExits {
+			s.cfg.Logger.Error("component is in a crash loop", "component", s.comp.GetName(), "exits", quick)
+		}
+		t := time.NewTimer(BackoffDelay(s.cfg.MinBackoff, s.cfg.MaxBackoff, max(quick-1, 0)))
 		select {
 		case <-s.stop:
 			t.Stop()
@@ -283,15 +311,16 @@ func (s *supervised) run() {
 }
 
 // runOnce runs the process until it exits (false) or stop is closed (true).
-func (s *supervised) runOnce() bool {
-	cmd := s.command()
+func (s *supervised) runOnce(started time.Time) bool {
+	args := s.comp.GetArgs()
+	cmd := programCommand(context.Background(), args[0], args[1:], s.cfg.Dir, s.comp.GetEnv())
 	if err := cmd.Start(); err != nil {
 		s.setAlive(false, "start: "+err.Error())
 		return false
 	}
 	s.setAlive(true, "")
 	s.mu.Lock()
-	s.pid = cmd.Process.Pid
+	s.pid, s.started = cmd.Process.Pid, started
 	s.mu.Unlock()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -314,19 +343,16 @@ func (s *supervised) runOnce() bool {
 	}
 }
 
-func (s *supervised) command() *exec.Cmd {
-	args := s.comp.GetArgs()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Dir = s.cfg.Dir
+// programCommand is program with args in dir, with the agent's
+// environment and env on top of it.
+func programCommand(ctx context.Context, program string, args []string, dir string, env map[string]string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, program, args...)
+	cmd.Dir = dir
 	cmd.Env = os.Environ()
-	keys := make([]string, 0, len(s.comp.GetEnv()))
-	for k := range s.comp.GetEnv() {
-		keys = append(keys, k)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		cmd.Env = append(cmd.Env, k+"="+s.comp.GetEnv()[k])
-	}
+	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
 

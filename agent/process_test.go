@@ -19,7 +19,7 @@ func simnodeRuntime(t *testing.T) (*ProcessRuntime, string) {
 	t.Helper()
 	dir := t.TempDir()
 	r := NewProcessRuntime(ProcessConfig{Dir: dir, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, StopTimeout: 5 * time.Second})
-	err := r.Configure(context.Background(), &agentv1.ConfigurePayload{Components: []*agentv1.Component{
+	_, err := r.Configure(context.Background(), &agentv1.ConfigurePayload{Components: []*agentv1.Component{
 		{Name: "simnode", Args: []string{os.Args[0]}, Env: map[string]string{simnodeEnv: dir}},
 	}}, noProgress)
 	if err != nil {
@@ -79,13 +79,13 @@ func TestProcessRuntimeRefusesWhatItCannotDoSafely(t *testing.T) {
 	}
 	comp := []*agentv1.Component{{Name: "c", Args: []string{"/bin/true"}}}
 	for name, p := range map[string]*agentv1.ConfigurePayload{
-		"file outside":  {Components: comp, Files: []*agentv1.ConfigFile{{Path: "../escape", Content: []byte("x")}}},
-		"absolute file": {Components: comp, Files: []*agentv1.ConfigFile{{Path: filepath.Join(dir, "escape"), Content: []byte("x")}}},
-		"no component":  {},
-		"no command":    {Components: []*agentv1.Component{{Name: "c"}}},
-		"artifact":      {Components: []*agentv1.Component{{Name: "c", Args: []string{"x"}, Artifact: &agentv1.Artifact{Url: "https://example.com/x"}}}},
+		"file outside":        {Components: comp, Files: []*agentv1.ConfigFile{{Path: "../escape", Content: []byte("x")}}},
+		"absolute file":       {Components: comp, Files: []*agentv1.ConfigFile{{Path: filepath.Join(dir, "escape"), Content: []byte("x")}}},
+		"no component":        {},
+		"no command":          {Components: []*agentv1.Component{{Name: "c"}}},
+		"unverified artifact": {Components: []*agentv1.Component{{Name: "c", Args: []string{"x"}, Artifact: &agentv1.Artifact{Url: "https://example.com/x"}}}},
 	} {
-		if err := r.Configure(ctx, p, noProgress); err == nil {
+		if _, err := r.Configure(ctx, p, noProgress); err == nil {
 			t.Errorf("%s: Configure succeeded", name)
 		}
 	}

@@ -25,7 +25,7 @@ func (r *ProcessRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload,
 		return nil, permanent(fmt.Sprintf("no component %q is configured", p.GetComponent()))
 	}
 	if p.GetArtifact().GetUrl() != "" {
-		return nil, permanent("this runtime does not download artifacts")
+		return nil, permanent("an upgrade cannot install an artifact yet: CONFIGURE the new version")
 	}
 	next, err := upgradedComponent(old, p)
 	if err != nil {

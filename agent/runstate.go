@@ -16,8 +16,8 @@ import (
 const runtimeStateFile = "runtime-state.json"
 
 // savedRuntime is the file's content: the configuration last applied
-// (files and snapshot left out: they are on disk already) and whether the
-// chain should run. Running follows the last START, RESTART or STOP that
+// (files, genesis and snapshot left out: they are on disk already) and
+// whether the chain should run. Running follows the last START, RESTART or STOP that
 // succeeded; a STOP counts as soon as it begins, so a chain being stopped
 // is never brought back by a restart.
 type savedRuntime struct {
@@ -57,7 +57,7 @@ func (s *runtimeState) configuration() (*agentv1.ConfigurePayload, bool, error) 
 // configured saves p as the applied configuration.
 func (s *runtimeState) configured(p *agentv1.ConfigurePayload) error {
 	kept := proto.CloneOf(p)
-	kept.Files, kept.Snapshot = nil, nil
+	kept.Files, kept.Snapshot, kept.Genesis = nil, nil, nil
 	b, err := agentv1.MarshalPayload(kept)
 	if err != nil {
 		return err

@@ -13,9 +13,12 @@ import (
 // mode and tests. Its methods are called one at a time. Errors made with
 // permanent() say that repeating the command cannot help.
 type Runtime interface {
-	// Configure writes the chain's files and prepares its components; it
-	// does not start them. Long work reports through progress.
-	Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error
+	// Configure makes the chain's recipe concrete on the host (ports,
+	// artifacts or images, rendered templates, init steps, genesis and
+	// files; see chainHost.configure); it does not start the chain.
+	// Running it again with the same payload keeps the ports and repeats
+	// no download or init step. Long work reports through progress.
+	Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error)
 	// Restore takes back a configuration Configure applied before the agent
 	// restarted, touching nothing on the host (files, units and images are
 	// there already), so that Start works again.
@@ -48,7 +51,10 @@ type RuntimeStatus struct {
 	Configured bool
 	Running    bool
 	Restarts   int    // crashes the supervisor recovered from
+	CrashLoop  bool   // a component keeps exiting soon after each start
 	Message    string // why it is not running, for people
+	// Components: one per configured component, in order.
+	Components []*agentv1.ComponentStatus
 }
 
 // appHealth is the heartbeat's verdict on a status.
@@ -56,6 +62,8 @@ func (s RuntimeStatus) appHealth() agentv1.AppHealth {
 	switch {
 	case !s.Configured:
 		return agentv1.AppHealth_APP_HEALTH_UNKNOWN
+	case s.CrashLoop:
+		return agentv1.AppHealth_APP_HEALTH_CRITICAL
 	case s.Running:
 		return agentv1.AppHealth_APP_HEALTH_HEALTHY
 	case s.Message != "":

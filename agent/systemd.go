@@ -47,10 +47,17 @@ func checkComponentNames(p *agentv1.ConfigurePayload) error {
 		if !componentName.MatchString(c.GetName()) {
 			return permanent(fmt.Sprintf("component name %q is not [a-z0-9_-]", c.GetName()))
 		}
-		for k, v := range c.GetEnv() {
-			if !envName.MatchString(k) || strings.ContainsAny(v, "\n\r\x00") {
-				return permanent(fmt.Sprintf("component %q: environment variable %q is not allowed", c.GetName(), k))
-			}
+		if err := checkEnv(c.GetName(), c.GetEnv()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkEnv(component string, env map[string]string) error {
+	for k, v := range env {
+		if !envName.MatchString(k) || strings.ContainsAny(v, "\n\r\x00") {
+			return permanent(fmt.Sprintf("component %q: environment variable %q is not allowed", component, k))
 		}
 	}
 	return nil
@@ -68,12 +75,15 @@ type SystemdConfig struct {
 	UpgradeCheck time.Duration
 }
 
-// SystemdRuntime runs each component as a hardened systemd service.
+// SystemdRuntime runs each component as a hardened systemd service. A
+// component with an artifact runs its installed binary (ExecStart is its
+// path and the rendered args); one without runs args[0], an absolute path.
 type SystemdRuntime struct {
 	cfg        SystemdConfig
+	host       *chainHost
 	mu         sync.Mutex
 	units      []string
-	components []*agentv1.Component
+	components []*agentv1.Component // rendered
 }
 
 var _ Runtime = (*SystemdRuntime)(nil)
@@ -94,57 +104,51 @@ func NewSystemdRuntime(cfg SystemdConfig) *SystemdRuntime {
 	if cfg.UpgradeCheck <= 0 {
 		cfg.UpgradeCheck = 5 * time.Second
 	}
-	return &SystemdRuntime{cfg: cfg}
+	host := newHostChain(cfg.Dir, nil)
+	host.checkRendered = checkProgramPath
+	cfg.Dir = host.dir
+	return &SystemdRuntime{cfg: cfg, host: host}
 }
 
-// Configure writes the files and one unit per component, then reloads
-// systemd and enables the units.
-func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) error {
-	if err := checkComponents(p); err != nil {
-		return err
-	}
-	if err := checkComponentNames(p); err != nil {
-		return err
-	}
-	if err := writeConfigFiles(r.cfg.Dir, p.GetFiles(), progress); err != nil {
-		return err
+// Configure makes the recipe concrete in Dir (init steps run the binary
+// directly), writes one unit per component, then reloads systemd and
+// enables the units.
+func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
+	rc, err := r.host.configure(ctx, p, progress)
+	if err != nil {
+		return nil, err
 	}
 	var units []string
-	for _, c := range p.GetComponents() {
-		if err := checkProgramPath(c); err != nil {
-			return err
-		}
+	for _, c := range rc.components {
 		if err := r.writeUnit(c); err != nil {
-			return err
+			return nil, err
 		}
 		units = append(units, r.unit(c))
 	}
 	if _, err := r.cfg.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := r.cfg.Commander.Run(ctx, "systemctl", append([]string{"enable"}, units...)...); err != nil {
-		return err
+		return nil, err
 	}
 	r.mu.Lock()
-	r.units, r.components = units, p.GetComponents()
+	r.units, r.components = units, rc.components
 	r.mu.Unlock()
-	return nil
+	return rc.result, nil
 }
 
 // Restore takes back the units of a configuration applied before.
 func (r *SystemdRuntime) Restore(p *agentv1.ConfigurePayload) error {
-	if err := checkComponents(p); err != nil {
-		return err
-	}
-	if err := checkComponentNames(p); err != nil {
+	rc, err := r.host.restore(p)
+	if err != nil {
 		return err
 	}
 	var units []string
-	for _, c := range p.GetComponents() {
+	for _, c := range rc.components {
 		units = append(units, r.unit(c))
 	}
 	r.mu.Lock()
-	r.units, r.components = units, p.GetComponents()
+	r.units, r.components = units, rc.components
 	r.mu.Unlock()
 	return nil
 }
@@ -214,16 +218,22 @@ func (r *SystemdRuntime) Restart(ctx context.Context) error {
 
 // Status asks systemctl is-active for every unit.
 func (r *SystemdRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
-	units, err := r.configured()
-	if err != nil {
+	r.mu.Lock()
+	units, comps := r.units, r.components
+	r.mu.Unlock()
+	if len(units) == 0 {
 		return RuntimeStatus{}, nil
 	}
 	st := RuntimeStatus{Configured: true, Running: true}
-	for _, u := range units {
+	for i, u := range units {
 		out, _ := r.cfg.Commander.Run(ctx, "systemctl", "is-active", u)
-		if state := strings.TrimSpace(string(out)); state != "active" {
+		state := strings.TrimSpace(string(out))
+		cs := &agentv1.ComponentStatus{Name: comps[i].GetName(), Version: comps[i].GetVersion(), Running: state == "active"}
+		if !cs.Running {
 			st.Running, st.Message = false, u+" is "+state
+			cs.LastExit = u + " is " + state
 		}
+		st.Components = append(st.Components, cs)
 	}
 	return st, nil
 }

@@ -167,7 +167,7 @@ func TestSystemdUpgradeRewritesTheUnitAndRestoresItOnFailure(t *testing.T) {
 	ctx := context.Background()
 	p := binariesInPlace()
 	p.Components[0].Args[0], p.Components[0].Version = "/opt/chain/1.14.0/geth", "1.14.0"
-	if err := r.Configure(ctx, p, noProgress); err != nil {
+	if _, err := r.Configure(ctx, p, noProgress); err != nil {
 		t.Fatal(err)
 	}
 	fake.take()
@@ -238,7 +238,7 @@ func TestDockerUpgradePullsAndReplacesTheContainer(t *testing.T) {
 	ctx := context.Background()
 	p := chainComponents()
 	p.Components = p.Components[:1]
-	if err := r.Configure(ctx, p, noProgress); err != nil {
+	if _, err := r.Configure(ctx, p, noProgress); err != nil {
 		t.Fatal(err)
 	}
 	fake.take()

@@ -84,6 +84,18 @@ type AgentStatus struct {
 	Metrics           map[string]float64 // the agent's latest sample of the chain's metrics
 	MetricsAt         time.Time          // when that sample was taken; zero without one
 	ReportedAt        time.Time          // when the gateway received the heartbeat
+	Components        []ComponentStatus  `json:",omitempty"` // in the configuration's order
+}
+
+// ComponentStatus is how one chain component (a binary or container of
+// the node) runs on its host, as the agent last reported it.
+type ComponentStatus struct {
+	Name      string `json:"name"`
+	Version   string `json:"version,omitempty"` // installed now
+	Running   bool   `json:"running"`
+	Restarts  int    `json:"restarts,omitempty"` // crashes recovered from since its start
+	CrashLoop bool   `json:"crash_loop,omitempty"`
+	LastExit  string `json:"last_exit,omitempty"` // why it last exited, for people
 }
 
 // Running reports whether the agent listed commandID as running.

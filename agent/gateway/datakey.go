@@ -11,8 +11,8 @@ import (
 type DataKeys func(ctx context.Context, nodeID string) ([]byte, error)
 
 // FetchDataKey implements AgentService: the node's DEK, only for a
-// CAPTURE_KEY command of that node the agent is running. authorize has
-// checked that the certificate is the node's.
+// CAPTURE_KEY or DELIVER_KEYS command of that node the agent is running.
+// authorize has checked that the certificate is the node's.
 func (s *service) FetchDataKey(ctx context.Context, req *agentv1.FetchDataKeyRequest) (*agentv1.FetchDataKeyResponse, error) {
 	if s.cfg.DataKeys == nil {
 		return nil, toStatus(engine.Errorf(engine.EUnsupported, "this gateway hands out no data keys"))
@@ -21,8 +21,8 @@ func (s *service) FetchDataKey(ctx context.Context, req *agentv1.FetchDataKeyReq
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	if c.Type != engine.CommandCaptureKey || c.Status.Finished() {
-		return nil, toStatus(engine.Errorf(engine.EForbidden, "command %s is not a running CAPTURE_KEY", c.ID))
+	if !needsDataKey(c.Type) || c.Status.Finished() {
+		return nil, toStatus(engine.Errorf(engine.EForbidden, "command %s is not a running CAPTURE_KEY or DELIVER_KEYS", c.ID))
 	}
 	dek, err := s.cfg.DataKeys(ctx, c.NodeID)
 	if err != nil {
@@ -32,4 +32,10 @@ func (s *service) FetchDataKey(ctx context.Context, req *agentv1.FetchDataKeyReq
 	resp := &agentv1.FetchDataKeyResponse{DataKey: append([]byte(nil), dek...)}
 	engine.Zero(dek)
 	return resp, nil
+}
+
+// needsDataKey: the commands whose key material crosses the wire sealed
+// under the node's data key.
+func needsDataKey(t engine.CommandType) bool {
+	return t == engine.CommandCaptureKey || t == engine.CommandDeliverKeys
 }

@@ -15,6 +15,7 @@ import (
 const (
 	maxStatusRunning   = 64
 	maxStatusMetrics   = 128
+	maxComponents      = 16
 	maxStatusText      = agentv1.MaxStatusText
 	statusWriters      = 8
 	statusWriteTimeout = 5 * time.Second
@@ -35,6 +36,7 @@ func statusOf(req *agentv1.HeartbeatRequest, now time.Time) *engine.AgentStatus 
 		HighestBlock:      chain.GetHighestHeight(),
 		Peers:             int(chain.GetPeers()),
 		ReportedAt:        now.UTC(),
+		Components:        componentsOf(req.GetComponents()),
 	}
 	if m := req.GetMetrics(); m != nil {
 		st.Metrics = boundedMetrics(m.GetValues())
@@ -43,6 +45,22 @@ func statusOf(req *agentv1.HeartbeatRequest, now time.Time) *engine.AgentStatus 
 		}
 	}
 	return st
+}
+
+// componentsOf keeps the first maxComponents statuses, their text bounded.
+func componentsOf(cs []*agentv1.ComponentStatus) []engine.ComponentStatus {
+	if len(cs) == 0 {
+		return nil
+	}
+	out := make([]engine.ComponentStatus, 0, min(len(cs), maxComponents))
+	for _, c := range cs[:min(len(cs), maxComponents)] {
+		out = append(out, engine.ComponentStatus{
+			Name: agentv1.StatusText(c.GetName()), Version: agentv1.StatusText(c.GetVersion()),
+			Running: c.GetRunning(), Restarts: int(c.GetRestarts()), CrashLoop: c.GetCrashLoop(),
+			LastExit: agentv1.StatusText(c.GetLastExit()),
+		})
+	}
+	return out
 }
 
 func appHealthOf(h agentv1.AppHealth) engine.AppHealth {

@@ -25,3 +25,19 @@ func TestStatusOfBoundsWhatAnAgentMayMakeTheGatewayKeep(t *testing.T) {
 		t.Errorf("metrics kept = first names? %v; health %s", ok, st.Health)
 	}
 }
+
+func TestStatusOfKeepsComponentsInOrderAndBounded(t *testing.T) {
+	req := &agentv1.HeartbeatRequest{NodeId: "node_a"}
+	for i := range 100 {
+		req.Components = append(req.Components, &agentv1.ComponentStatus{Name: fmt.Sprintf("c%d", i), Version: "1",
+			Running: i == 0, Restarts: 7, CrashLoop: i == 1, LastExit: strings.Repeat("x", 10_000)})
+	}
+	st := statusOf(req, time.Now())
+	if len(st.Components) != maxComponents {
+		t.Fatalf("kept %d components, want %d", len(st.Components), maxComponents)
+	}
+	first, second := st.Components[0], st.Components[1]
+	if first.Name != "c0" || !first.Running || first.Restarts != 7 || !second.CrashLoop || len(second.LastExit) != maxStatusText {
+		t.Errorf("components = %+v, %+v", first, second)
+	}
+}
