@@ -9,13 +9,14 @@ import (
 	"slices"
 	"strings"
 
+	templates "github.com/hoodcloud/hoodcloud/engine/recipe"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 	"google.golang.org/protobuf/proto"
 )
 
 // A chain profile's recipe (ConfigurePayload) is made concrete on the host
 // the same way by every runtime: ports allocated, artifacts installed,
-// templates rendered over agentv1.RecipeData, init steps run, files
+// templates rendered over templates.Data, init steps run, files
 // written. This file renders; chainhost.go does the rest.
 
 // hostDir is the agent's own directory inside the chain data dir: the
@@ -129,8 +130,8 @@ func checkComponentRecipe(c *agentv1.Component) error {
 
 // recipeData is what templates see for the chain data dir dataDir, as the
 // chain sees it (the host path, or the mount point in a container).
-func recipeData(p *agentv1.ConfigurePayload, dataDir string, ports map[string]int) *agentv1.RecipeData {
-	d := &agentv1.RecipeData{NodeID: p.GetNodeId(), DataDir: dataDir,
+func recipeData(p *agentv1.ConfigurePayload, dataDir string, ports map[string]int) *templates.Data {
+	d := &templates.Data{NodeID: p.GetNodeId(), DataDir: dataDir,
 		Inputs: map[string]string{}, Keys: map[string]string{}, Ports: map[string]int{}}
 	maps.Copy(d.Inputs, p.GetInputs())
 	for name, rel := range p.GetKeyPaths() {
@@ -145,11 +146,11 @@ func recipeData(p *agentv1.ConfigurePayload, dataDir string, ports map[string]in
 // renderer renders one component's templates, naming the field that fails.
 type renderer struct {
 	comp string
-	data *agentv1.RecipeData
+	data *templates.Data
 }
 
 func (r renderer) one(field, text string) (string, error) {
-	out, err := agentv1.Render("component "+r.comp+" "+field, text, r.data)
+	out, err := templates.Render("component "+r.comp+" "+field, text, r.data)
 	if err != nil {
 		return "", permanent(fmt.Sprintf("component %q: template %s: %v", r.comp, field, err))
 	}
@@ -185,7 +186,7 @@ func (r renderer) env(field string, env map[string]string) (map[string]string, e
 // renderComponent returns c with its templates rendered: args (behind
 // program when it is not empty), env, init steps and metrics URL. Its
 // template files are rendered apart (renderTemplates) and left out.
-func renderComponent(c *agentv1.Component, d *agentv1.RecipeData, program string) (*agentv1.Component, error) {
+func renderComponent(c *agentv1.Component, d *templates.Data, program string) (*agentv1.Component, error) {
 	r := renderer{comp: c.GetName(), data: d}
 	out := proto.CloneOf(c)
 	out.Templates = nil
@@ -218,7 +219,7 @@ func renderComponent(c *agentv1.Component, d *agentv1.RecipeData, program string
 }
 
 // renderTemplates renders every component's template files as files.
-func renderTemplates(comps []*agentv1.Component, d *agentv1.RecipeData) ([]*agentv1.ConfigFile, error) {
+func renderTemplates(comps []*agentv1.Component, d *templates.Data) ([]*agentv1.ConfigFile, error) {
 	var out []*agentv1.ConfigFile
 	for _, c := range comps {
 		r := renderer{comp: c.GetName(), data: d}
