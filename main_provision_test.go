@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"crypto/rand"
 	"encoding/base64"
 	"os"
@@ -133,10 +134,19 @@ func waitRunning(tb testing.TB, m *Main, sub string, limit time.Duration) *engin
 	waitFor(tb, limit, "the node to run", func() bool {
 		n, err := m.Store.GetNodeBySubscription(tb.Context(), sub)
 		if err == nil && n.State == engine.NodeFailed {
-			tb.Fatalf("provisioning failed: node %+v", n)
+			tb.Fatalf("provisioning failed: %s\nnode %+v", failureReason(tb, m, n.ID), n)
 		}
 		node = n
 		return err == nil && n.State == engine.NodeRunning
 	})
 	return node
+}
+
+// failureReason is why the node last changed state, as its log says.
+func failureReason(tb testing.TB, m *Main, nodeID string) string {
+	changes, err := m.Store.ListNodeStateLog(tb.Context(), nodeID, time.Time{}, time.Now().Add(time.Hour))
+	if err != nil || len(changes) == 0 {
+		return fmt.Sprintf("(no state log: %v)", err)
+	}
+	return changes[len(changes)-1].Reason
 }

@@ -55,6 +55,7 @@ type stepRunner func(ctx context.Context, c *agentv1.Component, s *agentv1.InitS
 type recipe struct {
 	components []*agentv1.Component  // rendered; Args[0] is the program unless images
 	templates  []*agentv1.ConfigFile // the components' template files, rendered
+	kept       []*agentv1.ConfigFile // those written only when absent, before the init steps
 	result     *agentv1.ConfigureResult
 }
 
@@ -102,6 +103,9 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	if err != nil {
 		return nil, err
 	}
+	if err := writeAbsent(root, rc.kept); err != nil {
+		return nil, err
+	}
 	if err := h.runInitSteps(ctx, root, rc.components, progress); err != nil {
 		return nil, err
 	}
@@ -118,6 +122,23 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	}
 	progress(Progress{Percent: 100, Message: "configured"})
 	return rc, nil
+}
+
+// writeAbsent writes each file that does not exist yet.
+func writeAbsent(root *os.Root, files []*agentv1.ConfigFile) error {
+	for _, f := range files {
+		exists, err := created(root, f.GetPath())
+		if err != nil {
+			return fmt.Errorf("template file %q: %w", f.GetPath(), err)
+		}
+		if exists {
+			continue
+		}
+		if err := writeInRoot(root, f.GetPath(), f.GetContent(), os.FileMode(f.GetMode())); err != nil {
+			return fmt.Errorf("template file %q: %w", f.GetPath(), err)
+		}
+	}
+	return nil
 }
 
 // restore makes p concrete again from what configure left on the host,
@@ -196,7 +217,7 @@ func (h *chainHost) render(p *agentv1.ConfigurePayload, ports map[string]int) (*
 		rc.components = append(rc.components, r)
 	}
 	var err error
-	if rc.templates, err = renderTemplates(p.GetComponents(), d); err != nil {
+	if rc.templates, rc.kept, err = renderTemplates(p.GetComponents(), d); err != nil {
 		return nil, err
 	}
 	return rc, nil

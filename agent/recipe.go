@@ -218,24 +218,29 @@ func renderComponent(c *agentv1.Component, d *templates.Data, program string) (*
 	return out, nil
 }
 
-// renderTemplates renders every component's template files as files.
-func renderTemplates(comps []*agentv1.Component, d *templates.Data) ([]*agentv1.ConfigFile, error) {
-	var out []*agentv1.ConfigFile
+// renderTemplates renders every component's template files as files: out
+// to write after the init steps, kept to write before them when absent.
+func renderTemplates(comps []*agentv1.Component, d *templates.Data) (out, kept []*agentv1.ConfigFile, err error) {
 	for _, c := range comps {
 		r := renderer{comp: c.GetName(), data: d}
 		for _, t := range c.GetTemplates() {
 			text, err := r.one("templates["+t.GetPath()+"]", t.GetTemplate())
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			mode := t.GetMode() & 0o777
 			if mode == 0 {
 				mode = 0o644
 			}
-			out = append(out, &agentv1.ConfigFile{Path: t.GetPath(), Content: []byte(text), Mode: mode})
+			f := &agentv1.ConfigFile{Path: t.GetPath(), Content: []byte(text), Mode: mode}
+			if t.GetKeep() {
+				kept = append(kept, f)
+			} else {
+				out = append(out, f)
+			}
 		}
 	}
-	return out, nil
+	return out, kept, nil
 }
 
 // RenderedMetrics returns p with each component's metrics URL rendered

@@ -37,6 +37,9 @@ type TemplateFile struct {
 	Path     string // relative to the chain data dir
 	Template string
 	Mode     uint32 // 0: 0644
+	// Keep: written only when absent, before the init steps; for state
+	// the chain owns once it runs.
+	Keep bool
 }
 
 // Genesis is the chain's genesis file, written on the host after the init
@@ -77,6 +80,7 @@ type rawFile struct {
 	Path     string `yaml:"path"`
 	Template string `yaml:"template"`
 	Mode     string `yaml:"mode"` // octal, e.g. "0644"
+	Keep     bool   `yaml:"keep"`
 }
 
 type rawGenesis struct {
@@ -143,7 +147,7 @@ func buildFiles(ps *problems, field string, raws []rawFile) []TemplateFile {
 			}
 			mode = m
 		}
-		out = append(out, TemplateFile{Path: r.Path, Template: r.Template, Mode: uint32(mode)})
+		out = append(out, TemplateFile{Path: r.Path, Template: r.Template, Mode: uint32(mode), Keep: r.Keep})
 	}
 	return out
 }

@@ -48,6 +48,7 @@ type (
 		Path     string `json:"path"`
 		Template string `json:"template"`
 		Mode     uint32 `json:"mode,omitempty"`
+		Keep     bool   `json:"keep,omitempty"`
 	}
 	configGenesis struct {
 		Path     string          `json:"path"`
@@ -212,7 +213,7 @@ func recipeOf(c profile.Component) configComponent {
 		cc.Init = append(cc.Init, configInit{Args: s.Args, Env: maps.Clone(s.Env), Creates: s.Creates})
 	}
 	for _, f := range c.Files {
-		cc.Templates = append(cc.Templates, configTemplate{Path: f.Path, Template: f.Template, Mode: f.Mode})
+		cc.Templates = append(cc.Templates, configTemplate{Path: f.Path, Template: f.Template, Mode: f.Mode, Keep: f.Keep})
 	}
 	return cc
 }

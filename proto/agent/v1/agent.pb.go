@@ -1459,7 +1459,11 @@ type TemplateFile struct {
 	Path     string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	Template string                 `protobuf:"bytes,2,opt,name=template,proto3" json:"template,omitempty"`
 	// Unix permission bits; 0 means 0644.
-	Mode          uint32 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	Mode uint32 `protobuf:"varint,3,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Written only when the file does not exist yet, and before the init
+	// steps: for state the chain owns once it runs (a validator's record of
+	// what it signed must never be reset).
+	Keep          bool `protobuf:"varint,4,opt,name=keep,proto3" json:"keep,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1513,6 +1517,13 @@ func (x *TemplateFile) GetMode() uint32 {
 		return x.Mode
 	}
 	return 0
+}
+
+func (x *TemplateFile) GetKeep() bool {
+	if x != nil {
+		return x.Keep
+	}
+	return false
 }
 
 // MetricsSpec says where a component serves Prometheus metrics (the text
@@ -2697,11 +2708,12 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\acreates\x18\x03 \x01(\tR\acreates\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"f\n" +
 	"\fTemplateFile\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1a\n" +
 	"\btemplate\x18\x02 \x01(\tR\btemplate\x12\x12\n" +
-	"\x04mode\x18\x03 \x01(\rR\x04mode\"\xb4\x01\n" +
+	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x12\n" +
+	"\x04keep\x18\x04 \x01(\bR\x04keep\"\xb4\x01\n" +
 	"\vMetricsSpec\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12!\n" +
 	"\fblock_height\x18\x02 \x01(\tR\vblockHeight\x12#\n" +
