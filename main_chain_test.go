@@ -99,12 +99,18 @@ func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
 	if rpc == 0 {
 		t.Fatalf("the node records no rpc port: %+v", node.Runtime)
 	}
-	first := cometStatus(t, rpc)
+	var first cometStatusReply
+	waitFor(t, time.Minute, "the chain to answer on its RPC port", func() bool {
+		var err error
+		first, err = cometStatus(rpc)
+		return err == nil
+	})
 	if first.Result.ValidatorInfo.Address != address {
 		t.Fatalf("the chain signs as %s, the customer's key is %s", first.Result.ValidatorInfo.Address, address)
 	}
 	waitFor(t, time.Minute, "the chain to make blocks", func() bool {
-		return cometStatus(t, rpc).height() > first.height()
+		s, err := cometStatus(rpc)
+		return err == nil && s.height() > first.height()
 	})
 
 	onHost := filepath.Join(chainDir(node), "cometbft", "config", "priv_validator_key.json")
@@ -148,18 +154,14 @@ func (s cometStatusReply) height() int {
 	return h
 }
 
-func cometStatus(t *testing.T, port int) cometStatusReply {
-	t.Helper()
+func cometStatus(port int) (cometStatusReply, error) {
+	var s cometStatusReply
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
 	if err != nil {
-		t.Fatalf("chain RPC: %v", err)
+		return s, err
 	}
 	defer resp.Body.Close()
-	var s cometStatusReply
-	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
-		t.Fatalf("chain RPC /status: %v", err)
-	}
-	return s
+	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
 // processesUnder lists the processes whose command line names dir.
@@ -196,8 +198,16 @@ func TestGethDevMakesBlocksWithTheGeneratedJWTSecret(t *testing.T) {
 		t.Fatal("geth does not run with the delivered JWT secret")
 	}
 	rpc := node.Runtime.Ports["rpc"]
-	first := gethBlockNumber(t, rpc)
-	waitFor(t, time.Minute, "geth to make blocks", func() bool { return gethBlockNumber(t, rpc) > first })
+	var first uint64
+	waitFor(t, time.Minute, "geth to answer on its RPC port", func() bool {
+		n, err := gethBlockNumber(rpc)
+		first = n
+		return err == nil
+	})
+	waitFor(t, time.Minute, "geth to make blocks", func() bool {
+		n, err := gethBlockNumber(rpc)
+		return err == nil && n > first
+	})
 	waitFor(t, time.Minute, "the heartbeat to carry chain_head_block", func() bool {
 		st, err := agentStatuses(m.Cache).GetAgentStatus(t.Context(), node.ID)
 		return err == nil && st.Metrics["chain_head_block"] > 0
@@ -213,18 +223,16 @@ func slicesContain(lines []string, sub string) bool {
 	return false
 }
 
-func gethBlockNumber(t *testing.T, port int) uint64 {
-	t.Helper()
+func gethBlockNumber(port int) (uint64, error) {
 	body := `{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}`
 	resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d", port), "application/json", strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("geth RPC: %v", err)
+		return 0, err
 	}
 	defer resp.Body.Close()
 	var r struct{ Result string }
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatalf("geth RPC eth_blockNumber: %v", err)
+		return 0, err
 	}
-	n, _ := strconv.ParseUint(strings.TrimPrefix(r.Result, "0x"), 16, 64)
-	return n
+	return strconv.ParseUint(strings.TrimPrefix(r.Result, "0x"), 16, 64)
 }
