@@ -37,6 +37,8 @@ Against a running appliance (admin token in HOODCLOUD_ADMIN_TOKEN):
       sealed-box  key inputs are sealed to; old inputs open for the grace (default 720h)
       ca          agent CA; the old one stays trusted for the grace (default 720h)
       master      new version of the key wrapping node data keys, rewrapped in the background
+      payment-webhook  the generated payment webhook secret; the old one verifies for the grace
+                  (default 24h); with --payment-webhook-secret-file, rewrite that file instead
 `
 
 // admin runs an operator command against the appliance's state.
@@ -119,7 +121,7 @@ func adminRotate(ctx context.Context, args []string, env func(string) string, st
 		return errUsage
 	}
 	if !slices.Contains(keys.Kinds, keys.Kind(kind)) {
-		return configErrorf("admin rotate: want one of jwt, sealed-box, ca, master (online) or master-key-file (offline)")
+		return configErrorf("admin rotate: want one of jwt, sealed-box, ca, master, payment-webhook (online) or master-key-file (offline)")
 	}
 	var body []byte
 	if *grace != 0 {

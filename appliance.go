@@ -44,6 +44,9 @@ type Main struct {
 	HTTP          *web.Server
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
+	// WebhookSecrets verify payment webhooks: the operator's secret file
+	// or the secret generated at first start.
+	WebhookSecrets webhookSecrets
 
 	// AgentBinary is the ops-agent handed to hosts; nil when there is none
 	// (agentBinaryErr says why, and the readiness reports it).

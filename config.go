@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
 	"github.com/hoodcloud/hoodcloud/store/vault"
 	"github.com/hoodcloud/hoodcloud/web/tlsconf"
@@ -67,6 +69,10 @@ type Config struct {
 	PaymentMaxDeliver     int           // deliveries of a payment.completed before it is given up
 	PaymentAckWait        time.Duration // redelivery after an unacknowledged delivery
 	PaymentIdempotencyTTL time.Duration // how long the cache remembers a processed payment event
+	// PaymentWebhookSecretFile holds the payment webhook's HMAC secret, and
+	// during a rotation the previous one on a second line
+	// (keys.WebhookSecretFile); "" for the secret generated at first start.
+	PaymentWebhookSecretFile string
 
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
@@ -151,6 +157,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.PaymentMaxDeliver, "payment-max-deliver", c.PaymentMaxDeliver, "deliveries of a payment.completed message before it is given up")
 	fs.DurationVar(&c.PaymentAckWait, "payment-ack-wait", c.PaymentAckWait, "redelivery delay of an unacknowledged payment message")
 	fs.DurationVar(&c.PaymentIdempotencyTTL, "payment-idempotency-ttl", c.PaymentIdempotencyTTL, "how long the cache remembers a processed payment event")
+	fs.StringVar(&c.PaymentWebhookSecretFile, "payment-webhook-secret-file", c.PaymentWebhookSecretFile,
+		"file of the payment webhook's HMAC secret (mode 0600, at least 32 bytes; during a rotation the previous secret on a second line)")
 	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
 	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
@@ -275,6 +283,7 @@ func (c *Config) validate() error {
 			return nil
 		},
 		c.checkPublicAddrs,
+		c.checkPaymentWebhookSecretFile,
 		func() error {
 			if c.servesTLS() {
 				return nil
@@ -330,6 +339,18 @@ func (c *Config) checkAdapters() error {
 		if _, _, err := net.SplitHostPort(c.Temporal); err != nil {
 			return configErrorf("temporal: want \"embedded\" or host:port, got %q", c.Temporal)
 		}
+	}
+	return nil
+}
+
+// checkPaymentWebhookSecretFile refuses a secret file the appliance would
+// refuse at start, naming the file and the problem, never the secret.
+func (c *Config) checkPaymentWebhookSecretFile() error {
+	if c.PaymentWebhookSecretFile == "" {
+		return nil
+	}
+	if err := keys.CheckWebhookSecretFile(c.PaymentWebhookSecretFile); err != nil {
+		return configErrorf("payment-webhook-secret-file: %s", engine.ErrorMessage(err))
 	}
 	return nil
 }

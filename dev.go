@@ -59,6 +59,10 @@ type devDetails struct {
 	NATSURL           string `json:"nats_url,omitempty"`
 	DataDir           string `json:"data_dir"`
 	AdminToken        string `json:"admin_token"`
+	// PaymentWebhookSecret signs payment webhooks (see the webhook route
+	// in /api/openapi.json); empty when read from the operator's file,
+	// which is never printed.
+	PaymentWebhookSecret string `json:"payment_webhook_secret,omitempty"`
 }
 
 func (m *Main) devDetails() devDetails {
@@ -69,6 +73,9 @@ func (m *Main) devDetails() devDetails {
 		TemporalNamespace: m.Config.TemporalNamespace,
 		DataDir:           m.Config.DataDir,
 		AdminToken:        m.Config.DevToken,
+	}
+	if m.Config.PaymentWebhookSecretFile == "" {
+		d.PaymentWebhookSecret = printable(m.WebhookSecrets.Current())
 	}
 	if d.TemporalAddr == "embedded" {
 		d.TemporalAddr = net.JoinHostPort(m.Config.TemporalHost, fmt.Sprint(m.Config.TemporalPorts.Frontend))
@@ -84,16 +91,31 @@ func printDevDetails(w io.Writer, format string, d devDetails) {
 	case "json":
 		json.NewEncoder(w).Encode(d)
 	case "env":
-		fmt.Fprintf(w, "HOODCLOUD_API_URL=%s\nHOODCLOUD_AGENT_ADDR=%s\nHOODCLOUD_TEMPORAL_ADDR=%s\nHOODCLOUD_TEMPORAL_NAMESPACE=%s\nHOODCLOUD_NATS_URL=%s\nHOODCLOUD_DATA_DIR=%s\nHOODCLOUD_ADMIN_TOKEN=%s\n",
-			d.APIURL, d.AgentAddr, d.TemporalAddr, d.TemporalNamespace, d.NATSURL, d.DataDir, d.AdminToken)
+		fmt.Fprintf(w, "HOODCLOUD_API_URL=%s\nHOODCLOUD_AGENT_ADDR=%s\nHOODCLOUD_TEMPORAL_ADDR=%s\nHOODCLOUD_TEMPORAL_NAMESPACE=%s\nHOODCLOUD_NATS_URL=%s\nHOODCLOUD_DATA_DIR=%s\nHOODCLOUD_ADMIN_TOKEN=%s\nHOODCLOUD_PAYMENT_WEBHOOK_SECRET=%s\n",
+			d.APIURL, d.AgentAddr, d.TemporalAddr, d.TemporalNamespace, d.NATSURL, d.DataDir, d.AdminToken, d.PaymentWebhookSecret)
 	default:
 		nats := d.NATSURL
 		if nats == "" {
 			nats = "in process only (set --nats-listen to expose it)"
 		}
-		fmt.Fprintf(w, "HoodCloud dev appliance is ready.\n  API:          %s\n  Agent gRPC:   %s\n  Temporal:     %s (namespace %s)\n  NATS:         %s\n  Data dir:     %s\n  Admin token:  %s\nPress Ctrl-C to stop; the data dir is removed on exit unless you chose it.\n",
-			d.APIURL, d.AgentAddr, d.TemporalAddr, d.TemporalNamespace, nats, d.DataDir, d.AdminToken)
+		webhook := d.PaymentWebhookSecret
+		if webhook == "" {
+			webhook = "read from --payment-webhook-secret-file (not shown)"
+		}
+		fmt.Fprintf(w, "HoodCloud dev appliance is ready.\n  API:          %s\n  Agent gRPC:   %s\n  Temporal:     %s (namespace %s)\n  NATS:         %s\n  Data dir:     %s\n  Admin token:  %s\n  Payment webhook secret: %s\nPress Ctrl-C to stop; the data dir is removed on exit unless you chose it.\n",
+			d.APIURL, d.AgentAddr, d.TemporalAddr, d.TemporalNamespace, nats, d.DataDir, d.AdminToken, webhook)
 	}
+}
+
+// printable is a generated webhook secret as text; one made by a version
+// that generated raw bytes cannot be shown, so it is replaced by a hint.
+func printable(secret []byte) string {
+	for _, r := range string(secret) {
+		if r < 0x21 || r > 0x7e {
+			return "(made by an older version and not printable: run `hoodcloud admin rotate payment-webhook` and restart)"
+		}
+	}
+	return string(secret)
 }
 
 func (c *Config) pickFreeTemporalPorts() error {

@@ -83,18 +83,17 @@ func TestPaymentToRunningNode(t *testing.T) {
 	}
 }
 
-// sealTo is what a client does: ephemeral public key || nonce || box.
+// sealTo is what a libsodium client does (crypto_box_seal, PyNaCl
+// SealedBox): ephemeral public key || box, the nonce derived.
 func sealTo(t testing.TB, pub []byte, msg []byte) string {
 	t.Helper()
-	ephPub, ephPriv, err := box.GenerateKey(rand.Reader)
+	var peer [32]byte
+	copy(peer[:], pub)
+	out, err := box.SealAnonymous(nil, msg, &peer, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nonce, peer = [24]byte{}, [32]byte{}
-	rand.Read(nonce[:])
-	copy(peer[:], pub)
-	out := append(append([]byte{}, ephPub[:]...), nonce[:]...)
-	return base64.StdEncoding.EncodeToString(box.Seal(out, msg, &nonce, &peer, ephPriv))
+	return base64.StdEncoding.EncodeToString(out)
 }
 
 // TestNodeWithAKeyTheChainWritesOnItsFirstRun: geth writes its devp2p key

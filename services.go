@@ -302,6 +302,9 @@ func (m *Main) openHTTP(context.Context) error {
 	if err != nil {
 		return err
 	}
+	if m.WebhookSecrets, err = m.openWebhookSecrets(); err != nil {
+		return err
+	}
 	subscriptions, err := engine.NewSubscriptions(engine.SubscriptionsConfig{
 		Store: m.Store, Workflows: m.Workflows, Catalog: m.Chains, SealedBoxKeys: m.Boot.SealedBox(),
 	})
@@ -322,7 +325,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Events:        m.Events,
 		Workflows:     m.Workflows,
 		Subscriptions: subscriptions,
-		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: m.Boot.WebhookSecret, Events: m.Events}),
+		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secrets: m.WebhookSecrets, Events: m.Events}),
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,
 		AgentBinary:   m.AgentBinary,
@@ -345,6 +348,7 @@ func (m *Main) openHTTP(context.Context) error {
 func (m *Main) openKeyRotation() (*keys.Rotations, error) {
 	r, err := keys.NewRotations(keys.RotationsConfig{
 		Secrets: m.Secrets, Boot: m.Boot, Nodes: m.Store, Keys: m.Store, Logger: m.Logger,
+		WebhookSecretFromFile: m.Config.PaymentWebhookSecretFile != "",
 	})
 	if err != nil {
 		return nil, err
@@ -352,4 +356,23 @@ func (m *Main) openKeyRotation() (*keys.Rotations, error) {
 	m.onClose(func(context.Context) error { r.Close(); return nil })
 	r.Resume()
 	return r, nil
+}
+
+// openWebhookSecrets picks the payment webhook's secrets: the operator's
+// file when configured, else the secret generated at first start, which
+// `admin rotate payment-webhook` replaces.
+func (m *Main) openWebhookSecrets() (webhookSecrets, error) {
+	if path := m.Config.PaymentWebhookSecretFile; path != "" {
+		return keys.OpenWebhookSecretFile(path, keys.WebhookSecretFileConfig{Logger: m.Logger})
+	}
+	if m.Boot.WebhookSecrets == nil {
+		return nil, engine.Errorf(engine.EInternal, "no payment webhook secret")
+	}
+	return m.Boot.WebhookSecrets, nil
+}
+
+// webhookSecrets are either source of the payment webhook's secrets.
+type webhookSecrets interface {
+	engine.WebhookSecrets
+	Current() []byte
 }

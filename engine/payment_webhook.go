@@ -43,6 +43,16 @@ func webhookMAC(secret []byte, ts string, body []byte) []byte {
 // the rule broken but never the expected value.
 func VerifyWebhook(secret []byte, timestamp, signature string, body []byte, now time.Time) error {
 	if len(secret) == 0 {
+		return VerifyWebhookAny(nil, timestamp, signature, body, now)
+	}
+	return VerifyWebhookAny([][]byte{secret}, timestamp, signature, body, now)
+}
+
+// VerifyWebhookAny is VerifyWebhook accepting a signature made with any of
+// secrets: during a rotation's grace period the payment service may still
+// sign with the previous one.
+func VerifyWebhookAny(secrets [][]byte, timestamp, signature string, body []byte, now time.Time) error {
+	if len(secrets) == 0 {
 		return Errorf(EUnauthorized, "webhooks are not configured")
 	}
 	if timestamp == "" || signature == "" {
@@ -60,10 +70,12 @@ func VerifyWebhook(secret []byte, timestamp, signature string, body []byte, now 
 	if !ok || err != nil || len(mac) != sha256.Size {
 		return Errorf(EUnauthorized, "the webhook signature must be sha256=<64 hex digits>")
 	}
-	if !hmac.Equal(mac, webhookMAC(secret, timestamp, body)) {
-		return Errorf(EUnauthorized, "the webhook signature does not match")
+	for _, secret := range secrets {
+		if len(secret) > 0 && hmac.Equal(mac, webhookMAC(secret, timestamp, body)) {
+			return nil
+		}
 	}
-	return nil
+	return Errorf(EUnauthorized, "the webhook signature does not match")
 }
 
 // parseWebhookTimestamp accepts decimal unix seconds only: no sign, no
@@ -79,12 +91,26 @@ func parseWebhookTimestamp(s string) (time.Time, error) {
 	return time.Unix(n, 0), nil
 }
 
+// WebhookSecrets are the HMAC secrets payment webhooks are signed with
+// (keys.WebhookSecrets, kept in Secrets and rotated by an operator, or
+// keys.WebhookSecretFile, read from a file the operator replaces). Safe
+// for concurrent use.
+type WebhookSecrets interface {
+	// Verifying returns the secrets a signature may be made with now: the
+	// current one first, then any a rotation replaced whose grace period
+	// has not ended. Callers do not modify them.
+	Verifying() [][]byte
+}
+
 // PaymentWebhookConfig configures a PaymentWebhook.
 type PaymentWebhookConfig struct {
-	Secret []byte // keys.BootMaterial.WebhookSecret
-	Events Events
-	Stream StreamSpec       // zero: PaymentStream()
-	Now    func() time.Time // zero: time.Now
+	// Secrets verify signatures, following rotations; without them,
+	// Secret alone does.
+	Secrets WebhookSecrets
+	Secret  []byte
+	Events  Events
+	Stream  StreamSpec       // zero: PaymentStream()
+	Now     func() time.Time // zero: time.Now
 }
 
 // PaymentWebhook turns a signed notification from a payment service into a
@@ -112,7 +138,7 @@ func NewPaymentWebhook(cfg PaymentWebhookConfig) *PaymentWebhook {
 // body is read), EInvalid for a body that is not a payment.completed, and
 // EUnavailable when the bus is down.
 func (w *PaymentWebhook) Receive(ctx context.Context, timestamp, signature string, body []byte) (*PaymentCompletedEvent, error) {
-	if err := VerifyWebhook(w.cfg.Secret, timestamp, signature, body, w.cfg.Now()); err != nil {
+	if err := VerifyWebhookAny(w.secrets(), timestamp, signature, body, w.cfg.Now()); err != nil {
 		return nil, err
 	}
 	e, err := DecodePaymentCompleted(body)
@@ -129,6 +155,16 @@ func (w *PaymentWebhook) Receive(ctx context.Context, timestamp, signature strin
 		return nil, err
 	}
 	return e, nil
+}
+
+func (w *PaymentWebhook) secrets() [][]byte {
+	if w.cfg.Secrets != nil {
+		return w.cfg.Secrets.Verifying()
+	}
+	if len(w.cfg.Secret) == 0 {
+		return nil
+	}
+	return [][]byte{w.cfg.Secret}
 }
 
 // ensureStream creates the stream once, so a webhook arriving before the

@@ -83,3 +83,32 @@ func FuzzVerifyWebhook(f *testing.F) {
 		}
 	})
 }
+
+// TestVerifyWebhookAnyAcceptsEverySecretInForce: during a rotation a
+// signature by the new or the previous secret verifies, one by neither
+// does not.
+func TestVerifyWebhookAnyAcceptsEverySecretInForce(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	ts := strconv.FormatInt(now.Unix(), 10)
+	body := []byte(`{"event_id":"ev-1","payment_id":"pay_1"}`)
+	current, previous := []byte("the new secret, 32 bytes or more!"), webhookSecret
+	inForce := [][]byte{current, previous}
+	for name, tt := range map[string]struct {
+		secret []byte
+		ok     bool
+	}{
+		"signed with the new secret":      {current, true},
+		"signed with the previous secret": {previous, true},
+		"signed with another secret":      {[]byte("somebody else's secret, 32 bytes+"), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := engine.VerifyWebhookAny(inForce, ts, engine.SignWebhook(tt.secret, now, body), body, now)
+			if tt.ok != (err == nil) {
+				t.Fatalf("VerifyWebhookAny = %v, want ok %v", err, tt.ok)
+			}
+		})
+	}
+	if err := engine.VerifyWebhookAny(nil, ts, engine.SignWebhook(current, now, body), body, now); !engine.IsCode(err, engine.EUnauthorized) {
+		t.Fatalf("without secrets: %v, want unauthorized", err)
+	}
+}

@@ -53,8 +53,9 @@ type SealedBoxKeys interface {
 }
 
 // MaxSealedBoxBytes bounds a sealed box: a secret of at most 16 KiB (key
-// material is small) and the box's overhead, an ephemeral public key (32
-// bytes), a nonce (24) and a Poly1305 tag (16).
+// material is small) and the largest overhead of the accepted formats, an
+// ephemeral public key (32 bytes), a nonce (24) and a Poly1305 tag (16).
+// (crypto_box_seal's derives its nonce: 48 bytes.)
 const MaxSealedBoxBytes = 16<<10 + 32 + 24 + 16
 
 // Subscriptions holds the customer's use-cases of subscriptions and their

@@ -62,6 +62,13 @@ var testWebhookSecret = []byte("0123456789abcdef0123456789abcdef")
 // paymentsFixture is the API with payments enabled over a bbolt store.
 func paymentsFixture(t *testing.T) (*fixture, *recordingEvents) {
 	t.Helper()
+	return paymentsFixtureWith(t, engine.PaymentWebhookConfig{Secret: testWebhookSecret})
+}
+
+// paymentsFixtureWith is paymentsFixture with the webhook configured as
+// wh says (its Events are the recording ones).
+func paymentsFixtureWith(t *testing.T, wh engine.PaymentWebhookConfig) (*fixture, *recordingEvents) {
+	t.Helper()
 	st := bolt.New(filepath.Join(t.TempDir(), "hoodcloud.db"))
 	mustOpen(t, st.Open(context.Background()), st.Close)
 	cache := redis.NewEmbedded(redis.Options{})
@@ -69,7 +76,8 @@ func paymentsFixture(t *testing.T) (*fixture, *recordingEvents) {
 	events := &recordingEvents{}
 	f := newFixtureOn(t, st, cache, func(cfg *web.Config) {
 		cfg.Store, cfg.Events = st, events
-		cfg.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
+		wh.Events = events
+		cfg.Webhook = engine.NewPaymentWebhook(wh)
 	})
 	return f, events
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"golang.org/x/crypto/nacl/box"
 )
 
 func TestSubscriptionScenarios(t *testing.T) {
@@ -64,7 +65,7 @@ func TestSubscriptionScenarios(t *testing.T) {
 		{"the other tenant's is untouched", request{method: "GET", path: subs + "/" + bobs, credential: bobJWT}, 200, []string{`"status":"pending_payment"`}, nil},
 
 		{"the public key needs no credential", request{method: "GET", path: "/api/v1/crypto/public-key"}, 200,
-			[]string{`"algorithm":"X25519"`, `"public_key":"` + base64.StdEncoding.EncodeToString(f.key.PublicKey().Bytes()), "nonce (24 bytes)"}, nil},
+			[]string{`"algorithm":"X25519"`, `"public_key":"` + base64.StdEncoding.EncodeToString(f.key.PublicKey().Bytes()), "crypto_box_seal", "nonce (24 bytes)"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,6 +179,38 @@ func TestCancelActiveTerminatesItsNode(t *testing.T) {
 	}
 }
 
+// TestInputsAcceptAStandardSealedBox is a new user's path: fetch the
+// public key, seal the secret with libsodium's crypto_box_seal (here
+// x/crypto's box.SealAnonymous, which PyNaCl's SealedBox matches byte for
+// byte), submit it: it is accepted and stored as sent.
+func TestInputsAcceptAStandardSealedBox(t *testing.T) {
+	f := newSubscriptionFixture(t)
+	a := newAccounts(f.fixture)
+	var key struct {
+		PublicKey string `json:"public_key"`
+	}
+	f.decode(f.do(request{method: "GET", path: "/api/v1/crypto/public-key"}), 200, &key)
+	raw, err := base64.StdEncoding.DecodeString(key.PublicKey)
+	if err != nil || len(raw) != 32 {
+		t.Fatalf("public key %q: %v", key.PublicKey, err)
+	}
+	var peer [32]byte
+	copy(peer[:], raw)
+	sealed, err := box.SealAnonymous(nil, []byte(`{"priv_key":"validator key material"}`), &peer, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := base64.StdEncoding.EncodeToString(sealed)
+	id := f.subscribe(a.aliceJWT, "1m", 201)
+	rec := f.do(request{method: "POST", path: "/api/v1/subscriptions/" + id + "/inputs", credential: a.aliceJWT,
+		body: inputsBody("validator_key", value)})
+	wantStatus(t, rec, 200, `"name":"validator_key","type":"secret","status":"pending"`)
+	stored := f.inputs(id)
+	if len(stored) != 1 || base64.StdEncoding.EncodeToString(stored[0].Ciphertext) != value {
+		t.Fatalf("stored %+v, want the sealed box as sent", stored)
+	}
+}
+
 func TestInputScenarios(t *testing.T) {
 	f := newSubscriptionFixture(t)
 	a := newAccounts(f.fixture)
@@ -189,7 +222,7 @@ func TestInputScenarios(t *testing.T) {
 	raw, _ := base64.StdEncoding.DecodeString(valid)
 	raw[len(raw)-1] ^= 1
 	tampered := base64.StdEncoding.EncodeToString(raw)
-	short := base64.StdEncoding.EncodeToString(make([]byte, 71))
+	short := base64.StdEncoding.EncodeToString(make([]byte, 47))
 	address := "0x" + strings.Repeat("ab", 20)
 	bobs := f.subscribe(bobJWT, "1m", 201)
 	id := f.subscribe(a.aliceJWT, "1m", 201)

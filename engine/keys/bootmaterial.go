@@ -43,8 +43,11 @@ type BootMaterial struct {
 	// InstallationID names this appliance for good: it derives from the
 	// first agent CA, and a CA rotation leaves it alone.
 	InstallationID string
-	// WebhookSecret authenticates payment webhooks (HMAC-SHA256).
+	// WebhookSecret authenticates payment webhooks (HMAC-SHA256): the
+	// current one of WebhookSecrets when the material was loaded.
 	WebhookSecret []byte
+	// WebhookSecrets follow rotations of it; nil in material built by hand.
+	WebhookSecrets *WebhookSecrets
 	// AdminToken is the bootstrap credential of the first administrator.
 	AdminToken string
 	// AdminTokenNew is true only for the call that created AdminToken, so
@@ -92,7 +95,7 @@ const (
 	SecretSealedBoxKey  = "boot/sealed-box-key"      // PKCS#8 PEM, X25519
 	SecretSigningKey    = "boot/ecdsa-signing-key"   // PKCS#8 PEM, P-256
 	SecretAgentCA       = "boot/agent-ca"            // PKCS#8 PEM key, certificate PEM, cross-signed certificate PEM
-	SecretWebhookSecret = "boot/webhook-hmac-secret" // 32 random bytes
+	SecretWebhookSecret = "boot/webhook-hmac-secret" // hcwhsec_ and 256 random bits in base64url (once 32 raw random bytes)
 	SecretAdminToken    = "boot/admin-token"         // the token's text
 	SecretInstallation  = "boot/installation-id"     // see BootMaterial.InstallationID
 )
@@ -156,7 +159,7 @@ func (b *Boot) Ensure(ctx context.Context) (*BootMaterial, error) {
 	if m.InstallationID, err = ensureInstallationID(ctx, s, m.AgentCA); err != nil {
 		return nil, err
 	}
-	if m.WebhookSecret, _, err = ensureSecret(ctx, s, SecretWebhookSecret, randomBytes(32)); err != nil {
+	if err = b.ensureWebhookSecrets(ctx, &m); err != nil {
 		return nil, err
 	}
 	token, created, err := ensureSecret(ctx, s, SecretAdminToken, newAdminToken)
@@ -206,6 +209,21 @@ func (b *Boot) loadKeySets(ctx context.Context, m *BootMaterial) error {
 	m.SealedBoxKey = m.SealedBoxKeys.v.snapshot().current.key
 	ca := m.AgentCAs.Current()
 	m.AgentCA, m.AgentCAKey = ca.Cert, ca.Key
+	return nil
+}
+
+// ensureWebhookSecrets creates the first payment webhook secret where
+// missing and loads the set.
+func (b *Boot) ensureWebhookSecrets(ctx context.Context, m *BootMaterial) error {
+	v, _, err := ensureSecret(ctx, b.cfg.Secrets, SecretWebhookSecret, newWebhookSecret)
+	if err != nil {
+		return err
+	}
+	engine.Zero(v)
+	if m.WebhookSecrets, err = b.LoadWebhookSecrets(ctx); err != nil {
+		return err
+	}
+	m.WebhookSecret = m.WebhookSecrets.Current()
 	return nil
 }
 

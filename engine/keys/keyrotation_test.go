@@ -219,6 +219,7 @@ func TestRotateRefusals(t *testing.T) {
 		{keys.KindMaster, time.Hour, engine.EInvalid},
 		{keys.KindJWT, 0, engine.EUnsupported}, // no boot material configured
 		{keys.KindAgentCA, 0, engine.EUnsupported},
+		{keys.KindPaymentWebhook, 0, engine.EUnsupported},
 	}
 	for _, tt := range tests {
 		if _, err := r.Rotate(t.Context(), tt.kind, tt.grace); !engine.IsCode(err, tt.want) {
@@ -234,7 +235,7 @@ func TestRotateEveryKindThroughTheBootMaterial(t *testing.T) {
 	r, err := keys.NewRotations(keys.RotationsConfig{Secrets: f.secrets, Boot: boot, Nodes: f.store, Keys: f.store})
 	mustDo(t, err)
 	defer r.Close()
-	for _, kind := range []keys.Kind{keys.KindJWT, keys.KindSealedBox, keys.KindAgentCA} {
+	for _, kind := range []keys.Kind{keys.KindJWT, keys.KindSealedBox, keys.KindAgentCA, keys.KindPaymentWebhook} {
 		rot, err := r.Rotate(t.Context(), kind, 3*time.Hour)
 		mustDo(t, err)
 		if rot.KeyID == "" || time.Until(rot.GraceUntil) < 2*time.Hour || rot.Rewrap != nil {

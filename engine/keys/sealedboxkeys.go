@@ -69,10 +69,6 @@ func openWithAny(h *keyHistory[*ecdh.PrivateKey], now time.Time, sealed []byte) 
 	return plain, err
 }
 
-func wellSized(sealed []byte) bool {
-	return len(sealed) >= SealedBoxOverhead && len(sealed) <= MaxSealedSecretBytes+SealedBoxOverhead
-}
-
 // Rotate makes a new current key; the old one keeps opening what was
 // sealed to it for grace (DefaultSealedBoxGrace when zero). Returns the new
 // key's id; EInvalid for a grace out of range, EUnsupported for a static set.

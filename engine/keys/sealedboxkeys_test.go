@@ -48,6 +48,32 @@ func TestSealedBoxRotationOpensOldInputsForTheGracePeriod(t *testing.T) {
 	opens(t, boxKeys, fresh, "sealed to the new key")
 }
 
+// TestSealedBoxRotationOpensBothFormatsUnderEveryKeyInGrace: standard and
+// explicit-nonce boxes open under the current key and the one a rotation
+// replaced, until its grace period ends.
+func TestSealedBoxRotationOpensBothFormatsUnderEveryKeyInGrace(t *testing.T) {
+	s, _ := keyringOnBolt(t)
+	putKeyPEM(t, s, keys.SecretSealedBoxKey, fixedKey(t))
+	c := newClock()
+	boxKeys, err := mustBoot(t, keys.BootConfig{Secrets: s, Now: c.Now}).LoadSealedBoxKeys(t.Context())
+	mustDo(t, err)
+	oldStandard := sealAnonymous(t, publicOf(t, boxKeys), []byte("standard, old key"))
+	oldExplicit := seal(t, publicOf(t, boxKeys), []byte("explicit nonce, old key"))
+	_, err = boxKeys.Rotate(t.Context(), time.Hour)
+	mustDo(t, err)
+	opens(t, boxKeys, oldStandard, "standard, old key")
+	opens(t, boxKeys, oldExplicit, "explicit nonce, old key")
+	opens(t, boxKeys, sealAnonymous(t, publicOf(t, boxKeys), []byte("standard, new key")), "standard, new key")
+	opens(t, boxKeys, seal(t, publicOf(t, boxKeys), []byte("explicit nonce, new key")), "explicit nonce, new key")
+
+	c.advance(time.Hour)
+	for _, old := range [][]byte{oldStandard, oldExplicit} {
+		if _, err := boxKeys.Open(old); !engine.IsCode(err, engine.EInvalid) {
+			t.Fatalf("a box sealed to the old key after the grace period: %v, want invalid", err)
+		}
+	}
+}
+
 func TestSealedBoxRotationIsNoticedByAnotherInstance(t *testing.T) {
 	s, _ := keyringOnBolt(t)
 	putKeyPEM(t, s, keys.SecretSealedBoxKey, fixedKey(t))
