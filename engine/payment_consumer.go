@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -233,7 +234,7 @@ func (c *PaymentConsumer) lineItemPayment(ctx context.Context, e *PaymentComplet
 		ids[i] = "sub_" + derivedHex("payment-line", e.EventID, fmt.Sprint(i))
 	}
 	p := &Payment{
-		ID: cmp.Or(e.PaymentID, "pay_"+derivedHex("payment-event", e.EventID)), UserID: userID, ExternalID: e.ExternalID,
+		ID: e.PaymentID, UserID: userID, ExternalID: e.ExternalID,
 		AmountCents: e.AmountCents, Currency: strings.ToUpper(e.Currency), Status: PaymentPending,
 		SubscriptionIDs: ids, CreatedAt: c.cfg.Now().UTC(),
 	}
@@ -286,6 +287,9 @@ func (c *PaymentConsumer) settle(ctx context.Context, e *PaymentCompletedEvent, 
 		return err
 	}
 	for _, s := range active {
+		if slices.Contains(pay.ActivatedIDs, s.ID) { // provisioning started by an earlier event
+			continue
+		}
 		if err := c.cfg.Workflows.StartProvision(ctx, s.ID); err != nil {
 			return fmt.Errorf("start provisioning subscription %s: %w", s.ID, err)
 		}

@@ -62,7 +62,8 @@ type PaymentLineItem struct {
 }
 
 // Validate reports the first missing field as EInvalid. It also resolves
-// an external id to the payment id LinkPayment gave it.
+// an external id to the payment id Payments.Link gave it, and gives line
+// items without either the payment id they are recorded under.
 func (e *PaymentCompletedEvent) Validate() error {
 	switch {
 	case e.EventID == "" || len(e.EventID) > 200:
@@ -86,8 +87,11 @@ func (e *PaymentCompletedEvent) Validate() error {
 			return Errorf(EInvalid, "line_items[%d]: every line item of a payment belongs to the same user_id", i)
 		}
 	}
-	if e.PaymentID == "" && e.ExternalID != "" {
+	switch {
+	case e.PaymentID == "" && e.ExternalID != "":
 		e.PaymentID = PaymentIDFor(e.ExternalID)
+	case e.PaymentID == "": // line items alone: the payment they make
+		e.PaymentID = "pay_" + derivedHex("payment-event", e.EventID)
 	}
 	return nil
 }
