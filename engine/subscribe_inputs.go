@@ -27,11 +27,16 @@ type InputValue struct {
 // kept: the plaintext is zeroed once checked. Errors name the input, never
 // its value.
 //
+// A subscription waiting_for_inputs that now has every required input has
+// its payment announced again, which activates it (resumePayment).
+//
 // Returns ENotFound for a subscription that is missing or somebody else's;
 // EConflict unless it is pending_payment, waiting_for_inputs or active with
 // its inputs not yet applied; EInvalid for an unknown input, a malformed value, a secret the
 // appliance or the chain generates, or a box that does not open;
-// EUnsupported for a secret when no sealed-box key is configured.
+// EUnsupported for a secret when no sealed-box key is configured;
+// EUnavailable when the inputs are stored but the payment waiting for them
+// could not be announced (submitting them again announces it).
 func (u *Subscriptions) SubmitInputs(ctx context.Context, p *Principal, id string, values []InputValue) ([]*ProvisioningInput, error) {
 	s, err := u.Get(ctx, p, id)
 	if err != nil {

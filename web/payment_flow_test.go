@@ -200,8 +200,17 @@ func TestMoneyReceivedBeforeInputsWaitsForThem(t *testing.T) {
 	}
 
 	// Supplying the input resumes the payment: activation and provisioning.
-	wantStatus(t, f.do(request{method: "POST", path: "/api/v1/subscriptions/" + sub + "/inputs", credential: f.aliceJWT,
-		body: inputsBody("fee_recipient", feeRecipient)}), 200, "fee_recipient")
+	// With the bus down the customer is told to submit again.
+	supply := request{method: "POST", path: "/api/v1/subscriptions/" + sub + "/inputs", credential: f.aliceJWT,
+		body: inputsBody("fee_recipient", feeRecipient)}
+	f.events.mu.Lock()
+	f.events.down = true
+	f.events.mu.Unlock()
+	wantStatus(t, f.do(supply), 503, "submit them again")
+	f.events.mu.Lock()
+	f.events.down = false
+	f.events.mu.Unlock()
+	wantStatus(t, f.do(supply), 200, "fee_recipient")
 	f.deliver()
 	if got := f.subscriptionStatus(sub); got != "active" || !slices.Equal(f.workflows.provisions(), []string{sub}) {
 		t.Fatalf("subscription %s, provisions %v; want active and provisioned once", got, f.workflows.provisions())
