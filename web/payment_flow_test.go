@@ -51,7 +51,8 @@ func TestGetPaymentIsTheOwners(t *testing.T) {
 		{"another user's key with the scope finds nothing either", request{method: "GET", path: one, credential: a.bobKey}, 404, nil},
 		{"an unknown id is not found", request{method: "GET", path: "/api/v1/payments/pay_nope", credential: a.aliceJWT}, 404, nil},
 		{"an overlong id is not found", request{method: "GET", path: "/api/v1/payments/" + strings.Repeat("p", 300), credential: a.aliceJWT}, 404, nil},
-		{"the bootstrap administrator owns no payment", request{method: "GET", path: one, credential: bootstrapToken}, 404, nil},
+		{"an administrator reads anyone's", request{method: "GET", path: one, credential: a.rootJWT}, 200, []string{linked.ID}},
+		{"so does the bootstrap administrator", request{method: "GET", path: one, credential: bootstrapToken}, 200, []string{linked.ID}},
 		{"no credential", request{method: "GET", path: one}, 401, nil},
 	}
 	for _, tt := range tests {
