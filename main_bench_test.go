@@ -90,7 +90,7 @@ func payAndWaitRunning(tb testing.TB, m *Main, api apiClient, ref string) time.D
 	sealed := sealTo(tb, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"bench"}`))
 	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"bench"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
 	var pay struct{ ID string }
-	api.do("POST", "/payments", `{"external_id":"inv-`+ref+`","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	api.do("POST", "/payments", `{"external_id":"inv-`+ref+`","amount_cents":7900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	start := time.Now()
 	api.webhook([]byte(`{"event_id":"evt-`+ref+`","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
 	waitRunning(tb, m, sub.ID, 5*time.Minute)

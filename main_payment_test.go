@@ -63,9 +63,13 @@ func TestSignedPaymentActivatesAndStartsProvisioning(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "404") {
 		t.Fatalf("mark-paid of an unknown payment = %d %q, want exit 1 with the 404", code, errOut)
 	}
-	p, err := m.Store.GetPayment(t.Context(), pay.ID)
-	if err != nil || p.Status != engine.PaymentCompleted {
-		t.Fatalf("payment = %+v, %v; want completed", p, err)
+	var got struct {
+		Status                   string
+		ActivatedSubscriptionIDs []string `json:"activated_subscription_ids"`
+	}
+	api.do("GET", "/payments/"+pay.ID, "", 200, &got)
+	if got.Status != string(engine.PaymentCompleted) || len(got.ActivatedSubscriptionIDs) != 1 || got.ActivatedSubscriptionIDs[0] != sub.ID {
+		t.Fatalf("the customer reads the payment as %+v; want completed, having activated %s", got, sub.ID)
 	}
 }
 

@@ -34,7 +34,7 @@ func TestPaymentToRunningNode(t *testing.T) {
 	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"test"}`))
 	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"e2e-validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
 	var pay struct{ ID string }
-	api.do("POST", "/payments", `{"external_id":"inv-2","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	api.do("POST", "/payments", `{"external_id":"inv-2","amount_cents":7900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	api.webhook([]byte(`{"event_id":"evt-2","payment_id":"`+pay.ID+`"}`), m.Boot.WebhookSecret, 202)
 
 	node := waitRunning(t, m, sub.ID, 90*time.Second)

@@ -154,7 +154,7 @@ func (r *secretRun) customerStory() {
 	r.admin(0, "rotate", "--api-url", r.base, "sealed-box")
 
 	var pay struct{ ID string }
-	r.api.do("POST", "/payments", `{"external_id":"inv-secret","amount_cents":2900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
+	r.api.do("POST", "/payments", `{"external_id":"inv-secret","amount_cents":7900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)
 	body := []byte(`{"event_id":"evt-secret","payment_id":"` + pay.ID + `"}`)
 	r.api.webhook(body, []byte("a guess at the webhook secret"), 401)
 	r.api.webhook(body, m.Boot.WebhookSecret, 202)

@@ -306,8 +306,12 @@ func (m *Main) openHTTP(context.Context) error {
 		return err
 	}
 	subscriptions, err := engine.NewSubscriptions(engine.SubscriptionsConfig{
-		Store: m.Store, Workflows: m.Workflows, Catalog: m.Chains, SealedBoxKeys: m.Boot.SealedBox(),
+		Store: m.Store, Workflows: m.Workflows, Catalog: m.Chains, SealedBoxKeys: m.Boot.SealedBox(), Events: m.Events,
 	})
+	if err != nil {
+		return err
+	}
+	payments, err := engine.NewPayments(engine.PaymentsConfig{Store: m.Store, Catalog: m.Chains, Events: m.Events})
 	if err != nil {
 		return err
 	}
@@ -325,6 +329,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Events:        m.Events,
 		Workflows:     m.Workflows,
 		Subscriptions: subscriptions,
+		Payments:      payments,
 		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secrets: m.WebhookSecrets, Events: m.Events}),
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,

@@ -3,11 +3,14 @@ package engine
 import "time"
 
 // Placement is where a node runs: a provider, its region and the instance
-// type of the host.
+// type of the host; and what it costs.
 type Placement struct {
 	Provider     string
 	Region       string
 	InstanceType string
+	// PriceCents is the price of the whole duration in euro cents
+	// (PaymentCurrency); 0 when the profile sets no price.
+	PriceCents int64
 }
 
 // Catalog is what the use-cases know of the chain profiles: where a node is
@@ -25,6 +28,11 @@ type Catalog interface {
 	// Input returns the rule of the chain profile's input called name.
 	// EInvalid when the profile or the input is unknown.
 	Input(chainProfileID, name string) (InputRule, error)
+	// RequiredInputs names the inputs a customer must supply for a node of
+	// nodeType before it is paid for: required, supplied by the customer
+	// and needed before provisioning. EInvalid when the profile or the node
+	// type is unknown.
+	RequiredInputs(chainProfileID, nodeType string) ([]string, error)
 	// Expiry is when a subscription of duration starting at from ends.
 	// EInvalid for a duration the catalogue does not know.
 	Expiry(duration string, from time.Time) (time.Time, error)

@@ -9,23 +9,42 @@ import (
 type PaymentStatus string
 
 const (
-	PaymentPending   PaymentStatus = "pending"
+	// PaymentPending: linked, no money reported yet.
+	PaymentPending PaymentStatus = "pending"
+	// PaymentUnderpaid: money reported that does not cover the price of
+	// what it is for, or not in PaymentCurrency; nothing was activated. A
+	// later event reporting enough settles it.
+	PaymentUnderpaid PaymentStatus = "underpaid"
+	// PaymentWaitingForInputs: paid, but a subscription it pays for lacks
+	// required inputs; those subscriptions wait, and activate when their
+	// owner supplies the inputs.
+	PaymentWaitingForInputs PaymentStatus = "waiting_for_inputs"
+	// PaymentCompleted: everything it pays for is activated.
 	PaymentCompleted PaymentStatus = "completed"
-	PaymentFailed    PaymentStatus = "failed"
 )
+
+// PaymentCurrency is the one currency payments are taken in: chain
+// profiles price in euro cents, and an amount in any other currency pays
+// for nothing.
+const PaymentCurrency = "EUR"
 
 // Payment links money received to the subscriptions it pays for.
 type Payment struct {
-	ID              string
-	UserID          string
-	ExternalID      string // the payment provider's reference; unique when set
+	ID         string
+	UserID     string
+	ExternalID string // the payment provider's reference; unique when set
+	// AmountCents and Currency are what the customer declared when linking,
+	// replaced by what the payment provider reported once an event says.
 	AmountCents     int64
 	Currency        string
 	Status          PaymentStatus
-	SubscriptionIDs []string
-	CreatedAt       time.Time
-	CompletedAt     time.Time
-	Version         int64
+	StatusReason    string   // why it is underpaid or waiting; empty otherwise
+	SubscriptionIDs []string // what it pays for
+	// ActivatedIDs are the subscriptions it activated so far.
+	ActivatedIDs []string
+	CreatedAt    time.Time
+	CompletedAt  time.Time
+	Version      int64
 }
 
 // PaymentEvent is an entry of the payment inbox: one per event id, so a

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -50,14 +52,21 @@ type PaymentConsumerConfig struct {
 //   - a Store failure, a subscription that cannot be activated, or a
 //     workflow that does not start: AckRetry, up to MaxDeliver deliveries;
 //     the cache key is deleted so the retry is processed.
-//   - success: AckDone.
+//   - success: AckDone. Success includes two outcomes that activate
+//     nothing or not everything, recorded on the payment for the customer
+//     (GET /api/v1/payments/{id}) and, for money, an operator: money that
+//     is not in PaymentCurrency or short of the price leaves the payment
+//     underpaid (a warning is logged); a paid subscription lacking required
+//     inputs waits as waiting_for_inputs, its payment too, and activates
+//     when its owner supplies them (SubmitInputs announces the payment
+//     again).
 //
 // Exactly once: the cache key is the fast path only. A cache hit is
 // confirmed by the Store inbox, because a crash between the cache write and
 // the end of processing would otherwise lose the payment while the key
 // lives. Every step is safe to repeat: activation is a versioned update
-// that skips active subscriptions, path 2 derives subscription ids from the
-// event, StartProvision is idempotent, and the payment is marked completed
+// that skips active subscriptions, path 2 derives its payment and
+// subscription ids from the event, StartProvision is idempotent, and the payment is marked completed
 // only after every workflow started, so a later event for a completed
 // payment does nothing.
 type PaymentConsumer struct {
@@ -143,8 +152,9 @@ func (c *PaymentConsumer) processed(ctx context.Context, eventID string) bool {
 // errDuplicate ends processing of an event the inbox holds as processed.
 var errDuplicate = errors.New("payment event already processed")
 
-// process runs the event through the inbox, activation, provisioning and
-// completion; it returns EInvalid for an event that can never succeed.
+// process runs the event through the inbox, then settles its payment
+// unless it is completed; it returns EInvalid for an event that can never
+// succeed.
 func (c *PaymentConsumer) process(ctx context.Context, e *PaymentCompletedEvent, log *slog.Logger) error {
 	err := c.record(ctx, e)
 	if errors.Is(err, errDuplicate) {
@@ -154,22 +164,19 @@ func (c *PaymentConsumer) process(ctx context.Context, e *PaymentCompletedEvent,
 	if err != nil {
 		return err
 	}
-	pay, err := c.payment(ctx, e.PaymentID)
+	pay, err := c.payment(ctx, e)
 	if err != nil {
 		return err
 	}
-	if pay == nil || pay.Status != PaymentCompleted {
-		if err := c.activateAndProvision(ctx, e, log); err != nil {
+	if pay.Status != PaymentCompleted {
+		if err := c.settle(ctx, e, pay, log); err != nil {
 			return err
 		}
-	}
-	if err := c.completePayment(ctx, pay); err != nil {
-		return err
 	}
 	if err := c.cfg.Store.MarkPaymentEventProcessed(ctx, e.EventID, c.cfg.Now().UTC()); err != nil {
 		return fmt.Errorf("mark payment event processed: %w", err)
 	}
-	log.Info("payment.completed processed")
+	log.Info("payment.completed processed", "payment_id", pay.ID, "status", pay.Status)
 	return nil
 }
 
@@ -189,137 +196,279 @@ func (c *PaymentConsumer) record(ctx context.Context, e *PaymentCompletedEvent) 
 	return nil
 }
 
-// payment returns the linked payment, nil when the event names none or the
-// Store does not know it.
-func (c *PaymentConsumer) payment(ctx context.Context, id string) (*Payment, error) {
-	if id == "" {
-		return nil, nil
+// payment returns the payment the event is for: the linked one (path 1),
+// or else one recorded from the event's line items (path 2).
+func (c *PaymentConsumer) payment(ctx context.Context, e *PaymentCompletedEvent) (*Payment, error) {
+	if e.PaymentID != "" {
+		p, err := c.cfg.Store.GetPayment(ctx, e.PaymentID)
+		if err == nil {
+			return p, nil
+		}
+		if !IsCode(err, ENotFound) {
+			return nil, fmt.Errorf("read payment %s: %w", e.PaymentID, err)
+		}
 	}
-	p, err := c.cfg.Store.GetPayment(ctx, id)
-	if IsCode(err, ENotFound) {
-		return nil, nil
+	if len(e.LineItems) == 0 {
+		// The link may not be committed yet: retry, within MaxDeliver.
+		return nil, fmt.Errorf("payment %q is unknown and the event has no line items", e.PaymentID)
+	}
+	return c.lineItemPayment(ctx, e)
+}
+
+// lineItemPayment records the payment of path 2, pending, for the
+// subscriptions its line items will become; ids derive from the event, so
+// a repeat finds what an earlier attempt recorded.
+func (c *PaymentConsumer) lineItemPayment(ctx context.Context, e *PaymentCompletedEvent) (*Payment, error) {
+	userID := e.LineItems[0].UserID
+	if _, err := c.cfg.Store.GetUser(ctx, userID); err != nil {
+		if IsCode(err, ENotFound) {
+			return nil, Errorf(EInvalid, "line item user %s does not exist", userID)
+		}
+		return nil, fmt.Errorf("read user %s: %w", userID, err)
+	}
+	ids := make([]string, len(e.LineItems))
+	for i, it := range e.LineItems {
+		if _, err := c.place(it); err != nil {
+			return nil, err
+		}
+		ids[i] = "sub_" + derivedHex("payment-line", e.EventID, fmt.Sprint(i))
+	}
+	p := &Payment{
+		ID: e.PaymentID, UserID: userID, ExternalID: e.ExternalID,
+		AmountCents: e.AmountCents, Currency: strings.ToUpper(e.Currency), Status: PaymentPending,
+		SubscriptionIDs: ids, CreatedAt: c.cfg.Now().UTC(),
+	}
+	err := c.cfg.Store.CreatePayment(ctx, p)
+	if IsCode(err, EConflict) { // recorded by an earlier attempt
+		return c.cfg.Store.GetPayment(ctx, p.ID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read payment %s: %w", id, err)
+		return nil, fmt.Errorf("record payment of line items: %w", err)
 	}
 	return p, nil
 }
 
-func (c *PaymentConsumer) activateAndProvision(ctx context.Context, e *PaymentCompletedEvent, log *slog.Logger) error {
-	subs, err := c.activate(ctx, e)
+// place is where a line item's node runs; EInvalid when no profile offers it.
+func (c *PaymentConsumer) place(item PaymentLineItem) (Placement, error) {
+	pl, err := c.cfg.Catalog.Placement(item.ChainProfileID, item.NodeType, item.Duration)
+	if IsCode(err, EInvalid) { // no profile offers it: never will
+		return pl, Errorf(EInvalid, "line item: %s", ErrorMessage(err))
+	}
+	if err != nil {
+		return pl, fmt.Errorf("place line item: %w", err)
+	}
+	return pl, nil
+}
+
+// paidItem is one subscription a payment pays for; sub is nil while it
+// is still to be made from line.
+type paidItem struct {
+	id   string
+	sub  *Subscription
+	line *PaymentLineItem
+}
+
+// settle judges the money against the price, activates what it pays for
+// and has inputs, provisions that and records the outcome on the payment.
+// A payment waiting for inputs was judged already.
+func (c *PaymentConsumer) settle(ctx context.Context, e *PaymentCompletedEvent, pay *Payment, log *slog.Logger) error {
+	items, err := c.itemsOf(ctx, e, pay)
 	if err != nil {
 		return err
 	}
-	if len(subs) == 0 {
-		// The link may not be committed yet: retry, within MaxDeliver.
-		return fmt.Errorf("no subscription is linked to payment %q and the event has no line items", e.PaymentID)
+	if pay.Status != PaymentWaitingForInputs {
+		paid, err := c.judge(ctx, e, pay, items, log)
+		if err != nil || !paid {
+			return err
+		}
 	}
-	for _, s := range subs {
+	active, waiting, err := c.activate(ctx, pay, items)
+	if err != nil {
+		return err
+	}
+	for _, s := range active {
+		if slices.Contains(pay.ActivatedIDs, s.ID) { // provisioning started by an earlier event
+			continue
+		}
 		if err := c.cfg.Workflows.StartProvision(ctx, s.ID); err != nil {
 			return fmt.Errorf("start provisioning subscription %s: %w", s.ID, err)
 		}
 		log.Info("provisioning started", "subscription_id", s.ID)
 	}
+	return c.finish(ctx, pay, active, waiting, log)
+}
+
+// itemsOf reads the subscriptions the payment pays for, leaving out those
+// cancelled, expired or linked to another payment since. A subscription
+// not there yet is made from the event's line item of the same position.
+func (c *PaymentConsumer) itemsOf(ctx context.Context, e *PaymentCompletedEvent, pay *Payment) ([]paidItem, error) {
+	var items []paidItem
+	for i, id := range pay.SubscriptionIDs {
+		s, err := c.cfg.Store.GetSubscription(ctx, id)
+		switch {
+		case IsCode(err, ENotFound) && len(e.LineItems) == len(pay.SubscriptionIDs):
+			items = append(items, paidItem{id: id, line: &e.LineItems[i]})
+			continue
+		case err != nil:
+			// Missing: the link may not be committed yet; retry.
+			return nil, fmt.Errorf("read subscription %s of payment %s: %w", id, pay.ID, err)
+		case s.PaymentID == "":
+			return nil, fmt.Errorf("subscription %s is not linked to payment %s yet", id, pay.ID)
+		case s.PaymentID != pay.ID || s.Status == SubscriptionCancelled || s.Status == SubscriptionExpired:
+			continue
+		}
+		items = append(items, paidItem{id: id, sub: s})
+	}
+	if len(items) == 0 { // paid for cancelled subscriptions: a refund, not a retry
+		return nil, Errorf(EInvalid, "every subscription of payment %s is cancelled, expired or paid by another payment", pay.ID)
+	}
+	return items, nil
+}
+
+// judge reports whether what was received pays the current price of the
+// items; if not, the payment is stored underpaid and an operator warned.
+func (c *PaymentConsumer) judge(ctx context.Context, e *PaymentCompletedEvent, pay *Payment, items []paidItem, log *slog.Logger) (bool, error) {
+	bought := make([]purchase, len(items))
+	for i, it := range items {
+		if it.sub != nil {
+			bought[i] = it.sub.purchase()
+		} else {
+			bought[i] = it.line.purchase()
+		}
+	}
+	price, err := priceOf(c.cfg.Catalog, bought)
+	if IsCode(err, EInvalid) {
+		return false, Errorf(EInvalid, "price of payment %s: %s", pay.ID, ErrorMessage(err))
+	}
+	if err != nil {
+		return false, fmt.Errorf("price of payment %s: %w", pay.ID, err)
+	}
+	if e.Currency != "" { // what the provider received replaces what was declared
+		pay.AmountCents, pay.Currency = e.AmountCents, strings.ToUpper(e.Currency)
+	}
+	why := shortfall(pay.AmountCents, pay.Currency, price)
+	if why == "" {
+		return true, nil
+	}
+	pay.Status, pay.StatusReason = PaymentUnderpaid, why
+	if err := c.cfg.Store.UpdatePayment(ctx, pay); err != nil {
+		return false, fmt.Errorf("record payment %s underpaid: %w", pay.ID, err)
+	}
+	log.Warn("payment does not cover what it pays for: nothing activated; settle it with the customer",
+		"payment_id", pay.ID, "amount_cents", pay.AmountCents, "currency", pay.Currency, "price_cents", price)
+	return false, nil
+}
+
+// activate makes each item's subscription active, or waiting_for_inputs
+// while it lacks required inputs, and returns both kinds.
+func (c *PaymentConsumer) activate(ctx context.Context, pay *Payment, items []paidItem) (active, waiting []*Subscription, err error) {
+	for _, it := range items {
+		s := it.sub
+		if s == nil {
+			s, err = c.createFromLineItem(ctx, it.id, pay.ID, *it.line)
+		} else {
+			s, err = c.activateOne(ctx, s)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch s.Status {
+		case SubscriptionActive:
+			active = append(active, s)
+		case SubscriptionWaitingForInputs:
+			waiting = append(waiting, s)
+		}
+	}
+	return active, waiting, nil
+}
+
+// finish records what the payment activated: completed when everything,
+// waiting_for_inputs while some subscription lacks inputs.
+func (c *PaymentConsumer) finish(ctx context.Context, pay *Payment, active, waiting []*Subscription, log *slog.Logger) error {
+	pay.ActivatedIDs = subscriptionIDs(active)
+	pay.Status, pay.StatusReason = PaymentCompleted, ""
+	if len(waiting) > 0 {
+		pay.Status = PaymentWaitingForInputs
+		pay.StatusReason = fmt.Sprintf("paid; waiting for the required inputs of %s", strings.Join(subscriptionIDs(waiting), ", "))
+		log.Info("payment waits for provisioning inputs", "payment_id", pay.ID, "waiting", len(waiting))
+	} else {
+		pay.CompletedAt = c.cfg.Now().UTC()
+	}
+	if err := c.cfg.Store.UpdatePayment(ctx, pay); err != nil {
+		return fmt.Errorf("record payment %s %s: %w", pay.ID, pay.Status, err)
+	}
 	return nil
 }
 
-// activate returns the active subscriptions the event pays for: path 1,
-// those linked to the payment; path 2 (no linked subscription), those
-// made from the line items.
-func (c *PaymentConsumer) activate(ctx context.Context, e *PaymentCompletedEvent) ([]*Subscription, error) {
-	if e.PaymentID != "" {
-		linked, err := c.cfg.Store.ListSubscriptionsByPayment(ctx, e.PaymentID)
-		if err != nil {
-			return nil, fmt.Errorf("list subscriptions of payment %s: %w", e.PaymentID, err)
-		}
-		if len(linked) > 0 {
-			return c.activateLinked(ctx, linked)
-		}
+func subscriptionIDs(subs []*Subscription) []string {
+	ids := make([]string, len(subs))
+	for i, s := range subs {
+		ids[i] = s.ID
 	}
-	return c.createFromLineItems(ctx, e)
+	return ids
 }
 
-// activateLinked is path 1. Subscriptions already active (activated by an
-// earlier attempt) are kept; cancelled or expired ones are left alone.
-func (c *PaymentConsumer) activateLinked(ctx context.Context, linked []*Subscription) ([]*Subscription, error) {
-	var active []*Subscription
-	for _, s := range linked {
-		s, err := c.activateOne(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		if s.Status == SubscriptionActive {
-			active = append(active, s)
-		}
-	}
-	if len(active) == 0 { // paid for cancelled subscriptions: a refund, not a retry
-		return nil, Errorf(EInvalid, "every subscription linked to the payment is cancelled or expired")
-	}
-	return active, nil
-}
-
-// activateOne moves a pending subscription to active with its real expiry;
-// a version conflict re-reads it and tries again.
+// activateOne moves a paid subscription to active with its real expiry,
+// or to waiting_for_inputs while it lacks required inputs; a version
+// conflict re-reads it and tries again.
 func (c *PaymentConsumer) activateOne(ctx context.Context, s *Subscription) (*Subscription, error) {
 	for attempt := 1; ; attempt++ {
-		if s.Status != SubscriptionPendingPayment {
-			return s, nil
+		next, err := c.paidState(ctx, s)
+		if err != nil || next == nil {
+			return s, err
 		}
-		now := c.cfg.Now().UTC()
-		exp, err := c.cfg.Catalog.Expiry(s.Duration, now)
-		if err != nil {
-			return nil, fmt.Errorf("expiry of subscription %s: %w", s.ID, err)
-		}
-		next := *s
-		next.Status, next.ExpiresAt, next.UpdatedAt = SubscriptionActive, exp, now
-		err = c.cfg.Store.UpdateSubscription(ctx, &next)
+		err = c.cfg.Store.UpdateSubscription(ctx, next)
 		if err == nil {
-			return &next, nil
+			return next, nil
 		}
 		if !IsCode(err, EConflict) || attempt == maxSubscriptionUpdateAttempts {
 			return nil, fmt.Errorf("activate subscription %s: %w", s.ID, err)
 		}
-		fresh, err := c.cfg.Store.GetSubscription(ctx, s.ID)
-		if err != nil {
+		if s, err = c.cfg.Store.GetSubscription(ctx, s.ID); err != nil {
 			return nil, fmt.Errorf("read subscription %s: %w", s.ID, err)
 		}
-		s = fresh
 	}
 }
 
-// createFromLineItems is path 2. Ids derive from the event and the line, so
-// a repeat finds what an earlier attempt created.
-func (c *PaymentConsumer) createFromLineItems(ctx context.Context, e *PaymentCompletedEvent) ([]*Subscription, error) {
-	subs := make([]*Subscription, 0, len(e.LineItems))
-	for i, item := range e.LineItems {
-		id := "sub_" + derivedHex("payment-line", e.EventID, fmt.Sprint(i))
-		s, err := c.cfg.Store.GetSubscription(ctx, id)
-		if IsCode(err, ENotFound) {
-			s, err = c.createFromLineItem(ctx, id, e.PaymentID, item)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if s.Status == SubscriptionActive {
-			subs = append(subs, s)
-		}
+// paidState is s as paid: active, or waiting_for_inputs; nil when s stays
+// as it is.
+func (c *PaymentConsumer) paidState(ctx context.Context, s *Subscription) (*Subscription, error) {
+	if s.Status != SubscriptionPendingPayment && s.Status != SubscriptionWaitingForInputs {
+		return nil, nil
 	}
-	return subs, nil
-}
-
-func (c *PaymentConsumer) createFromLineItem(ctx context.Context, id, paymentID string, item PaymentLineItem) (*Subscription, error) {
-	if _, err := c.cfg.Store.GetUser(ctx, item.UserID); err != nil {
-		if IsCode(err, ENotFound) {
-			return nil, Errorf(EInvalid, "line item user %s does not exist", item.UserID)
-		}
-		return nil, fmt.Errorf("read user %s: %w", item.UserID, err)
-	}
-	pl, err := c.cfg.Catalog.Placement(item.ChainProfileID, item.NodeType, item.Duration)
-	if IsCode(err, EInvalid) { // no profile offers it: never will
-		return nil, Errorf(EInvalid, "line item: %s", ErrorMessage(err))
-	}
+	missing, err := missingInputs(ctx, c.cfg.Store, c.cfg.Catalog, s)
 	if err != nil {
-		return nil, fmt.Errorf("place line item: %w", err)
+		return nil, err
+	}
+	now := c.cfg.Now().UTC()
+	next := *s
+	if len(missing) > 0 {
+		if s.Status == SubscriptionWaitingForInputs {
+			return nil, nil
+		}
+		next.Status, next.UpdatedAt = SubscriptionWaitingForInputs, now
+		return &next, nil
+	}
+	exp, err := c.cfg.Catalog.Expiry(s.Duration, now)
+	if err != nil {
+		return nil, fmt.Errorf("expiry of subscription %s: %w", s.ID, err)
+	}
+	next.Status, next.ExpiresAt, next.UpdatedAt = SubscriptionActive, exp, now
+	return &next, nil
+}
+
+// createFromLineItem makes the subscription of a paid line item: active,
+// or waiting_for_inputs when its profile requires inputs (a new
+// subscription has none). Made meanwhile by a concurrent delivery, it is
+// read back.
+func (c *PaymentConsumer) createFromLineItem(ctx context.Context, id, paymentID string, item PaymentLineItem) (*Subscription, error) {
+	pl, err := c.place(item)
+	if err != nil {
+		return nil, err
+	}
+	required, err := c.cfg.Catalog.RequiredInputs(item.ChainProfileID, item.NodeType)
+	if err != nil {
+		return nil, fmt.Errorf("inputs of line item: %w", err)
 	}
 	now := c.cfg.Now().UTC()
 	exp, err := c.cfg.Catalog.Expiry(item.Duration, now)
@@ -331,6 +480,9 @@ func (c *PaymentConsumer) createFromLineItem(ctx context.Context, id, paymentID 
 		Duration: item.Duration, Provider: pl.Provider, Region: pl.Region, InstanceType: pl.InstanceType,
 		Status: SubscriptionActive, PaymentID: paymentID, ExpiresAt: exp, CreatedAt: now, UpdatedAt: now,
 	}
+	if len(required) > 0 { // its term starts when it activates
+		s.Status = SubscriptionWaitingForInputs
+	}
 	err = c.cfg.Store.CreateSubscription(ctx, s)
 	if IsCode(err, EConflict) { // created meanwhile by a concurrent delivery
 		return c.cfg.Store.GetSubscription(ctx, id)
@@ -339,17 +491,4 @@ func (c *PaymentConsumer) createFromLineItem(ctx context.Context, id, paymentID 
 		return nil, fmt.Errorf("create subscription from line item: %w", err)
 	}
 	return s, nil
-}
-
-// completePayment marks the linked payment completed, after provisioning
-// started, so a later event for it knows there is nothing left to do.
-func (c *PaymentConsumer) completePayment(ctx context.Context, p *Payment) error {
-	if p == nil || p.Status == PaymentCompleted {
-		return nil
-	}
-	p.Status, p.CompletedAt = PaymentCompleted, c.cfg.Now().UTC()
-	if err := c.cfg.Store.UpdatePayment(ctx, p); err != nil {
-		return fmt.Errorf("complete payment %s: %w", p.ID, err)
-	}
-	return nil
 }

@@ -68,6 +68,24 @@ type payments struct {
 	store     engine.Store
 	workflows *countingWorkflows
 	alice     *engine.User
+	catalog   *mock.Catalog
+}
+
+// testCatalog offers every node type of ethereum-holesky but "unoffered",
+// at prices (euro cents) some tests set.
+func testCatalog(prices map[string]int64) *mock.Catalog {
+	return &mock.Catalog{
+		ExpiryFn: func(d string, from time.Time) (time.Time, error) { return profile.Duration(d).Expiry(from) },
+		PlacementFn: func(chainProfileID, nodeType, _ string) (engine.Placement, error) {
+			if chainProfileID != "ethereum-holesky" {
+				return engine.Placement{}, engine.Errorf(engine.EInvalid, "unknown chain profile %q", chainProfileID)
+			}
+			if nodeType == "unoffered" {
+				return engine.Placement{}, engine.Errorf(engine.EInvalid, "no node type %q", nodeType)
+			}
+			return engine.Placement{Provider: "local", Region: "here", InstanceType: "small", PriceCents: prices[nodeType]}, nil
+		},
+	}
 }
 
 func newPayments(t *testing.T) *payments {
@@ -81,7 +99,7 @@ func newPayments(t *testing.T) *payments {
 	if err := st.CreateUser(context.Background(), alice); err != nil {
 		t.Fatal(err)
 	}
-	return &payments{t: t, store: st, workflows: newCountingWorkflows(), alice: alice}
+	return &payments{t: t, store: st, workflows: newCountingWorkflows(), alice: alice, catalog: testCatalog(nil)}
 }
 
 // consumer is a fresh consumer instance with its own embedded cache, as
@@ -95,18 +113,7 @@ func (p *payments) consumer(opts ...func(*engine.PaymentConsumerConfig)) (*engin
 	p.t.Cleanup(func() { cache.Close() })
 	cfg := engine.PaymentConsumerConfig{
 		Store: p.store, Cache: cache, Workflows: p.workflows,
-		Catalog: &mock.Catalog{
-			ExpiryFn: func(d string, from time.Time) (time.Time, error) { return profile.Duration(d).Expiry(from) },
-			PlacementFn: func(chainProfileID, nodeType, _ string) (engine.Placement, error) {
-				if chainProfileID != "ethereum-holesky" {
-					return engine.Placement{}, engine.Errorf(engine.EInvalid, "unknown chain profile %q", chainProfileID)
-				}
-				if nodeType == "unoffered" {
-					return engine.Placement{}, engine.Errorf(engine.EInvalid, "no node type %q", nodeType)
-				}
-				return engine.Placement{Provider: "local", Region: "here", InstanceType: "small"}, nil
-			},
-		},
+		Catalog: p.catalog,
 		AckWait: time.Minute, // nothing is redelivered while a loaded machine handles it
 	}
 	for _, o := range opts {
@@ -136,13 +143,23 @@ func (p *payments) pendingLinked(n int) *engine.Payment {
 		}
 		ids = append(ids, s.ID)
 	}
-	pay, _, err := engine.LinkPayment(ctx, p.store, &engine.Principal{UserID: p.alice.ID}, engine.LinkPaymentRequest{
+	pay, _, err := p.service().Link(ctx, &engine.Principal{UserID: p.alice.ID}, engine.LinkPaymentRequest{
 		ExternalID: engine.NewID("ext"), AmountCents: 1000, Currency: "eur", SubscriptionIDs: ids,
-	}, time.Now())
+	})
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	return pay
+}
+
+// service is the payment use-cases over the same store and catalogue.
+func (p *payments) service() *engine.Payments {
+	p.t.Helper()
+	u, err := engine.NewPayments(engine.PaymentsConfig{Store: p.store, Catalog: p.catalog})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return u
 }
 
 // requireActivatedOnce checks every subscription of the payment is active

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // PaymentsStreamName is the durable stream payment.completed is stored on.
@@ -32,14 +34,23 @@ func PaymentStream() StreamSpec {
 // what the consumer reads. EventID identifies the notification (retries of
 // the same notification carry the same id); PaymentID or ExternalID names
 // the payment linked by POST /api/v1/payments; LineItems are the fallback
-// when no subscription is linked.
+// when no payment is linked. AmountCents and Currency are what the
+// provider received; without them (Currency empty) the amount declared
+// when the payment was linked counts, as for mark-paid. What is received
+// must be in PaymentCurrency and cover the price of what it pays for, or
+// the payment is left underpaid.
 type PaymentCompletedEvent struct {
 	EventID     string            `json:"event_id"`
 	PaymentID   string            `json:"payment_id,omitempty"`
 	ExternalID  string            `json:"external_id,omitempty"`
+	AmountCents int64             `json:"amount_cents,omitempty"`
+	Currency    string            `json:"currency,omitempty"`
 	LineItems   []PaymentLineItem `json:"line_items,omitempty"`
 	CompletedAt time.Time         `json:"completed_at,omitzero"`
 }
+
+// maxCurrencyBytes bounds a reported currency: it is shown and logged.
+const maxCurrencyBytes = 8
 
 // PaymentLineItem is one node bought, for a subscription created from the
 // payment itself (path 2).
@@ -51,7 +62,8 @@ type PaymentLineItem struct {
 }
 
 // Validate reports the first missing field as EInvalid. It also resolves
-// an external id to the payment id LinkPayment gave it.
+// an external id to the payment id Payments.Link gave it, and gives line
+// items without either the payment id they are recorded under.
 func (e *PaymentCompletedEvent) Validate() error {
 	switch {
 	case e.EventID == "" || len(e.EventID) > 200:
@@ -60,14 +72,26 @@ func (e *PaymentCompletedEvent) Validate() error {
 		return Errorf(EInvalid, "payment_id, external_id or line_items is required")
 	case len(e.LineItems) > maxPaymentLineItems:
 		return Errorf(EInvalid, "at most %d line items", maxPaymentLineItems)
+	case e.AmountCents < 0:
+		return Errorf(EInvalid, "amount_cents must not be negative")
+	case e.AmountCents != 0 && e.Currency == "":
+		return Errorf(EInvalid, "currency is required with amount_cents")
+	case len(e.Currency) > maxCurrencyBytes || strings.IndexFunc(e.Currency, notLetter) >= 0:
+		return Errorf(EInvalid, "currency must be a currency code such as EUR")
 	}
 	for i, it := range e.LineItems {
 		if it.ChainProfileID == "" || it.NodeType == "" || it.Duration == "" || it.UserID == "" {
 			return Errorf(EInvalid, "line_items[%d] needs chain_profile_id, node_type, duration and user_id", i)
 		}
+		if it.UserID != e.LineItems[0].UserID {
+			return Errorf(EInvalid, "line_items[%d]: every line item of a payment belongs to the same user_id", i)
+		}
 	}
-	if e.PaymentID == "" && e.ExternalID != "" {
+	switch {
+	case e.PaymentID == "" && e.ExternalID != "":
 		e.PaymentID = PaymentIDFor(e.ExternalID)
+	case e.PaymentID == "": // line items alone: the payment they make
+		e.PaymentID = "pay_" + derivedHex("payment-event", e.EventID)
 	}
 	return nil
 }
@@ -84,6 +108,8 @@ func DecodePaymentCompleted(data []byte) (*PaymentCompletedEvent, error) {
 	}
 	return &e, nil
 }
+
+func notLetter(r rune) bool { return r > unicode.MaxASCII || !unicode.IsLetter(r) }
 
 // PaymentIDFor is the payment id of a provider's external id. Deriving it
 // lets a webhook that knows only the provider's reference find the payment

@@ -37,7 +37,10 @@ type SubscriptionsConfig struct {
 	// SealedBoxKeys open user-provided secrets (keys.BootMaterial's),
 	// following rotations. Without them secrets cannot be submitted.
 	SealedBoxKeys SealedBoxKeys
-	Now           func() time.Time
+	// Events announce a waiting payment again once the inputs it waits
+	// for are supplied; without them such a payment waits for mark-paid.
+	Events Events
+	Now    func() time.Time
 }
 
 // SealedBoxKeys are the keys customers seal user-provided secrets to
@@ -201,6 +204,32 @@ func (u *Subscriptions) Cancel(ctx context.Context, p *Principal, id string) (*S
 		// Changed meanwhile (e.g. activated): decide again on the new state.
 	}
 	return nil, Errorf(EConflict, "subscription %s keeps changing; retry", id)
+}
+
+// EndWithNode is the rule of the paid term: a subscription lives with its
+// node, so terminating the node (by its owner or an administrator) ends
+// an active subscription as cancelled; the rest of its term is not
+// provisioned again. Anything else is left as it is. Returns the error of
+// the Store; a racing writer is met by reading again.
+func (u *Subscriptions) EndWithNode(ctx context.Context, subscriptionID string) error {
+	for range maxCancelAttempts {
+		s, err := u.cfg.Store.GetSubscription(ctx, subscriptionID)
+		if IsCode(err, ENotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read subscription %s: %w", subscriptionID, err)
+		}
+		if s.Status != SubscriptionActive {
+			return nil
+		}
+		s.Status, s.UpdatedAt = SubscriptionCancelled, u.now()
+		err = u.cfg.Store.UpdateSubscription(ctx, s)
+		if !IsCode(err, EConflict) {
+			return err
+		}
+	}
+	return Errorf(EConflict, "subscription %s keeps changing; retry", subscriptionID)
 }
 
 // terminateNode starts the termination of the subscription's node, if it

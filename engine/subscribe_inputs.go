@@ -27,11 +27,16 @@ type InputValue struct {
 // kept: the plaintext is zeroed once checked. Errors name the input, never
 // its value.
 //
+// A subscription waiting_for_inputs that now has every required input has
+// its payment announced again, which activates it (resumePayment).
+//
 // Returns ENotFound for a subscription that is missing or somebody else's;
-// EConflict unless it is pending_payment or active with its inputs not yet
-// applied; EInvalid for an unknown input, a malformed value, a secret the
+// EConflict unless it is pending_payment, waiting_for_inputs or active with
+// its inputs not yet applied; EInvalid for an unknown input, a malformed value, a secret the
 // appliance or the chain generates, or a box that does not open;
-// EUnsupported for a secret when no sealed-box key is configured.
+// EUnsupported for a secret when no sealed-box key is configured;
+// EUnavailable when the inputs are stored but the payment waiting for them
+// could not be announced (submitting them again announces it).
 func (u *Subscriptions) SubmitInputs(ctx context.Context, p *Principal, id string, values []InputValue) ([]*ProvisioningInput, error) {
 	s, err := u.Get(ctx, p, id)
 	if err != nil {
@@ -49,7 +54,34 @@ func (u *Subscriptions) SubmitInputs(ctx context.Context, p *Principal, id strin
 			return nil, fmt.Errorf("store input %s of subscription %s: %w", in.Name, s.ID, err)
 		}
 	}
+	if err := u.resumePayment(ctx, s); err != nil {
+		return nil, err
+	}
 	return inputs, nil
+}
+
+// resumePayment announces the payment of a subscription waiting for
+// inputs again once it has every required one, so the payment consumer
+// activates it. Each announcement has an event id of its own: the
+// consumer is idempotent, and one id would be a duplicate the second time.
+// A failure is EUnavailable: the inputs are stored, and submitting them
+// again announces again.
+func (u *Subscriptions) resumePayment(ctx context.Context, s *Subscription) error {
+	if s.Status != SubscriptionWaitingForInputs || u.cfg.Events == nil {
+		return nil
+	}
+	missing, err := missingInputs(ctx, u.cfg.Store, u.cfg.Catalog, s)
+	if err != nil || len(missing) > 0 {
+		return err
+	}
+	e := &PaymentCompletedEvent{EventID: NewID("inputs-supplied"), PaymentID: s.PaymentID, CompletedAt: u.now()}
+	if err := u.cfg.Events.EnsureStream(ctx, PaymentStream()); err != nil {
+		return Errorf(EUnavailable, "inputs stored, but the payment stream is unavailable: submit them again")
+	}
+	if err := PublishPaymentCompleted(ctx, u.cfg.Events, SubjectPaymentCompleted, e); err != nil {
+		return Errorf(EUnavailable, "inputs stored, but the payment could not be resumed: submit them again")
+	}
+	return nil
 }
 
 // Inputs returns the caller's subscription's inputs ordered by name.
@@ -63,7 +95,7 @@ func (u *Subscriptions) Inputs(ctx context.Context, p *Principal, id string) ([]
 // acceptsInputs reports whether inputs may still change: not once the
 // subscription ended or its inputs reached the node.
 func (u *Subscriptions) acceptsInputs(ctx context.Context, s *Subscription) error {
-	if s.Status != SubscriptionPendingPayment && s.Status != SubscriptionActive {
+	if s.Status != SubscriptionPendingPayment && s.Status != SubscriptionWaitingForInputs && s.Status != SubscriptionActive {
 		return Errorf(EConflict, "subscription %s is %s: inputs can no longer change", s.ID, s.Status)
 	}
 	stored, err := u.cfg.Store.ListInputs(ctx, s.ID)

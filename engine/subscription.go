@@ -10,15 +10,20 @@ type SubscriptionStatus string
 
 const (
 	SubscriptionPendingPayment SubscriptionStatus = "pending_payment"
-	SubscriptionActive         SubscriptionStatus = "active"
-	SubscriptionExpired        SubscriptionStatus = "expired"
-	SubscriptionCancelled      SubscriptionStatus = "cancelled"
+	// SubscriptionWaitingForInputs is paid but lacks required inputs: it
+	// activates, and its paid term starts, once its owner supplies them.
+	SubscriptionWaitingForInputs SubscriptionStatus = "waiting_for_inputs"
+	SubscriptionActive           SubscriptionStatus = "active"
+	SubscriptionExpired          SubscriptionStatus = "expired"
+	SubscriptionCancelled        SubscriptionStatus = "cancelled"
 )
 
 // CanBecome reports whether a subscription may move from s to next.
 func (s SubscriptionStatus) CanBecome(next SubscriptionStatus) bool {
 	switch s {
 	case SubscriptionPendingPayment:
+		return next == SubscriptionWaitingForInputs || next == SubscriptionActive || next == SubscriptionCancelled
+	case SubscriptionWaitingForInputs:
 		return next == SubscriptionActive || next == SubscriptionCancelled
 	case SubscriptionActive:
 		return next == SubscriptionExpired || next == SubscriptionCancelled

@@ -16,22 +16,20 @@ type markPaidJSON struct {
 // markPaid announces a linked payment as completed without a payment
 // provider, for staging: 202 once payment.completed is on the bus. The
 // payment must exist, so a typo is a 404 and not an event the consumer
-// can never match.
+// can never match; and its subscriptions must have their required inputs
+// (409 naming them), so the money is not taken for nodes that cannot be
+// provisioned.
 func (s *Server) markPaid(c *gin.Context) {
-	if s.cfg.Events == nil {
-		writeError(c, engine.Errorf(engine.EUnsupported, "the event bus is not configured"))
+	if s.cfg.Payments == nil {
+		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
 		return
 	}
-	id, ctx := c.Param("id"), c.Request.Context()
+	id := c.Param("id")
 	if len(id) > maxIDBytes || !utf8.ValidString(id) {
 		writeError(c, engine.Errorf(engine.ENotFound, "no such payment"))
 		return
 	}
-	if _, err := s.cfg.Store.GetPayment(ctx, id); err != nil {
-		writeError(c, err)
-		return
-	}
-	if err := engine.MarkPaid(ctx, s.cfg.Events, id); err != nil {
+	if err := s.cfg.Payments.MarkPaid(c.Request.Context(), id); err != nil {
 		writeError(c, err)
 		return
 	}

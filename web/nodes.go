@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"strconv"
@@ -248,24 +249,40 @@ func leaving(n *engine.Node) error {
 }
 
 // terminateNode starts the termination workflow and answers 202 with the
-// node as it was: the workflow moves its state.
+// node as it was: the workflow moves its state. Terminating a node ends
+// its subscription (engine.Subscriptions.EndWithNode); a repeat of a
+// request that stopped between the two finishes the second.
 func (s *Server) terminateNode(c *gin.Context) {
 	if s.cfg.Workflows == nil {
 		writeError(c, engine.Errorf(engine.EUnsupported, "the workflow engine is not configured"))
 		return
 	}
 	n, err := s.visibleNode(c)
-	if err == nil {
-		err = leaving(n)
-	}
-	if err == nil {
-		err = s.cfg.Workflows.StartTerminate(c.Request.Context(), n.ID, terminateReason)
-	}
 	if err != nil {
 		writeError(c, err)
 		return
 	}
+	if err := leaving(n); err != nil {
+		writeError(c, cmp.Or(s.endSubscription(c, n), err))
+		return
+	}
+	if err := s.cfg.Workflows.StartTerminate(c.Request.Context(), n.ID, terminateReason); err != nil {
+		writeError(c, err)
+		return
+	}
+	if err := s.endSubscription(c, n); err != nil {
+		writeError(c, err)
+		return
+	}
 	s.answerNode(c, http.StatusAccepted, n)
+}
+
+// endSubscription ends the subscription of a node being terminated.
+func (s *Server) endSubscription(c *gin.Context, n *engine.Node) error {
+	if s.cfg.Subscriptions == nil {
+		return nil
+	}
+	return s.cfg.Subscriptions.EndWithNode(c.Request.Context(), n.SubscriptionID)
 }
 
 // migrateNode starts moving the node to a new host (administrators only)

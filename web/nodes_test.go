@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/mock"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
@@ -77,6 +78,7 @@ func newNodesFixture(t *testing.T, opts ...fixtureOption) *nodesFixture {
 	mustOpen(t, cache.Open(context.Background()), cache.Close)
 	wf, events := &nodeWorkflows{}, &recordingEvents{}
 	opts = append([]fixtureOption{func(c *web.Config) { c.Store, c.Workflows, c.Events = st, wf, events }}, opts...)
+	opts = append(opts, func(c *web.Config) { c.Payments = newPayments(t, st, c.Events, &mock.Catalog{}) })
 	f := newFixtureOn(t, st, cache, opts...)
 	nf := &nodesFixture{fixture: f, accounts: newAccounts(f), workflows: wf, events: events, statuses: cache}
 	nf.bobJWT, _ = f.login("bob@example.com")

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -15,6 +16,7 @@ import (
 func (s *Server) routePayments(api, authed *gin.RouterGroup) {
 	api.POST("/payments/webhook", s.paymentWebhook)
 	authed.POST("/payments", requireScope(engine.ScopeSubscriptionsWrite), s.linkPayment)
+	authed.GET("/payments/:id", requireScope(engine.ScopeSubscriptionsRead), s.getPayment)
 }
 
 type linkPaymentRequest struct {
@@ -25,27 +27,58 @@ type linkPaymentRequest struct {
 }
 
 type paymentJSON struct {
-	ID              string    `json:"id"`
-	ExternalID      string    `json:"external_id"`
-	AmountCents     int64     `json:"amount_cents"`
-	Currency        string    `json:"currency"`
-	Status          string    `json:"status"`
-	SubscriptionIDs []string  `json:"subscription_ids"`
-	CreatedAt       time.Time `json:"created_at"`
-	CompletedAt     time.Time `json:"completed_at,omitzero"`
+	ID                       string    `json:"id"`
+	ExternalID               string    `json:"external_id,omitempty"`
+	AmountCents              int64     `json:"amount_cents"`
+	Currency                 string    `json:"currency"`
+	Status                   string    `json:"status"`
+	StatusReason             string    `json:"status_reason,omitempty"`
+	SubscriptionIDs          []string  `json:"subscription_ids"`
+	ActivatedSubscriptionIDs []string  `json:"activated_subscription_ids"`
+	CreatedAt                time.Time `json:"created_at"`
+	CompletedAt              time.Time `json:"completed_at,omitzero"`
 }
 
 func toPaymentJSON(p *engine.Payment) paymentJSON {
 	return paymentJSON{
 		ID: p.ID, ExternalID: p.ExternalID, AmountCents: p.AmountCents, Currency: p.Currency,
-		Status: string(p.Status), SubscriptionIDs: p.SubscriptionIDs, CreatedAt: p.CreatedAt, CompletedAt: p.CompletedAt,
+		Status: string(p.Status), StatusReason: p.StatusReason, SubscriptionIDs: nonNil(p.SubscriptionIDs),
+		ActivatedSubscriptionIDs: nonNil(p.ActivatedIDs), CreatedAt: p.CreatedAt, CompletedAt: p.CompletedAt,
 	}
+}
+
+// nonNil makes an empty list [] in JSON, not null.
+func nonNil(ids []string) []string {
+	if ids == nil {
+		return []string{}
+	}
+	return ids
+}
+
+// getPayment answers the caller's payment: its status, amount and what it
+// activated. Another user's payment is 404, as a missing one.
+func (s *Server) getPayment(c *gin.Context) {
+	if s.cfg.Payments == nil {
+		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
+		return
+	}
+	id := c.Param("id")
+	if len(id) > maxIDBytes || !utf8.ValidString(id) {
+		writeError(c, engine.Errorf(engine.ENotFound, "no such payment"))
+		return
+	}
+	p, err := s.cfg.Payments.Get(c.Request.Context(), principal(c), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, toPaymentJSON(p))
 }
 
 // linkPayment links a payment to the caller's pending subscriptions: 201
 // when created, 200 when the same request was made before.
 func (s *Server) linkPayment(c *gin.Context) {
-	if s.cfg.Store == nil {
+	if s.cfg.Payments == nil {
 		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
 		return
 	}
@@ -54,9 +87,9 @@ func (s *Server) linkPayment(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	p, created, err := engine.LinkPayment(c.Request.Context(), s.cfg.Store, principal(c), engine.LinkPaymentRequest{
+	p, created, err := s.cfg.Payments.Link(c.Request.Context(), principal(c), engine.LinkPaymentRequest{
 		ExternalID: req.ExternalID, AmountCents: req.AmountCents, Currency: req.Currency, SubscriptionIDs: req.SubscriptionIDs,
-	}, time.Now())
+	})
 	if err != nil {
 		writeError(c, err)
 		return

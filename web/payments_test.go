@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/mock"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/redis"
 	"github.com/hoodcloud/hoodcloud/web"
@@ -77,9 +78,34 @@ func paymentsFixtureWith(t *testing.T, wh engine.PaymentWebhookConfig) (*fixture
 	f := newFixtureOn(t, st, cache, func(cfg *web.Config) {
 		cfg.Store, cfg.Events = st, events
 		wh.Events = events
+		cfg.Payments = newPayments(t, st, events, holeskyPrices())
 		cfg.Webhook = engine.NewPaymentWebhook(wh)
 	})
 	return f, events
+}
+
+// holeskyPrices offers every node type of ethereum-holesky for 1m: full
+// at 49 EUR, the others free.
+func holeskyPrices() *mock.Catalog {
+	return &mock.Catalog{PlacementFn: func(chainProfileID, nodeType, _ string) (engine.Placement, error) {
+		if chainProfileID != "ethereum-holesky" {
+			return engine.Placement{}, engine.Errorf(engine.EInvalid, "unknown chain profile %q", chainProfileID)
+		}
+		if nodeType == "full" {
+			return engine.Placement{PriceCents: 4900}, nil
+		}
+		return engine.Placement{}, nil
+	}}
+}
+
+// newPayments is the payment use-cases over st.
+func newPayments(tb testing.TB, st engine.PaymentsStore, events engine.Events, cat engine.Catalog) *engine.Payments {
+	tb.Helper()
+	p, err := engine.NewPayments(engine.PaymentsConfig{Store: st, Catalog: cat, Events: events})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }
 
 // signed is a webhook request with the headers a payment service sends.

@@ -53,6 +53,9 @@ type Config struct {
 	// Subscriptions serves the subscription and provisioning-input API;
 	// without it those routes are not served.
 	Subscriptions *engine.Subscriptions
+	// Payments serves linking, reading and marking payments paid; without
+	// it those routes answer 501.
+	Payments *engine.Payments
 	// Webhook takes signed payment events; without it the webhook
 	// answers 501.
 	Webhook *engine.PaymentWebhook

@@ -58,17 +58,31 @@ provisioning_inputs:
     key_path: geth/nodekey
 `
 
-// fakeWorkflows records the terminations asked for; err fails them.
+// fakeWorkflows records the provisions and terminations asked for; err
+// fails terminations.
 type fakeWorkflows struct {
-	mu         sync.Mutex
-	err        error
-	terminated []string
+	mu          sync.Mutex
+	err         error
+	terminated  []string
+	provisioned []string
 }
 
 var _ engine.Workflows = (*fakeWorkflows)(nil)
 
-func (w *fakeWorkflows) StartProvision(context.Context, string) error { return nil }
-func (w *fakeWorkflows) StartMigrate(context.Context, string) error   { return nil }
+func (w *fakeWorkflows) StartProvision(_ context.Context, subscriptionID string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.provisioned = append(w.provisioned, subscriptionID)
+	return nil
+}
+
+func (w *fakeWorkflows) StartMigrate(context.Context, string) error { return nil }
+
+func (w *fakeWorkflows) provisions() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.provisioned...)
+}
 func (w *fakeWorkflows) StartTerminate(_ context.Context, nodeID, _ string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -86,11 +100,15 @@ func (w *fakeWorkflows) terminations() []string {
 }
 
 // subscriptionFixture is the API with the subscription routes mounted: a
-// catalogue holding testChain, a sealed-box key and fake workflows.
+// catalogue holding testChain, a sealed-box key, fake workflows, payments
+// and a recording bus.
 type subscriptionFixture struct {
 	*fixture
 	key       *ecdh.PrivateKey
 	workflows *fakeWorkflows
+	events    *recordingEvents
+	chains    *profile.Catalog
+	cache     engine.Cache
 }
 
 func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
@@ -107,17 +125,20 @@ func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	wf := &fakeWorkflows{}
-	subs, err := engine.NewSubscriptions(engine.SubscriptionsConfig{Store: st, Workflows: wf, Catalog: chains, SealedBoxKeys: keys.StaticSealedBoxKeys(key)})
+	wf, events := &fakeWorkflows{}, &recordingEvents{}
+	subs, err := engine.NewSubscriptions(engine.SubscriptionsConfig{Store: st, Workflows: wf, Catalog: chains,
+		SealedBoxKeys: keys.StaticSealedBoxKeys(key), Events: events})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	f := newFixtureOn(tb, st, cache, func(c *web.Config) {
-		c.Store, c.Chains, c.Workflows = st, chains, wf
+		c.Store, c.Chains, c.Workflows, c.Events = st, chains, wf, events
 		c.Subscriptions = subs
+		c.Payments = newPayments(tb, st, events, chains)
+		c.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
 		c.SealingKey = key.PublicKey().Bytes
 	})
-	return &subscriptionFixture{fixture: f, key: key, workflows: wf}
+	return &subscriptionFixture{fixture: f, key: key, workflows: wf, events: events, chains: chains, cache: cache}
 }
 
 type subscriptionOut struct {

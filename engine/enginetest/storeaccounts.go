@@ -224,6 +224,28 @@ func testStoreSubscriptions(t *testing.T, s engine.Store, reopen StoreOpener) {
 		stCode(t, err, engine.ENotFound)
 		stOK(t, s.CreateSubscription(t.Context(), stSubscription(user, engine.SubscriptionPendingPayment)))
 	})
+	t.Run("WaitingForInputsIsPaidNotPending", func(t *testing.T) {
+		user := engine.NewID("user")
+		pending := stSubscription(user, engine.SubscriptionPendingPayment)
+		pending.PaymentID = engine.NewID("pay")
+		stOK(t, s.CreateSubscription(t.Context(), pending))
+		pending.Status = engine.SubscriptionWaitingForInputs
+		stOK(t, s.UpdateSubscription(t.Context(), pending))
+		key := engine.SubscriptionKey{UserID: user, ChainProfileID: pending.ChainProfileID, NodeType: pending.NodeType, Duration: pending.Duration}
+		_, err := s.FindPendingSubscription(t.Context(), key)
+		stCode(t, err, engine.ENotFound)
+		stOK(t, s.CreateSubscription(t.Context(), stSubscription(user, engine.SubscriptionPendingPayment)))
+		byPayment, err := s.ListSubscriptionsByPayment(t.Context(), pending.PaymentID)
+		stOK(t, err)
+		stSame(t, byPayment, []*engine.Subscription{pending})
+		expiring, err := s.ListSubscriptionsExpiringBefore(t.Context(), stAt(1<<20), 1000)
+		stOK(t, err)
+		for _, e := range expiring {
+			if e.ID == pending.ID {
+				t.Fatal("a subscription waiting for inputs expires: its term has not started")
+			}
+		}
+	})
 	t.Run("ListByUserNewestFirst", func(t *testing.T) {
 		user := engine.NewID("user")
 		subs := map[int]*engine.Subscription{}
@@ -379,6 +401,7 @@ func testStorePayments(t *testing.T, s engine.Store, _ StoreOpener) {
 		stale := *p
 		p.Status, p.CompletedAt = engine.PaymentCompleted, stAt(30)
 		p.SubscriptionIDs = append(p.SubscriptionIDs, "sub_extra")
+		p.StatusReason, p.ActivatedIDs = "a reason", []string{p.SubscriptionIDs[0]}
 		stOK(t, s.UpdatePayment(t.Context(), p))
 		if p.Version != 2 {
 			t.Fatalf("Version after update = %d, want 2", p.Version)

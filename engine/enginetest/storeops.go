@@ -299,7 +299,7 @@ func testStoreTimesAndAliasing(t *testing.T, s engine.Store, _ StoreOpener) {
 		stOK(t, s.CreatePayment(t.Context(), p))
 		got, err := s.GetPayment(t.Context(), p.ID)
 		stOK(t, err)
-		got.SubscriptionIDs[0], got.Status = "sub_changed", engine.PaymentFailed
+		got.SubscriptionIDs[0], got.Status = "sub_changed", engine.PaymentUnderpaid
 		again, err := s.GetPayment(t.Context(), p.ID)
 		stOK(t, err)
 		stSame(t, again, p)

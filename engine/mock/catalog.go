@@ -11,6 +11,8 @@ type Catalog struct {
 	PlacementFn func(chainProfileID, nodeType, duration string) (engine.Placement, error)
 	InputFn     func(chainProfileID, name string) (engine.InputRule, error)
 	ExpiryFn    func(duration string, from time.Time) (time.Time, error)
+	// RequiredInputsFn nil: no node needs an input before payment.
+	RequiredInputsFn func(chainProfileID, nodeType string) ([]string, error)
 }
 
 var _ engine.Catalog = (*Catalog)(nil)
@@ -25,4 +27,11 @@ func (c *Catalog) Input(chainProfileID, name string) (engine.InputRule, error) {
 
 func (c *Catalog) Expiry(duration string, from time.Time) (time.Time, error) {
 	return c.ExpiryFn(duration, from)
+}
+
+func (c *Catalog) RequiredInputs(chainProfileID, nodeType string) ([]string, error) {
+	if c.RequiredInputsFn == nil {
+		return nil, nil
+	}
+	return c.RequiredInputsFn(chainProfileID, nodeType)
 }

@@ -18,7 +18,21 @@ func (c *Catalog) Placement(chainProfileID, nodeType, duration string) (engine.P
 	if err != nil {
 		return engine.Placement{}, err
 	}
-	return engine.Placement{Provider: pl.Provider, Region: pl.Region, InstanceType: pl.InstanceType}, nil
+	return engine.Placement{Provider: pl.Provider, Region: pl.Region, InstanceType: pl.InstanceType, PriceCents: pl.PriceCents}, nil
+}
+
+// RequiredInputs implements engine.Catalog: the required pre-provision
+// inputs the customer supplies. Inputs are declared per profile, so every
+// node type of a profile asks for the same ones.
+func (c *Catalog) RequiredInputs(chainProfileID, nodeType string) ([]string, error) {
+	p, err := c.offered(chainProfileID)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := p.NodeType(nodeType); !ok {
+		return nil, engine.Errorf(engine.EInvalid, "chain profile %q has no node type %q", chainProfileID, nodeType)
+	}
+	return p.MissingInputs(PhasePreProvision, nil), nil
 }
 
 // Input implements engine.Catalog from the current profiles.

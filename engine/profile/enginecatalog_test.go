@@ -43,3 +43,26 @@ func TestCatalogPlacesAndDates(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+func TestCatalogPricesInEuroCentsAndNamesRequiredInputs(t *testing.T) {
+	c := mustLoad(t, defaults(t))
+	if pl, err := c.Placement("alpha", "full", "12m"); err != nil || pl.PriceCents != 49900 {
+		t.Fatalf("placement = %+v, %v; want the profile's price, 49900 euro cents", pl, err)
+	}
+	if pl, err := c.Placement("alpha", "full", "1m"); err != nil || pl.PriceCents != 0 {
+		t.Fatalf("placement = %+v, %v; want 0 where the profile sets no price", pl, err)
+	}
+	// fee_recipient is required and the customer's; node_key and the
+	// legacy key are generated, so nobody is asked for them.
+	if got, err := c.RequiredInputs("alpha", "full"); err != nil || len(got) != 1 || got[0] != "fee_recipient" {
+		t.Fatalf("required inputs = %v, %v; want [fee_recipient]", got, err)
+	}
+	for name, err := range map[string]error{
+		"unknown profile":   second(c.RequiredInputs("nope", "full")),
+		"unknown node type": second(c.RequiredInputs("alpha", "archive")),
+	} {
+		if !engine.IsCode(err, engine.EInvalid) {
+			t.Errorf("%s: got %v, want EInvalid", name, err)
+		}
+	}
+}

@@ -81,7 +81,10 @@ type Placement struct {
 	Provider     string `json:"provider"` // e.g. "hetzner", "local"
 	Region       string `json:"region"`
 	InstanceType string `json:"instance_type"`
-	PriceCents   int64  `json:"price_cents,omitempty"` // 0 when the profile sets no price
+	// PriceCents is the price of the whole duration in euro cents: every
+	// profile prices in EUR (engine.PaymentCurrency). 0 when the profile
+	// sets no price; such a node is paid by any payment.
+	PriceCents int64 `json:"price_cents,omitempty"`
 }
 
 // Health is the profile's observation config, kept opaque until the

@@ -9,21 +9,21 @@ import (
 )
 
 const paymentColumns = `id, user_id, external_id, amount_cents, currency, status, subscription_ids,
-	created_at, completed_at, version`
+	created_at, completed_at, version, status_reason, activated_subscription_ids`
 
 func scanPayment(row pgx.Row) (*engine.Payment, error) {
 	var p engine.Payment
 	err := row.Scan(&p.ID, &p.UserID, str(&p.ExternalID), &p.AmountCents, &p.Currency, &p.Status,
-		&p.SubscriptionIDs, at(&p.CreatedAt), at(&p.CompletedAt), &p.Version)
-	p.SubscriptionIDs = nilIfEmpty(p.SubscriptionIDs)
+		&p.SubscriptionIDs, at(&p.CreatedAt), at(&p.CompletedAt), &p.Version, &p.StatusReason, &p.ActivatedIDs)
+	p.SubscriptionIDs, p.ActivatedIDs = nilIfEmpty(p.SubscriptionIDs), nilIfEmpty(p.ActivatedIDs)
 	return &p, err
 }
 
 func (s *Store) CreatePayment(ctx context.Context, p *engine.Payment) error {
 	defer s.observe("create_payment")()
-	_, err := s.pool.Exec(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`,
+	_, err := s.pool.Exec(ctx, `INSERT INTO payments (`+paymentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11)`,
 		p.ID, p.UserID, optText(p.ExternalID), p.AmountCents, p.Currency, p.Status, list(p.SubscriptionIDs),
-		p.CreatedAt, optTime(p.CompletedAt))
+		p.CreatedAt, optTime(p.CompletedAt), p.StatusReason, list(p.ActivatedIDs))
 	if err != nil {
 		return translate(err, "payment")
 	}
@@ -44,10 +44,11 @@ func (s *Store) UpdatePayment(ctx context.Context, p *engine.Payment) error {
 	defer s.observe("update_payment")()
 	return s.updateVersioned(ctx, "payments", "payment", p.ID, &p.Version,
 		`UPDATE payments SET user_id = $3, external_id = $4, amount_cents = $5, currency = $6, status = $7,
-			subscription_ids = $8, created_at = $9, completed_at = $10, version = version + 1
+			subscription_ids = $8, created_at = $9, completed_at = $10, status_reason = $11,
+			activated_subscription_ids = $12, version = version + 1
 		WHERE id = $1 AND version = $2`,
 		p.UserID, optText(p.ExternalID), p.AmountCents, p.Currency, p.Status, list(p.SubscriptionIDs),
-		p.CreatedAt, optTime(p.CompletedAt))
+		p.CreatedAt, optTime(p.CompletedAt), p.StatusReason, list(p.ActivatedIDs))
 }
 
 // RecordPaymentEvent never overwrites: the inbox's first entry wins.
