@@ -22,16 +22,16 @@ func (c *Catalog) Placement(chainProfileID, nodeType, duration string) (engine.P
 }
 
 // Input implements engine.Catalog from the current profiles.
-func (c *Catalog) Input(chainProfileID, name string) (engine.InputRule, error) {
+func (c *Catalog) Input(chainProfileID, nodeType, name string) (engine.InputRule, error) {
 	p, err := c.offered(chainProfileID)
 	if err != nil {
 		return engine.InputRule{}, err
 	}
-	spec, ok := p.Input(name)
-	if !ok {
-		return engine.InputRule{}, engine.Errorf(engine.EInvalid, "chain profile %q has no input %q", chainProfileID, name)
+	spec, err := p.InputFor(nodeType, name)
+	if err != nil {
+		return engine.InputRule{}, err
 	}
-	return engine.InputRule{Type: spec.Type, Supplied: spec.SuppliedByCustomer(), Check: spec.CheckValue}, nil
+	return engine.InputRule{Type: spec.Type, Supplied: spec.SuppliedByCustomer(), Check: spec.CheckValue, CheckKey: spec.CheckKey}, nil
 }
 
 // Expiry implements engine.Catalog: durations mean the same in every profile.

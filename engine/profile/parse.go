@@ -62,15 +62,17 @@ type rawPlacement struct {
 }
 
 type rawInput struct {
-	Name        string `yaml:"name"`
-	Type        string `yaml:"type"`
-	Description string `yaml:"description"`
-	Required    bool   `yaml:"required"`
-	Validation  string `yaml:"validation"`
-	Phase       string `yaml:"phase"`
-	Source      string `yaml:"source"`
-	KeyType     string `yaml:"key_type"`
-	KeyPath     string `yaml:"key_path"`
+	Name        string   `yaml:"name"`
+	Type        string   `yaml:"type"`
+	Description string   `yaml:"description"`
+	Required    bool     `yaml:"required"`
+	Validation  string   `yaml:"validation"`
+	Phase       string   `yaml:"phase"`
+	Source      string   `yaml:"source"`
+	KeyType     string   `yaml:"key_type"`
+	KeyPath     string   `yaml:"key_path"`
+	Format      string   `yaml:"format"`     // secrets only: see KeyFormat
+	NodeTypes   []string `yaml:"node_types"` // absent: every node type
 }
 
 type rawKey struct {

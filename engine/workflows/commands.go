@@ -93,11 +93,11 @@ type Simulation struct {
 	Binary string // the hoodcloud binary, run as `Binary simnode …`
 }
 
-func (s *Simulation) command(c profile.Component, p *profile.ChainProfile) []string {
+func (s *Simulation) command(c profile.Component, p *profile.ChainProfile, nodeType string) []string {
 	args := []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
 	// The simulated node writes its key where the profile says the real
 	// component does, so that capturing it works as on a real host.
-	for _, k := range p.Secrets(profile.SourceChainGenerated) {
+	for _, k := range p.Secrets(nodeType, profile.SourceChainGenerated) {
 		if rel, ok := strings.CutPrefix(k.KeyPath, c.Name+"/"); ok {
 			return append(args, "--node-key-file", rel)
 		}
@@ -166,15 +166,15 @@ func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("list inputs of %s: %w", n.SubscriptionID, err)
 	}
-	return json.Marshal(configureOf(p, inputs, a.Simulation))
+	return json.Marshal(configureOf(p, n.NodeType, inputs, a.Simulation))
 }
 
-func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, sim *Simulation) configurePayload {
+func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.ProvisioningInput, sim *Simulation) configurePayload {
 	cp := configurePayload{ChainProfileID: p.ID, Inputs: map[string]string{}}
 	for _, c := range p.Components {
 		cc := configComponent{Name: c.Name, Version: c.Version}
 		if sim != nil {
-			cc.Args, cc.Metrics = sim.command(c, p), sim.metrics(c)
+			cc.Args, cc.Metrics = sim.command(c, p, nodeType), sim.metrics(c)
 		} else {
 			cc.Artifact.URL, cc.Artifact.SHA256 = c.URL, c.SHA256
 			cc.Metrics = metricsOf(c.Metrics)
