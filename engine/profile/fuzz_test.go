@@ -67,6 +67,28 @@ func checkAccepted(t *testing.T, p *profile.ChainProfile) {
 			_ = in.CheckValue("")
 			_ = in.CheckValue("0x00")
 		}
+		checkAcceptedInput(t, p, in)
+	}
+}
+
+// checkAcceptedInput: an accepted input names declared node types only, and
+// an accepted secret can be generated in its format and passes its check.
+func checkAcceptedInput(t *testing.T, p *profile.ChainProfile, in profile.InputSpec) {
+	t.Helper()
+	for _, nt := range in.NodeTypes {
+		if _, ok := p.NodeType(nt); !ok {
+			t.Fatalf("input %q accepted for the undeclared node type %q", in.Name, nt)
+		}
+	}
+	if in.Type != engine.InputSecret {
+		return
+	}
+	key, err := profile.GenerateKey(&in)
+	if err != nil {
+		t.Fatalf("accepted secret %q (%s, %s) cannot be generated: %v", in.Name, in.KeyType, in.Format, err)
+	}
+	if err := in.CheckKey(key); err != nil {
+		t.Fatalf("accepted secret %q refuses its own generated key: %v", in.Name, err)
 	}
 }
 
