@@ -106,11 +106,17 @@ type subscriptionFixture struct {
 
 func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 	tb.Helper()
+	return newSubscriptionFixtureOf(tb, profile.Source{Name: "test", FS: fstest.MapFS{"test-chain.yaml": {Data: []byte(testChain)}}})
+}
+
+// newSubscriptionFixtureOf is the fixture with the profiles of chains.
+func newSubscriptionFixtureOf(tb testing.TB, chainSource profile.Source) *subscriptionFixture {
+	tb.Helper()
 	st := bolt.New(filepath.Join(tb.TempDir(), "hoodcloud.db"))
 	mustOpen(tb, st.Open(context.Background()), st.Close)
 	cache := redis.NewEmbedded(redis.Options{})
 	mustOpen(tb, cache.Open(context.Background()), cache.Close)
-	chains, err := profile.LoadCatalog(profile.Source{Name: "test", FS: fstest.MapFS{"test-chain.yaml": {Data: []byte(testChain)}}})
+	chains, err := profile.LoadCatalog(chainSource)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoodcloud/hoodcloud/assets"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 )
 
@@ -87,4 +88,33 @@ func TestCatalogueShowsWhichInputsEachNodeTypeTakes(t *testing.T) {
 			t.Errorf("the catalogue lacks %s: %s", want, rec.Body)
 		}
 	}
+}
+
+// TestCosmosDemoAsksOnlyValidatorsForTheConsensusKey, on the embedded
+// profile: a full node is not asked for priv_validator_key and cannot be
+// given one; a validator's placeholder key is refused when submitted.
+func TestCosmosDemoAsksOnlyValidatorsForTheConsensusKey(t *testing.T) {
+	f := newSubscriptionFixtureOf(t, profile.Source{Name: "assets", FS: assets.Chains})
+	a := newAccounts(f.fixture)
+	pub := f.key.PublicKey()
+	subscribe := func(nodeType string) string {
+		rec := f.do(request{method: "POST", path: "/api/v1/subscriptions", credential: a.aliceJWT,
+			body: `{"chain_profile_id":"cosmos-demo","node_type":"` + nodeType + `","duration":"1m"}`})
+		var out subscriptionOut
+		f.decode(rec, 201, &out)
+		return "/api/v1/subscriptions/" + out.ID + "/inputs"
+	}
+	full, validator := subscribe("full"), subscribe("validator")
+	key, _ := privValidatorKey(t, false)
+
+	wantStatus(t, f.do(request{method: "POST", path: full, credential: a.aliceJWT, body: inputsBody("priv_validator_key", seal(t, pub, key))}),
+		400, `input \"priv_validator_key\" of chain profile \"cosmos-demo\" is not taken by a \"full\" node`)
+	wantStatus(t, f.do(request{method: "POST", path: full, credential: a.aliceJWT, body: inputsBody("operator_attestation", strings.Repeat("A", 86)+"==")}),
+		400, "operator_attestation")
+	wantStatus(t, f.do(request{method: "POST", path: full, credential: a.aliceJWT, body: inputsBody("moniker", "a full node")}), 200, "moniker")
+
+	wantStatus(t, f.do(request{method: "POST", path: validator, credential: a.aliceJWT, body: inputsBody("priv_validator_key", seal(t, pub, `{"priv_key":"test"}`))}),
+		400, `input \"priv_validator_key\": must be the whole priv_validator_key.json`)
+	wantStatus(t, f.do(request{method: "POST", path: validator, credential: a.aliceJWT, body: inputsBody("moniker", "a validator", "priv_validator_key", seal(t, pub, key))}),
+		200, "priv_validator_key")
 }

@@ -54,10 +54,13 @@ func checkKeyFormats(ps *problems, specs []InputSpec, declared int) {
 		if i >= declared {
 			field = fmt.Sprintf("keys[%d].format", i-declared)
 		}
+		if s.Type != engine.InputSecret {
+			if s.Format != "" {
+				ps.add(field, "applies to secret inputs only")
+			}
+			continue
+		}
 		switch types, known := formatKeyTypes[s.Format]; {
-		case s.Type != engine.InputSecret && s.Format != "":
-			ps.add(field, "applies to secret inputs only")
-		case s.Type != engine.InputSecret:
 		case s.Format == "":
 			s.Format = FormatRaw
 		case !known:
