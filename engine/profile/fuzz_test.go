@@ -23,6 +23,7 @@ func FuzzParseProfile(f *testing.F) {
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Add([]byte("---\n...\n---\n"))
 	f.Add([]byte(withMetrics(f)))
+	f.Add([]byte(validatorYAML(f)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := profile.Parse("fuzz.yaml", data)
 		if err != nil {
