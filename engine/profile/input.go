@@ -47,12 +47,13 @@ type InputSpec struct {
 	Required    bool             `json:"required"`
 	Validation  string           `json:"validation,omitempty"` // the pattern as written; matched against the whole value
 	Phase       Phase            `json:"phase"`
-	Source      SecretSource     `json:"source,omitempty"`     // secrets only
-	KeyType     KeyType          `json:"key_type,omitempty"`   // secrets only
-	KeyPath     string           `json:"key_path,omitempty"`   // chain_generated only: relative to the chain data dir
-	Format      KeyFormat        `json:"format,omitempty"`     // secrets only: how the key material is encoded (raw when omitted)
-	NodeTypes   []string         `json:"node_types,omitempty"` // the node types that take the input; all when empty
+	Source      SecretSource     `json:"source,omitempty"`   // secrets only
+	KeyType     KeyType          `json:"key_type,omitempty"` // secrets only
+	KeyPath     string           `json:"key_path,omitempty"` // chain_generated only: relative to the chain data dir
 	pattern     *regexp.Regexp   // Validation compiled once, anchored
+
+	Format    KeyFormat `json:"format,omitempty"`     // secrets only: how the key material is encoded (raw when omitted)
+	NodeTypes []string  `json:"node_types,omitempty"` // the node types that take the input; all when empty
 }
 
 // SuppliedByCustomer reports whether the customer provides the value (text,

@@ -62,17 +62,20 @@ type rawPlacement struct {
 }
 
 type rawInput struct {
-	Name        string   `yaml:"name"`
-	Type        string   `yaml:"type"`
-	Description string   `yaml:"description"`
-	Required    bool     `yaml:"required"`
-	Validation  string   `yaml:"validation"`
-	Phase       string   `yaml:"phase"`
-	Source      string   `yaml:"source"`
-	KeyType     string   `yaml:"key_type"`
-	KeyPath     string   `yaml:"key_path"`
-	Format      string   `yaml:"format"`     // secrets only: see KeyFormat
-	NodeTypes   []string `yaml:"node_types"` // absent: every node type
+	Name        string `yaml:"name"`
+	Type        string `yaml:"type"`
+	Description string `yaml:"description"`
+	Required    bool   `yaml:"required"`
+	Validation  string `yaml:"validation"`
+	Phase       string `yaml:"phase"`
+	Source      string `yaml:"source"`
+	KeyType     string `yaml:"key_type"`
+	KeyPath     string `yaml:"key_path"`
+
+	// Which node types take the input (absent: every one) and, for a
+	// secret, how its key material is encoded (see KeyFormat).
+	NodeTypes []string `yaml:"node_types"`
+	Format    string   `yaml:"format"`
 }
 
 type rawKey struct {

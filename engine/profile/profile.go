@@ -56,10 +56,11 @@ type MetricsSpec struct {
 // NodeType is a kind of node of a chain (full, archive, validator…) and the
 // durations it is sold for.
 type NodeType struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description,omitempty"`
-	Offers      []Offer  `json:"offers"` // shortest duration first
-	Inputs      []string `json:"inputs"` // the provisioning inputs a node of this type takes, in declared order
+	Name        string  `json:"name"`
+	Description string  `json:"description,omitempty"`
+	Offers      []Offer `json:"offers"` // shortest duration first
+
+	Inputs []string `json:"inputs"` // the provisioning inputs a node of this type takes, in declared order
 }
 
 // Offer is one duration of a node type and where such a node runs.
