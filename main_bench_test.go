@@ -87,7 +87,8 @@ func signUp(tb testing.TB, m *Main, email string, i int) apiClient {
 func payAndWaitRunning(tb testing.TB, m *Main, api apiClient, ref string) time.Duration {
 	var sub struct{ ID string }
 	api.do("POST", "/subscriptions", `{"chain_profile_id":"cosmos-demo","node_type":"validator","duration":"1m"}`, 201, &sub)
-	sealed := sealTo(tb, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"bench"}`))
+	key, _ := validatorKey(tb)
+	sealed := sealTo(tb, m.Boot.SealedBoxKey.PublicKey().Bytes(), key)
 	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"bench"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
 	var pay struct{ ID string }
 	api.do("POST", "/payments", `{"external_id":"inv-`+ref+`","amount_cents":7900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)

@@ -48,9 +48,9 @@ func openChainAppliance(t *testing.T) (*Main, *testenv.LogBuffer) {
 	return m, logs
 }
 
-// validatorKey is a CometBFT priv_validator_key.json of a fresh key, and
+// customerValidatorKey is a CometBFT priv_validator_key.json of a fresh key, and
 // the validator address CometBFT derives from it.
-func validatorKey(t *testing.T) (file []byte, address string, secret string) {
+func customerValidatorKey(t *testing.T) (file []byte, address string, secret string) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
 	m, logs := openChainAppliance(t)
 	api := signUp(t, m, "validator@example.com", 1)
 
-	keyFile, address, secret := validatorKey(t)
+	keyFile, address, secret := customerValidatorKey(t)
 	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), keyFile)
 	sub := buyAndPay(t, m, api, "cometbft-kvstore", "validator",
 		`[{"name":"moniker","value":"e2e validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]`, "cmt")

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	"golang.org/x/crypto/nacl/box"
 )
@@ -326,7 +327,11 @@ func (c *crashClient) buyValidator(pub []byte, i int) (sub, payment string, err 
 	if err := c.do("POST", "/subscriptions", `{"chain_profile_id":"cosmos-demo","node_type":"validator","duration":"1m"}`, 201, &s); err != nil {
 		return "", "", err
 	}
-	sealed, err := sealed(pub, []byte(fmt.Sprintf(`{"priv_key":"crash-%d"}`, i)))
+	key, err := profile.GenerateKey(&validatorKeySpec)
+	if err != nil {
+		return "", "", err
+	}
+	sealed, err := sealed(pub, key)
 	if err != nil {
 		return "", "", err
 	}

@@ -31,7 +31,8 @@ func TestPaymentToRunningNode(t *testing.T) {
 
 	var sub struct{ ID string }
 	api.do("POST", "/subscriptions", `{"chain_profile_id":"cosmos-demo","node_type":"validator","duration":"1m"}`, 201, &sub)
-	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), []byte(`{"priv_key":"test"}`))
+	key, _ := validatorKey(t)
+	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), key)
 	api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"e2e-validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
 	var pay struct{ ID string }
 	api.do("POST", "/payments", `{"external_id":"inv-2","amount_cents":7900,"currency":"EUR","subscription_ids":["`+sub.ID+`"]}`, 201, &pay)

@@ -104,7 +104,6 @@ func (r *secretRun) keepBytes(what string, b []byte) {
 
 const (
 	storyPassword = "a long and unusual password 9f27c"
-	storySecret   = "validator-private-key-3b8e1d0a77"
 )
 
 // customerStory: sign-up, sessions, an API key, a subscription with a
@@ -113,7 +112,9 @@ func (r *secretRun) customerStory() {
 	t, m := r.t, r.m
 	r.keep("the admin bootstrap token", m.Boot.AdminToken)
 	r.keep("the password", storyPassword)
-	r.keep("the sealed secret's plaintext", storySecret)
+	storyKey, storyPriv := validatorKey(t)
+	r.keepBytes("the sealed validator key", storyPriv)
+	r.keepBytes("the sealed validator key's seed", storyPriv[:32])
 	r.keepBytes("the webhook secret", m.Boot.WebhookSecret)
 
 	r.api = apiClient{t: t, base: r.base + "/api/v1", token: m.Boot.AdminToken}
@@ -146,7 +147,7 @@ func (r *secretRun) customerStory() {
 	}
 	r.api.do("GET", "/crypto/public-key", "", 200, &pub)
 	raw, _ := base64.StdEncoding.DecodeString(pub.PublicKey)
-	sealed := sealTo(t, raw, []byte(`{"priv_key":"`+storySecret+`"}`))
+	sealed := sealTo(t, raw, storyKey)
 	r.api.do("POST", "/subscriptions/"+sub.ID+"/inputs", `{"inputs":[{"name":"moniker","value":"quiet-validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]}`, 200, nil)
 
 	// The sealed-box key changes between submission and provisioning: the

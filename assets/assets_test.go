@@ -66,8 +66,8 @@ func TestCosmosDemo(t *testing.T) {
 	if _, err := p.Resolve("validator", "12m"); err != nil {
 		t.Error(err)
 	}
-	if k := wantSecret(t, p, "priv_validator_key", profile.SourceUserProvided, profile.KeyEd25519); k != nil && !k.Required {
-		t.Error("priv_validator_key is not required")
+	if k := wantSecret(t, p, "priv_validator_key", profile.SourceUserProvided, profile.KeyEd25519); k != nil && (!k.Required || k.Format != profile.FormatCometBFTPrivValidatorKey) {
+		t.Errorf("priv_validator_key = %+v, want a required priv_validator_key.json", k)
 	}
 	wantSecret(t, p, "node_key", profile.SourceGenerated, profile.KeyEd25519) // from the legacy keys list
 	if err := p.CheckInput("moniker", "my node-1"); err != nil {
@@ -83,8 +83,16 @@ func TestCosmosDemo(t *testing.T) {
 	if err := p.CheckInput("operator_attestation", signature); err != nil {
 		t.Errorf("base64 signature rejected: %v", err)
 	}
-	if got := p.MissingInputs(profile.PhasePreProvision, nil); len(got) != 2 {
-		t.Errorf("customer inputs missing before provisioning = %v, want moniker and priv_validator_key", got)
+	if got := p.MissingInputs("validator", profile.PhasePreProvision, nil); len(got) != 2 {
+		t.Errorf("a validator's inputs missing before provisioning = %v, want moniker and priv_validator_key", got)
+	}
+	if got := p.MissingInputs("full", profile.PhasePreProvision, nil); len(got) != 1 || got[0] != "moniker" {
+		t.Errorf("a full node's inputs missing before provisioning = %v, want moniker only: it signs nothing", got)
+	}
+	for _, name := range []string{"priv_validator_key", "operator_attestation"} {
+		if _, err := p.InputFor("full", name); !engine.IsCode(err, engine.EInvalid) {
+			t.Errorf("a full node takes %s: %v", name, err)
+		}
 	}
 }
 

@@ -14,7 +14,7 @@ type Placement struct {
 }
 
 // Catalog is what the use-cases know of the chain profiles: where a node is
-// placed, which provisioning inputs it takes and when a paid duration ends.
+// placed, which provisioning inputs each node type takes and when a paid duration ends.
 // Implemented by the profile package; safe for concurrent use, and every
 // answer reflects the profiles current when it is asked.
 //
@@ -25,9 +25,10 @@ type Catalog interface {
 	// Placement returns where a node of nodeType bought for duration under
 	// the chain profile runs. EInvalid when any of the three is not offered.
 	Placement(chainProfileID, nodeType, duration string) (Placement, error)
-	// Input returns the rule of the chain profile's input called name.
-	// EInvalid when the profile or the input is unknown.
-	Input(chainProfileID, name string) (InputRule, error)
+	// Input returns the rule of the chain profile's input called name for
+	// a node of nodeType. EInvalid when the profile or the input is
+	// unknown, or when nodes of nodeType do not take the input.
+	Input(chainProfileID, nodeType, name string) (InputRule, error)
 	// RequiredInputs names the inputs a customer must supply for a node of
 	// nodeType before it is paid for: required, supplied by the customer
 	// and needed before provisioning. EInvalid when the profile or the node

@@ -24,6 +24,10 @@ type InputRule struct {
 	// Check validates a text or proof value; its errors name the input,
 	// never the value.
 	Check func(value string) error
+	// CheckKey validates the opened plaintext of a user-provided secret
+	// against its key type and format (nil: any non-empty secret); it
+	// only reads plain, and its errors name the input, never the key.
+	CheckKey func(plain []byte) error
 }
 
 // SubscriptionsConfig is what the subscription use-cases need. Store and

@@ -56,7 +56,7 @@ func newSubscriptions(t *testing.T, st engine.SubscriptionsStore) *engine.Subscr
 				return engine.Placement{Provider: "local", Region: "here", InstanceType: "small"}, nil
 			},
 			ExpiryFn: func(_ string, from time.Time) (time.Time, error) { return from.AddDate(0, 1, 0), nil },
-			InputFn: func(string, string) (engine.InputRule, error) {
+			InputFn: func(string, string, string) (engine.InputRule, error) {
 				return engine.InputRule{}, engine.Errorf(engine.EInvalid, "no inputs")
 			},
 		},

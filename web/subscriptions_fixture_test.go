@@ -20,8 +20,10 @@ import (
 	"golang.org/x/crypto/nacl/box"
 )
 
-// testChain offers one node type for two durations and an input of every
-// kind: text with a pattern, proof, and secrets from every source.
+// testChain offers a full node for two durations and a validator, and an
+// input of every kind: text with a pattern, proof, and secrets from every
+// source, one of them CometBFT's priv_validator_key.json that only
+// validators take.
 const testChain = `id: test-chain
 name: Test Chain
 version: "1"
@@ -36,6 +38,9 @@ node_types:
     durations:
       1m: {provider: hetzner, region: fsn1, instance_type: cpx41}
       3m: {provider: hetzner, region: nbg1, instance_type: cpx51}
+  - name: validator
+    durations:
+      1m: {provider: hetzner, region: fsn1, instance_type: ccx23}
 provisioning_inputs:
   - name: fee_recipient
     type: text
@@ -56,6 +61,12 @@ provisioning_inputs:
     source: chain_generated
     key_type: secp256k1
     key_path: geth/nodekey
+  - name: priv_validator_key
+    type: secret
+    source: user_provided
+    key_type: ed25519
+    format: cometbft_priv_validator_key
+    node_types: [validator]
 `
 
 // fakeWorkflows records the provisions and terminations asked for; err
@@ -113,11 +124,17 @@ type subscriptionFixture struct {
 
 func newSubscriptionFixture(tb testing.TB) *subscriptionFixture {
 	tb.Helper()
+	return newSubscriptionFixtureOf(tb, profile.Source{Name: "test", FS: fstest.MapFS{"test-chain.yaml": {Data: []byte(testChain)}}})
+}
+
+// newSubscriptionFixtureOf is the fixture with the profiles of chains.
+func newSubscriptionFixtureOf(tb testing.TB, chainSource profile.Source) *subscriptionFixture {
+	tb.Helper()
 	st := bolt.New(filepath.Join(tb.TempDir(), "hoodcloud.db"))
 	mustOpen(tb, st.Open(context.Background()), st.Close)
 	cache := redis.NewEmbedded(redis.Options{})
 	mustOpen(tb, cache.Open(context.Background()), cache.Close)
-	chains, err := profile.LoadCatalog(profile.Source{Name: "test", FS: fstest.MapFS{"test-chain.yaml": {Data: []byte(testChain)}}})
+	chains, err := profile.LoadCatalog(chainSource)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -145,11 +162,18 @@ type subscriptionOut struct {
 	ID, Status, Provider, Region, InstanceType string
 }
 
-// subscribe creates (or finds) a subscription over HTTP and returns its id.
+// subscribe creates (or finds) a full node's subscription over HTTP and
+// returns its id.
 func (f *subscriptionFixture) subscribe(credential, duration string, status int) string {
 	f.tb.Helper()
+	return f.subscribeTo(credential, "full", duration, status)
+}
+
+// subscribeTo creates (or finds) a subscription of nodeType.
+func (f *subscriptionFixture) subscribeTo(credential, nodeType, duration string, status int) string {
+	f.tb.Helper()
 	rec := f.do(request{method: "POST", path: "/api/v1/subscriptions", credential: credential,
-		body: `{"chain_profile_id":"test-chain","node_type":"full","duration":"` + duration + `"}`})
+		body: `{"chain_profile_id":"test-chain","node_type":"` + nodeType + `","duration":"` + duration + `"}`})
 	var out subscriptionOut
 	f.decode(rec, status, &out)
 	return out.ID

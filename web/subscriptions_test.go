@@ -218,7 +218,8 @@ func TestInputScenarios(t *testing.T) {
 	_, readOnly := f.apiKey(a.aliceJWT, engine.ScopeSubscriptionsRead)
 	stranger, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	pub := f.key.PublicKey()
-	valid := seal(t, pub, "ed25519 seed material")
+	seed := "an ed25519 seed of 32 bytes....."
+	valid := seal(t, pub, seed)
 	raw, _ := base64.StdEncoding.DecodeString(valid)
 	raw[len(raw)-1] ^= 1
 	tampered := base64.StdEncoding.EncodeToString(raw)
@@ -244,6 +245,8 @@ func TestInputScenarios(t *testing.T) {
 		{"a box that is not base64", a.aliceJWT, inputsBody("validator_key", "not*base64!"), 400, "base64"},
 		{"a box sealed to another key", a.aliceJWT, inputsBody("validator_key", seal(t, stranger.PublicKey(), "x")), 400, "does not open"},
 		{"an empty sealed secret", a.aliceJWT, inputsBody("validator_key", seal(t, pub, "")), 400, "empty"},
+		{"a placeholder for an ed25519 key", a.aliceJWT, inputsBody("validator_key", seal(t, pub, "NOT-AN-ADDRESS placeholder")), 400, "32-byte seed or a 64-byte private key"},
+		{"an input a full node does not take", a.aliceJWT, inputsBody("priv_validator_key", valid), 400, `input \"priv_validator_key\" of chain profile \"test-chain\" is not taken by a \"full\" node`},
 		{"a valid text with a bad secret stores neither", a.aliceJWT, inputsBody("fee_recipient", address, "validator_key", tampered), 400, "validator_key"},
 		{"the same input twice", a.aliceJWT, inputsBody("fee_recipient", address, "fee_recipient", address), 400, "twice"},
 		{"no inputs", a.aliceJWT, `{"inputs":[]}`, 400, "1 to"},
@@ -297,7 +300,7 @@ func TestInputScenarios(t *testing.T) {
 		if in == nil || in.Type != engine.InputSecret || in.Value != "" || base64.StdEncoding.EncodeToString(in.Ciphertext) != valid {
 			t.Fatalf("validator_key stored as %+v, want the sealed box as is", in)
 		}
-		if strings.Contains(string(in.Ciphertext), "ed25519 seed material") {
+		if strings.Contains(string(in.Ciphertext), seed) {
 			t.Fatalf("the plaintext was stored")
 		}
 		wantStatus(t, f.do(request{method: "GET", path: path, credential: readOnly}), 200, `"name":"fee_recipient"`)

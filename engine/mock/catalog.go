@@ -9,7 +9,7 @@ import (
 // Catalog is a fake engine.Catalog.
 type Catalog struct {
 	PlacementFn func(chainProfileID, nodeType, duration string) (engine.Placement, error)
-	InputFn     func(chainProfileID, name string) (engine.InputRule, error)
+	InputFn     func(chainProfileID, nodeType, name string) (engine.InputRule, error)
 	ExpiryFn    func(duration string, from time.Time) (time.Time, error)
 	// RequiredInputsFn nil: no node needs an input before payment.
 	RequiredInputsFn func(chainProfileID, nodeType string) ([]string, error)
@@ -21,8 +21,8 @@ func (c *Catalog) Placement(chainProfileID, nodeType, duration string) (engine.P
 	return c.PlacementFn(chainProfileID, nodeType, duration)
 }
 
-func (c *Catalog) Input(chainProfileID, name string) (engine.InputRule, error) {
-	return c.InputFn(chainProfileID, name)
+func (c *Catalog) Input(chainProfileID, nodeType, name string) (engine.InputRule, error) {
+	return c.InputFn(chainProfileID, nodeType, name)
 }
 
 func (c *Catalog) Expiry(duration string, from time.Time) (time.Time, error) {

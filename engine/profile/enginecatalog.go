@@ -22,8 +22,7 @@ func (c *Catalog) Placement(chainProfileID, nodeType, duration string) (engine.P
 }
 
 // RequiredInputs implements engine.Catalog: the required pre-provision
-// inputs the customer supplies. Inputs are declared per profile, so every
-// node type of a profile asks for the same ones.
+// inputs the customer supplies for a node of nodeType.
 func (c *Catalog) RequiredInputs(chainProfileID, nodeType string) ([]string, error) {
 	p, err := c.offered(chainProfileID)
 	if err != nil {
@@ -32,20 +31,20 @@ func (c *Catalog) RequiredInputs(chainProfileID, nodeType string) ([]string, err
 	if _, ok := p.NodeType(nodeType); !ok {
 		return nil, engine.Errorf(engine.EInvalid, "chain profile %q has no node type %q", chainProfileID, nodeType)
 	}
-	return p.MissingInputs(PhasePreProvision, nil), nil
+	return p.MissingInputs(nodeType, PhasePreProvision, nil), nil
 }
 
 // Input implements engine.Catalog from the current profiles.
-func (c *Catalog) Input(chainProfileID, name string) (engine.InputRule, error) {
+func (c *Catalog) Input(chainProfileID, nodeType, name string) (engine.InputRule, error) {
 	p, err := c.offered(chainProfileID)
 	if err != nil {
 		return engine.InputRule{}, err
 	}
-	spec, ok := p.Input(name)
-	if !ok {
-		return engine.InputRule{}, engine.Errorf(engine.EInvalid, "chain profile %q has no input %q", chainProfileID, name)
+	spec, err := p.InputFor(nodeType, name)
+	if err != nil {
+		return engine.InputRule{}, err
 	}
-	return engine.InputRule{Type: spec.Type, Supplied: spec.SuppliedByCustomer(), Check: spec.CheckValue}, nil
+	return engine.InputRule{Type: spec.Type, Supplied: spec.SuppliedByCustomer(), Check: spec.CheckValue, CheckKey: spec.CheckKey}, nil
 }
 
 // Expiry implements engine.Catalog: durations mean the same in every profile.

@@ -16,8 +16,8 @@ func TestCatalogAnswersWhatIsNotOfferedAsInvalid(t *testing.T) {
 		"unknown profile":   second(c.Placement("nope", "full", "1m")),
 		"unknown node type": second(c.Placement("alpha", "archive", "1m")),
 		"unknown duration":  second(c.Placement("alpha", "full", "7y")),
-		"input of unknown":  second(c.Input("nope", "fee_recipient")),
-		"unknown input":     second(c.Input("alpha", "nope")),
+		"input of unknown":  second(c.Input("nope", "full", "fee_recipient")),
+		"unknown input":     second(c.Input("alpha", "full", "nope")),
 		"bad duration":      second(c.Expiry("soon", from)),
 	} {
 		if !engine.IsCode(err, engine.EInvalid) {
@@ -32,7 +32,7 @@ func TestCatalogPlacesAndDates(t *testing.T) {
 	if err != nil || pl.Provider == "" || pl.Region == "" || pl.InstanceType == "" {
 		t.Fatalf("placement = %+v, %v; want a whole placement", pl, err)
 	}
-	rule, err := c.Input("alpha", "fee_recipient")
+	rule, err := c.Input("alpha", "full", "fee_recipient")
 	if err != nil || rule.Type == "" || rule.Check == nil {
 		t.Fatalf("input = %+v, %v; want its rule", rule, err)
 	}

@@ -24,6 +24,7 @@ func FuzzParseProfile(f *testing.F) {
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Add([]byte("---\n...\n---\n"))
 	f.Add([]byte(withMetrics(f)))
+	f.Add([]byte(validatorYAML(f)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := profile.Parse("fuzz.yaml", data)
 		if err != nil {
@@ -68,6 +69,28 @@ func checkAccepted(t *testing.T, p *profile.ChainProfile) {
 			_ = in.CheckValue("")
 			_ = in.CheckValue("0x00")
 		}
+		checkAcceptedInput(t, p, in)
+	}
+}
+
+// checkAcceptedInput: an accepted input names declared node types only, and
+// an accepted secret can be generated in its format and passes its check.
+func checkAcceptedInput(t *testing.T, p *profile.ChainProfile, in profile.InputSpec) {
+	t.Helper()
+	for _, nt := range in.NodeTypes {
+		if _, ok := p.NodeType(nt); !ok {
+			t.Fatalf("input %q accepted for the undeclared node type %q", in.Name, nt)
+		}
+	}
+	if in.Type != engine.InputSecret {
+		return
+	}
+	key, err := profile.GenerateKey(&in)
+	if err != nil {
+		t.Fatalf("accepted secret %q (%s, %s) cannot be generated: %v", in.Name, in.KeyType, in.Format, err)
+	}
+	if err := in.CheckKey(key); err != nil {
+		t.Fatalf("accepted secret %q refuses its own generated key: %v", in.Name, err)
 	}
 }
 

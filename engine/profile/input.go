@@ -51,6 +51,9 @@ type InputSpec struct {
 	KeyType     KeyType          `json:"key_type,omitempty"` // secrets only
 	KeyPath     string           `json:"key_path,omitempty"` // chain_generated only: relative to the chain data dir
 	pattern     *regexp.Regexp   // Validation compiled once, anchored
+
+	Format    KeyFormat `json:"format,omitempty"`     // secrets only: how the key material is encoded (raw when omitted)
+	NodeTypes []string  `json:"node_types,omitempty"` // the node types that take the input; all when empty
 }
 
 // SuppliedByCustomer reports whether the customer provides the value (text,
@@ -99,14 +102,15 @@ func (p *ChainProfile) CheckInput(name, value string) error {
 }
 
 // MissingInputs returns, in declared order, the required inputs of phase
-// that the customer supplies and supplied does not name.
-func (p *ChainProfile) MissingInputs(phase Phase, supplied []string) []string {
+// that a node of nodeType takes, that the customer supplies and that
+// supplied does not name.
+func (p *ChainProfile) MissingInputs(nodeType string, phase Phase, supplied []string) []string {
 	have := make(map[string]bool, len(supplied))
 	for _, name := range supplied {
 		have[name] = true
 	}
 	var missing []string
-	for _, s := range p.Inputs {
+	for _, s := range p.InputsFor(nodeType) {
 		if s.Required && s.Phase == phase && s.SuppliedByCustomer() && !have[s.Name] {
 			missing = append(missing, s.Name)
 		}
@@ -114,10 +118,11 @@ func (p *ChainProfile) MissingInputs(phase Phase, supplied []string) []string {
 	return missing
 }
 
-// Secrets returns the secret inputs with source, in declared order.
-func (p *ChainProfile) Secrets(source SecretSource) []InputSpec {
+// Secrets returns the secret inputs with source that a node of nodeType
+// takes, in declared order.
+func (p *ChainProfile) Secrets(nodeType string, source SecretSource) []InputSpec {
 	var out []InputSpec
-	for _, s := range p.Inputs {
+	for _, s := range p.InputsFor(nodeType) {
 		if s.Type == engine.InputSecret && s.Source == source {
 			out = append(out, s)
 		}

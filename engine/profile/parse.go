@@ -80,6 +80,11 @@ type rawInput struct {
 	Source      string `yaml:"source"`
 	KeyType     string `yaml:"key_type"`
 	KeyPath     string `yaml:"key_path"`
+
+	// Which node types take the input (absent: every one) and, for a
+	// secret, how its key material is encoded (see KeyFormat).
+	NodeTypes []string `yaml:"node_types"`
+	Format    string   `yaml:"format"`
 }
 
 type rawKey struct {

@@ -98,7 +98,7 @@ func TestLegacyKeysBecomeGeneratedSecrets(t *testing.T) {
 	if last := p.Inputs[len(p.Inputs)-1]; last.Name != "legacy_key" {
 		t.Fatalf("legacy keys come after provisioning_inputs; last is %q", last.Name)
 	}
-	if got := p.Secrets(profile.SourceGenerated); len(got) != 1 || got[0].Name != "legacy_key" {
+	if got := p.Secrets("full", profile.SourceGenerated); len(got) != 1 || got[0].Name != "legacy_key" {
 		t.Fatalf("generated secrets = %+v", got)
 	}
 }

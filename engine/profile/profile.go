@@ -68,6 +68,8 @@ type NodeType struct {
 	Name        string  `json:"name"`
 	Description string  `json:"description,omitempty"`
 	Offers      []Offer `json:"offers"` // shortest duration first
+
+	Inputs []string `json:"inputs"` // the provisioning inputs a node of this type takes, in declared order
 }
 
 // Offer is one duration of a node type and where such a node runs.

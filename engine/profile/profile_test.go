@@ -93,13 +93,13 @@ func TestMissingInputs(t *testing.T) {
   - {name: generated_required, type: secret, source: generated, key_type: ed25519, required: true}
 keys:`)
 	p := mustParse(t, doc)
-	if got := p.MissingInputs(profile.PhasePreProvision, nil); strings.Join(got, ",") != "fee_recipient,validator_key" {
+	if got := p.MissingInputs("full", profile.PhasePreProvision, nil); strings.Join(got, ",") != "fee_recipient,validator_key" {
 		t.Fatalf("missing before provisioning = %v, want fee_recipient,validator_key (generated secrets are not the customer's)", got)
 	}
-	if got := p.MissingInputs(profile.PhasePreProvision, []string{"fee_recipient", "validator_key"}); len(got) != 0 {
+	if got := p.MissingInputs("full", profile.PhasePreProvision, []string{"fee_recipient", "validator_key"}); len(got) != 0 {
 		t.Fatalf("missing with all supplied = %v", got)
 	}
-	if got := p.MissingInputs(profile.PhasePostProvision, nil); strings.Join(got, ",") != "attestation" {
+	if got := p.MissingInputs("full", profile.PhasePostProvision, nil); strings.Join(got, ",") != "attestation" {
 		t.Fatalf("missing after provisioning = %v", got)
 	}
 }

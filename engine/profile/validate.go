@@ -42,6 +42,8 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	p.Components = buildComponents(&ps, raw.Components)
 	p.NodeTypes, p.nodeTypes = buildNodeTypes(&ps, raw.NodeTypes)
 	p.Inputs = buildInputs(&ps, raw.Inputs, raw.Keys)
+	checkInputNodeTypes(&ps, p, len(raw.Inputs))
+	checkKeyFormats(&ps, p.Inputs, len(raw.Inputs))
 	buildPorts(&ps, raw.Ports, raw.Endpoints)
 	p.Ports, p.Endpoints = raw.Ports, raw.Endpoints
 	p.Genesis = buildGenesis(&ps, raw.Genesis)
@@ -179,6 +181,7 @@ func buildInput(ps *problems, field string, ri rawInput) InputSpec {
 	s := InputSpec{
 		Name: ri.Name, Type: engine.InputType(ri.Type), Description: ri.Description, Required: ri.Required,
 		Validation: ri.Validation, Phase: Phase(ri.Phase), Source: SecretSource(ri.Source), KeyType: KeyType(ri.KeyType), KeyPath: ri.KeyPath,
+		Format: KeyFormat(ri.Format), NodeTypes: ri.NodeTypes,
 	}
 	switch s.Type {
 	case engine.InputText, engine.InputProof:

@@ -3,6 +3,7 @@ package workflows
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -29,6 +30,9 @@ node_types:
   - name: full
     durations:
       1m: {provider: local, region: here, instance_type: small}
+  - name: validator
+    durations:
+      1m: {provider: local, region: here, instance_type: small}
 provisioning_inputs:
   - name: moniker
     type: text
@@ -51,6 +55,19 @@ provisioning_inputs:
     source: chain_generated
     key_type: ed25519
     key_path: config/priv_validator_key.json
+  - name: signer_key
+    type: secret
+    source: user_provided
+    key_type: ed25519
+    format: cometbft_priv_validator_key
+    required: true
+    node_types: [validator]
+  - name: consensus_key
+    type: secret
+    source: generated
+    key_type: ed25519
+    format: cometbft_node_key
+    node_types: [validator]
 `
 
 // fakeSecrets wraps data keys by prefixing them: enough to tell wrapped
@@ -58,7 +75,8 @@ provisioning_inputs:
 type fakeSecrets struct{ engine.Secrets }
 
 func (fakeSecrets) GenerateDataKey(context.Context, string) ([]byte, []byte, error) {
-	k, _ := randomBytes(engine.DataKeySize)
+	k := make([]byte, engine.DataKeySize)
+	rand.Read(k)
 	return bytes.Clone(k), append([]byte("wrapped:"), k...), nil
 }
 
@@ -192,12 +210,18 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// subscription stores an active subscription with its inputs.
+// subscription stores an active subscription of a full node with its inputs.
 func (f *fixture) subscription(t *testing.T, inputs ...*engine.ProvisioningInput) string {
+	t.Helper()
+	return f.subscriptionOf(t, "full", inputs...)
+}
+
+// subscriptionOf stores an active subscription of a nodeType node.
+func (f *fixture) subscriptionOf(t *testing.T, nodeType string, inputs ...*engine.ProvisioningInput) string {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	s := &engine.Subscription{ID: engine.NewID("sub"), UserID: "user_1", ChainProfileID: f.chain.ID, NodeType: "full", Duration: "1m",
+	s := &engine.Subscription{ID: engine.NewID("sub"), UserID: "user_1", ChainProfileID: f.chain.ID, NodeType: nodeType, Duration: "1m",
 		Provider: "local", Region: "here", InstanceType: "small", Status: engine.SubscriptionActive, ExpiresAt: now.Add(time.Hour), CreatedAt: now, UpdatedAt: now}
 	if err := f.store.CreateSubscription(ctx, s); err != nil {
 		t.Fatal(err)
@@ -239,7 +263,9 @@ func keysOf(t *testing.T, st engine.KeyStore, nodeID string) map[string]*engine.
 
 var (
 	moniker = &engine.ProvisioningInput{Name: "moniker", Type: engine.InputText, Value: "my-node"}
-	sealed  = &engine.ProvisioningInput{Name: "validator_key", Type: engine.InputSecret, Ciphertext: []byte("sealed:validator-secret")}
+	// validatorSecret is a valid secp256k1 scalar; the fake opener strips "sealed:".
+	validatorSecret = bytes.Repeat([]byte{0x42}, 32)
+	sealed          = &engine.ProvisioningInput{Name: "validator_key", Type: engine.InputSecret, Ciphertext: append([]byte("sealed:"), validatorSecret...)}
 )
 
 func isPermanent(err error) bool {
@@ -343,7 +369,7 @@ func TestPrepareUserProvidedKeysResealsUnderTheDEKOnce(t *testing.T) {
 	}
 	dek, _ := f.acts.loadDEK(ctx, nodeID)
 	plain, err := engine.OpenWithDataKey(dek, k.Ciphertext)
-	if err != nil || string(plain) != "validator-secret" {
+	if err != nil || !bytes.Equal(plain, validatorSecret) {
 		t.Fatalf("validator_key opens to %q, %v", plain, err)
 	}
 }
@@ -646,22 +672,6 @@ func TestCapturedKeyNotSealedWithTheNodesDataKeyIsRefused(t *testing.T) {
 	}
 	if k := keysOf(t, f.store, nodeID)["priv_validator"]; k != nil {
 		t.Fatal("a key that cannot be opened was stored")
-	}
-}
-
-func TestGenerateKeyMaterial(t *testing.T) {
-	for _, kt := range []profile.KeyType{profile.KeyEd25519, profile.KeySecp256k1, profile.KeyBLS12381, profile.KeySr25519, profile.KeyHex32} {
-		a, err := generateKeyMaterial(kt)
-		if err != nil {
-			t.Fatalf("%s: %v", kt, err)
-		}
-		b, _ := generateKeyMaterial(kt)
-		if len(a) == 0 || bytes.Equal(a, b) {
-			t.Errorf("%s: two keys are equal or empty", kt)
-		}
-	}
-	if _, err := generateKeyMaterial("rsa"); err == nil {
-		t.Error("an unknown key type was accepted")
 	}
 }
 

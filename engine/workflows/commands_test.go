@@ -43,7 +43,7 @@ func wireConfigure(t *testing.T, sim *Simulation) *agentv1.ConfigurePayload {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := json.Marshal(configureOf(p, nil, sim, nil))
+	b, err := json.Marshal(configureOf(p, "full", nil, sim, nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,7 @@ func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	cp := configureOf(p, inputs, sim, local)
+	cp := configureOf(p, n.NodeType, inputs, sim, local)
 	cp.NodeID = n.ID
 	return json.Marshal(cp)
 }
@@ -177,11 +177,11 @@ func (a *Activities) pinArtifacts(ctx context.Context, nodeID string, found map[
 // configureOf is the CONFIGURE payload of a node of p: the simulated chain
 // when sim is set, else the profile's recipe with its artifacts, those in
 // local replacing the profile's.
-func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, sim *Simulation, local map[string]configArtifact) configurePayload {
+func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.ProvisioningInput, sim *Simulation, local map[string]configArtifact) configurePayload {
 	cp := configurePayload{ChainProfileID: p.ID, Inputs: map[string]string{}}
 	for _, c := range p.Components {
 		if sim != nil {
-			cp.Components = append(cp.Components, configComponent{Name: c.Name, Version: c.Version, Args: sim.command(c, p), Metrics: sim.metrics(c)})
+			cp.Components = append(cp.Components, configComponent{Name: c.Name, Version: c.Version, Args: sim.command(c, p, nodeType), Metrics: sim.metrics(c)})
 			continue
 		}
 		cc := recipeOf(c)
@@ -192,7 +192,7 @@ func configureOf(p *profile.ChainProfile, inputs []*engine.ProvisioningInput, si
 	}
 	if sim == nil {
 		cp.Ports, cp.KeyPaths, cp.Genesis = p.Ports, p.KeyPaths(), genesisOf(p.Genesis)
-		for _, s := range p.Inputs {
+		for _, s := range p.InputsFor(nodeType) {
 			if s.Type != engine.InputSecret {
 				cp.Inputs[s.Name] = "" // declared: a template may name it
 			}
@@ -288,11 +288,11 @@ type Simulation struct {
 	Artifacts LocalArtifacts
 }
 
-func (s *Simulation) command(c profile.Component, p *profile.ChainProfile) []string {
+func (s *Simulation) command(c profile.Component, p *profile.ChainProfile, nodeType string) []string {
 	args := []string{s.Binary, "simnode", "--data-dir", c.Name, "--metrics-addr", "127.0.0.1:0", "--version", c.Version}
 	// The simulated node writes its key where the profile says the real
 	// component does, so that capturing it works as on a real host.
-	for _, k := range p.Secrets(profile.SourceChainGenerated) {
+	for _, k := range p.Secrets(nodeType, profile.SourceChainGenerated) {
 		if rel, ok := strings.CutPrefix(k.KeyPath, c.Name+"/"); ok {
 			return append(args, "--node-key-file", rel)
 		}

@@ -2,11 +2,7 @@ package workflows
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"math/big"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
@@ -37,16 +33,16 @@ type KeysRequest struct {
 // and the chain keys its profile marks generated, each encrypted under the
 // data key. Keys already stored are kept, so a retry changes nothing.
 func (a *Activities) GenerateNodeKeys(ctx context.Context, req KeysRequest) error {
-	p, err := a.Chains(req.ChainProfileID)
+	p, nodeType, err := a.keysProfile(ctx, req)
 	if err != nil {
-		return classify(fmt.Errorf("chain profile of node %s: %w", req.NodeID, err))
+		return classify(err)
 	}
 	dek, err := a.ensureDEK(ctx, req.NodeID)
 	if err != nil {
 		return classify(err)
 	}
 	defer engine.Zero(dek)
-	for _, spec := range p.Secrets(profile.SourceGenerated) {
+	for _, spec := range p.Secrets(nodeType, profile.SourceGenerated) {
 		if err := a.ensureGeneratedKey(ctx, req.NodeID, dek, spec); err != nil {
 			return classify(err)
 		}
@@ -54,8 +50,11 @@ func (a *Activities) GenerateNodeKeys(ctx context.Context, req KeysRequest) erro
 	return nil
 }
 
-// PrepareUserProvidedKeys opens the customer's sealed secrets and stores
-// them under the node's data key. Keys already stored are kept.
+// PrepareUserProvidedKeys opens the customer's sealed secrets, checks each
+// against its key type and format again (a stored key that does not fit
+// fails provisioning with a permanent EInvalid naming it), and stores them
+// under the node's data key. Keys already stored are kept; secrets of
+// inputs the node's type does not take are skipped.
 func (a *Activities) PrepareUserProvidedKeys(ctx context.Context, req KeysRequest) error {
 	if a.OpenSealed == nil {
 		return permanent(engine.EUnsupported, "no sealed-box key to open user-provided secrets with")
@@ -64,7 +63,7 @@ func (a *Activities) PrepareUserProvidedKeys(ctx context.Context, req KeysReques
 	if err != nil {
 		return fmt.Errorf("list inputs of %s: %w", req.SubscriptionID, err)
 	}
-	p, err := a.Chains(req.ChainProfileID)
+	p, nodeType, err := a.keysProfile(ctx, req)
 	if err != nil {
 		return classify(err)
 	}
@@ -74,8 +73,8 @@ func (a *Activities) PrepareUserProvidedKeys(ctx context.Context, req KeysReques
 	}
 	defer engine.Zero(dek)
 	for _, in := range inputs {
-		spec, ok := p.Input(in.Name)
-		if !ok || in.Type != engine.InputSecret || spec.Source != profile.SourceUserProvided {
+		spec, err := p.InputFor(nodeType, in.Name)
+		if err != nil || in.Type != engine.InputSecret || spec.Source != profile.SourceUserProvided {
 			continue
 		}
 		if err := a.storeUserKey(ctx, req.NodeID, dek, spec, in.Ciphertext); err != nil {
@@ -94,14 +93,31 @@ func (a *Activities) storeUserKey(ctx context.Context, nodeID string, dek []byte
 		return engine.Errorf(engine.EInvalid, "user-provided secret %q cannot be opened", spec.Name)
 	}
 	defer engine.Zero(plain)
+	if err := spec.CheckKey(plain); err != nil {
+		return permanent(engine.EInvalid, "%s", engine.ErrorMessage(err))
+	}
 	return a.putSealedKey(ctx, nodeID, dek, spec, sourceUserProvided, plain)
+}
+
+// keysProfile returns the chain profile of the node's keys and the node's
+// type, which decides the keys it takes.
+func (a *Activities) keysProfile(ctx context.Context, req KeysRequest) (*profile.ChainProfile, string, error) {
+	n, err := a.Store.GetNode(ctx, req.NodeID)
+	if err != nil {
+		return nil, "", fmt.Errorf("read node %s: %w", req.NodeID, err)
+	}
+	p, err := a.Chains(req.ChainProfileID)
+	if err != nil {
+		return nil, "", fmt.Errorf("chain profile of node %s: %w", req.NodeID, err)
+	}
+	return p, n.NodeType, nil
 }
 
 func (a *Activities) ensureGeneratedKey(ctx context.Context, nodeID string, dek []byte, spec profile.InputSpec) error {
 	if has, err := a.hasKey(ctx, nodeID, spec.Name); err != nil || has {
 		return err
 	}
-	material, err := generateKeyMaterial(spec.KeyType)
+	material, err := profile.GenerateKey(&spec)
 	if err != nil {
 		return fmt.Errorf("generate key %q: %w", spec.Name, err)
 	}
@@ -154,56 +170,4 @@ func (a *Activities) ensureDEK(ctx context.Context, nodeID string) ([]byte, erro
 // loadDEK unwraps the node's data key; ENotFound if it has none.
 func (a *Activities) loadDEK(ctx context.Context, nodeID string) ([]byte, error) {
 	return engine.NodeDataKey(ctx, a.Store, a.Secrets, nodeID)
-}
-
-// Group orders of the curves whose secret keys are scalars below them.
-var (
-	secp256k1N, _ = new(big.Int).SetString("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16)
-	bls12381R, _  = new(big.Int).SetString("73eda753299d7d483339d80809a1d80553bda402fffe5bfeffffffff00000001", 16)
-)
-
-// generateKeyMaterial returns a fresh secret key of type t in its raw form:
-// the 32-byte seed for ed25519, a 32-byte big-endian scalar for secp256k1
-// and BLS12-381, the 32-byte mini secret for sr25519, 64 hex digits for hex32.
-func generateKeyMaterial(t profile.KeyType) ([]byte, error) {
-	switch t {
-	case profile.KeyEd25519:
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		seed := append([]byte(nil), priv.Seed()...)
-		engine.Zero(priv)
-		return seed, nil
-	case profile.KeySecp256k1:
-		return randomScalar(secp256k1N)
-	case profile.KeyBLS12381:
-		return randomScalar(bls12381R)
-	case profile.KeySr25519:
-		return randomBytes(32)
-	case profile.KeyHex32:
-		raw, err := randomBytes(32)
-		if err != nil {
-			return nil, err
-		}
-		defer engine.Zero(raw)
-		return []byte(hex.EncodeToString(raw)), nil
-	}
-	return nil, engine.Errorf(engine.EInvalid, "unknown key type %q", t)
-}
-
-func randomBytes(n int) ([]byte, error) {
-	b := make([]byte, n)
-	_, err := rand.Read(b)
-	return b, err
-}
-
-// randomScalar draws uniformly from [1, order) and encodes it in 32 bytes.
-func randomScalar(order *big.Int) ([]byte, error) {
-	max := new(big.Int).Sub(order, big.NewInt(1))
-	k, err := rand.Int(rand.Reader, max)
-	if err != nil {
-		return nil, err
-	}
-	return k.Add(k, big.NewInt(1)).FillBytes(make([]byte, 32)), nil
 }

@@ -85,7 +85,7 @@ func (a *Activities) ValidateProvisionInputs(ctx context.Context, subscriptionID
 		return nil, fmt.Errorf("list inputs of %s: %w", subscriptionID, err)
 	}
 	plan := planOf(sub, p, inputs)
-	if missing := p.MissingInputs(profile.PhasePreProvision, suppliedNames(inputs)); len(missing) > 0 {
+	if missing := p.MissingInputs(sub.NodeType, profile.PhasePreProvision, suppliedNames(inputs)); len(missing) > 0 {
 		return nil, permanent(engine.EInvalid, "subscription %s lacks required inputs %v", subscriptionID, missing)
 	}
 	return plan, nil
@@ -97,11 +97,11 @@ func planOf(sub *engine.Subscription, p *profile.ChainProfile, inputs []*engine.
 		Provider: sub.Provider, Region: sub.Region, InstanceType: sub.InstanceType,
 	}
 	for _, in := range inputs {
-		if spec, ok := p.Input(in.Name); ok && in.Type == engine.InputSecret && spec.Source == profile.SourceUserProvided {
+		if spec, err := p.InputFor(sub.NodeType, in.Name); err == nil && in.Type == engine.InputSecret && spec.Source == profile.SourceUserProvided {
 			plan.UserProvidedKeys = append(plan.UserProvidedKeys, in.Name)
 		}
 	}
-	for _, s := range p.Secrets(profile.SourceChainGenerated) {
+	for _, s := range p.Secrets(sub.NodeType, profile.SourceChainGenerated) {
 		plan.ChainGeneratedKeys = append(plan.ChainGeneratedKeys, ChainKey{Name: s.Name, Path: s.KeyPath, KeyType: string(s.KeyType),
 			AfterStart: s.Phase == profile.PhasePostProvision})
 	}
@@ -258,12 +258,12 @@ func (a *Activities) MarkInputsApplied(ctx context.Context, subscriptionID strin
 // still encrypted under the node's data key, and the activity waits for the
 // agent to write them. A required key that is not stored fails it.
 func (a *Activities) InjectKeys(ctx context.Context, req KeysRequest) error {
-	p, err := a.Chains(req.ChainProfileID)
+	p, nodeType, err := a.keysProfile(ctx, req)
 	if err != nil {
 		return classify(err)
 	}
 	var keys []deliveredKey
-	for _, spec := range p.Inputs {
+	for _, spec := range p.InputsFor(nodeType) {
 		if spec.Type != engine.InputSecret {
 			continue
 		}
