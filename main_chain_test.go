@@ -113,6 +113,19 @@ func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
 		return err == nil && s.height() > first.height()
 	})
 
+	var shown struct {
+		Endpoints  map[string]struct{ Port int }
+		Components []engine.ComponentStatus
+		Agent      struct{ BlockHeight uint64 `json:"block_height"` }
+	}
+	waitFor(t, time.Minute, "the node page to show the running client", func() bool {
+		api.do("GET", "/nodes/"+node.ID, "", 200, &shown)
+		return len(shown.Components) == 1 && shown.Components[0].Running && shown.Agent.BlockHeight > 0
+	})
+	if c := shown.Components[0]; c.Name != "cometbft" || c.Version != "0.38.19" || shown.Endpoints["rpc"].Port != rpc {
+		t.Fatalf("the node page shows components %+v and endpoints %+v; want cometbft 0.38.19 with rpc on %d", shown.Components, shown.Endpoints, rpc)
+	}
+
 	onHost := filepath.Join(chainDir(node), "cometbft", "config", "priv_validator_key.json")
 	got, err := os.ReadFile(onHost)
 	if err != nil || !bytes.Equal(got, keyFile) {

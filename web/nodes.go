@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -62,17 +63,28 @@ type nodeCommandJSON struct {
 	Status string `json:"status"`
 }
 
+// nodeEndpointJSON is a service of the node (its RPC, say) on the port
+// its host allocated.
+type nodeEndpointJSON struct {
+	Port    int    `json:"port"`
+	Address string `json:"address,omitempty"` // host:port, administrators only
+}
+
 type nodeJSON struct {
-	ID             string           `json:"id"`
-	SubscriptionID string           `json:"subscription_id"`
-	ChainProfileID string           `json:"chain_profile_id"`
-	NodeType       string           `json:"node_type"`
-	State          string           `json:"state"`
-	Host           nodeHostJSON     `json:"host"`
-	Agent          nodeAgentJSON    `json:"agent"`
-	Command        *nodeCommandJSON `json:"command,omitempty"` // the one the agent is running
-	CreatedAt      time.Time        `json:"created_at"`
-	UpdatedAt      time.Time        `json:"updated_at"`
+	ID             string        `json:"id"`
+	SubscriptionID string        `json:"subscription_id"`
+	ChainProfileID string        `json:"chain_profile_id"`
+	NodeType       string        `json:"node_type"`
+	State          string        `json:"state"`
+	Host           nodeHostJSON  `json:"host"`
+	Agent          nodeAgentJSON `json:"agent"`
+	// The chain's programs as the latest heartbeat saw them.
+	Components []engine.ComponentStatus `json:"components,omitempty"`
+	// By the chain profile's names for them, e.g. "rpc".
+	Endpoints map[string]nodeEndpointJSON `json:"endpoints,omitempty"`
+	Command   *nodeCommandJSON            `json:"command,omitempty"` // the one the agent is running
+	CreatedAt time.Time                   `json:"created_at"`
+	UpdatedAt time.Time                   `json:"updated_at"`
 }
 
 type nodesJSON struct {
@@ -129,13 +141,49 @@ func (s *Server) describeNode(ctx context.Context, p *engine.Principal, n *engin
 		running = cmds[0]
 	}
 	out := toNodeJSON(n, running, p.Can(engine.ScopeAdmin))
+	out.Endpoints = s.endpoints(n, p.Can(engine.ScopeAdmin))
 	if st := s.agentStatus(ctx, n.ID); st != nil {
+		out.Components = st.Components
 		out.Agent.Health, out.Agent.BlockHeight, out.Agent.Peers = string(st.Health), st.BlockHeight, st.Peers
 		if !st.MetricsAt.IsZero() {
 			out.Agent.Syncing = &st.Syncing
 		}
 	}
 	return out, nil
+}
+
+// endpoints are the ports of n its chain profile names as services; the
+// host's address with each is for administrators.
+func (s *Server) endpoints(n *engine.Node, admin bool) map[string]nodeEndpointJSON {
+	if s.cfg.Chains == nil || len(n.Runtime.Ports) == 0 {
+		return nil
+	}
+	p, err := s.cfg.Chains.Get(n.ChainProfileID)
+	if err != nil {
+		return nil
+	}
+	out := map[string]nodeEndpointJSON{}
+	for _, name := range p.Endpoints {
+		port, ok := n.Runtime.Ports[name]
+		if !ok {
+			continue
+		}
+		e := nodeEndpointJSON{Port: port}
+		if admin && n.Host.Address != "" {
+			e.Address = net.JoinHostPort(endpointHost(n.Host), strconv.Itoa(port))
+		}
+		out[name] = e
+	}
+	return out
+}
+
+// endpointHost is where a node's services listen: its host's address,
+// or the loopback address for a local host (whose address is a directory).
+func endpointHost(h engine.Host) string {
+	if h.Provider == "local" {
+		return "127.0.0.1"
+	}
+	return h.Address
 }
 
 // agentStatus is the node agent's latest heartbeat, nil when there is none

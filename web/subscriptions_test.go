@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -196,7 +197,7 @@ func TestInputsAcceptAStandardSealedBox(t *testing.T) {
 	}
 	var peer [32]byte
 	copy(peer[:], raw)
-	sealed, err := box.SealAnonymous(nil, []byte(`{"priv_key":"validator key material"}`), &peer, rand.Reader)
+	sealed, err := box.SealAnonymous(nil, bytes.Repeat([]byte{7}, 32), &peer, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
