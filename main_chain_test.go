@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/hoodcloud/hoodcloud/assets"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -116,7 +118,9 @@ func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
 	var shown struct {
 		Endpoints  map[string]struct{ Port int }
 		Components []engine.ComponentStatus
-		Agent      struct{ BlockHeight uint64 `json:"block_height"` }
+		Agent      struct {
+			BlockHeight uint64 `json:"block_height"`
+		}
 	}
 	waitFor(t, time.Minute, "the node page to show the running client", func() bool {
 		api.do("GET", "/nodes/"+node.ID, "", 200, &shown)
@@ -248,4 +252,47 @@ func gethBlockNumber(port int) (uint64, error) {
 		return 0, err
 	}
 	return strconv.ParseUint(strings.TrimPrefix(r.Result, "0x"), 16, 64)
+}
+
+// TestAFailingInitStepFailsTheProvisionVisibly: a recipe whose init step
+// fails leaves the node failed, its host gone, and the step's error on
+// the node's page.
+func TestAFailingInitStepFailsTheProvisionVisibly(t *testing.T) {
+	withChainClient(t, chains.CometBFT)
+	cfg := testConfig(t, t.TempDir())
+	cfg.DevToken = "e2e-admin"
+	cfg.ChainsDir = t.TempDir()
+	profile, err := fs.ReadFile(assets.Chains, "cometbft-kvstore.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(profile), `- args: [init, --home, "{{.DataDir}}/cometbft"]`, `- args: [init, --no-such-flag]`, 1)
+	if err := os.WriteFile(filepath.Join(cfg.ChainsDir, "cometbft-kvstore.yaml"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := MustOpenMain(t, cfg)
+	api := signUp(t, m, "broken@example.com", 1)
+	keyFile, _, _ := customerValidatorKey(t)
+	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), keyFile)
+	sub := buyAndPay(t, m, api, "cometbft-kvstore", "validator",
+		`[{"name":"moniker","value":"broken"},{"name":"priv_validator_key","value":"`+sealed+`"}]`, "broken")
+
+	var node *engine.Node
+	waitFor(t, 3*time.Minute, "the provision to fail", func() bool {
+		n, err := m.Store.GetNodeBySubscription(t.Context(), sub)
+		node = n
+		return err == nil && n.State == engine.NodeFailed
+	})
+	var shown struct {
+		State       string
+		StateReason string `json:"state_reason"`
+	}
+	api.do("GET", "/nodes/"+node.ID, "", 200, &shown)
+	if !strings.Contains(shown.StateReason, "init[0]") || !strings.Contains(shown.StateReason, "no-such-flag") {
+		t.Fatalf("the node page says %q; want the init step and its error", shown.StateReason)
+	}
+	waitFor(t, time.Minute, "the failed host to be destroyed", func() bool {
+		_, err := os.Stat(node.Host.Address)
+		return os.IsNotExist(err)
+	})
 }

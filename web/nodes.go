@@ -71,13 +71,16 @@ type nodeEndpointJSON struct {
 }
 
 type nodeJSON struct {
-	ID             string        `json:"id"`
-	SubscriptionID string        `json:"subscription_id"`
-	ChainProfileID string        `json:"chain_profile_id"`
-	NodeType       string        `json:"node_type"`
-	State          string        `json:"state"`
-	Host           nodeHostJSON  `json:"host"`
-	Agent          nodeAgentJSON `json:"agent"`
+	ID             string `json:"id"`
+	SubscriptionID string `json:"subscription_id"`
+	ChainProfileID string `json:"chain_profile_id"`
+	NodeType       string `json:"node_type"`
+	State          string `json:"state"`
+	// Why the node is in its state (e.g. the failed step of a provision);
+	// on the single-node page only.
+	StateReason string        `json:"state_reason,omitempty"`
+	Host        nodeHostJSON  `json:"host"`
+	Agent       nodeAgentJSON `json:"agent"`
 	// The chain's programs as the latest heartbeat saw them.
 	Components []engine.ComponentStatus `json:"components,omitempty"`
 	// By the chain profile's names for them, e.g. "rpc".
@@ -284,7 +287,24 @@ func (s *Server) answerNode(c *gin.Context, status int, n *engine.Node) {
 		writeError(c, err)
 		return
 	}
+	if j.StateReason, err = s.stateReason(c.Request.Context(), n); err != nil {
+		writeError(c, err)
+		return
+	}
 	c.JSON(status, j)
+}
+
+// stateReason is the reason of the node's latest state change.
+func (s *Server) stateReason(ctx context.Context, n *engine.Node) (string, error) {
+	changes, err := s.cfg.Store.ListNodeStateLog(ctx, n.ID, n.UpdatedAt.Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil || len(changes) == 0 {
+		return "", err
+	}
+	last := changes[len(changes)-1]
+	if last.To != n.State {
+		return "", nil
+	}
+	return last.Reason, nil
 }
 
 // leaving reports, as EConflict, a node already being taken away: neither

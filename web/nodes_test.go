@@ -382,7 +382,7 @@ func TestNodeJSONShape(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"agent", "chain_profile_id", "created_at", "host", "id", "node_type", "state", "subscription_id", "updated_at"}
+	want := []string{"agent", "chain_profile_id", "created_at", "host", "id", "node_type", "state", "state_reason", "subscription_id", "updated_at"}
 	if fmt.Sprint(keys) != fmt.Sprint(want) {
 		t.Fatalf("node fields = %v, want %v", keys, want)
 	}
