@@ -89,8 +89,10 @@ func checkBootMaterial(t *testing.T, m *keys.BootMaterial) {
 	if m.SigningKey.Curve != elliptic.P256() {
 		t.Error("signing key is not P-256")
 	}
-	if len(m.WebhookSecret) != 32 || bytes.Equal(m.WebhookSecret, make([]byte, 32)) {
-		t.Error("webhook secret is not 32 random bytes")
+	// hcwhsec_ and 256 random bits in base64url: printable, for a
+	// payment provider's settings.
+	if !bytes.HasPrefix(m.WebhookSecret, []byte("hcwhsec_")) || len(m.WebhookSecret) != len("hcwhsec_")+43 {
+		t.Errorf("webhook secret is %d bytes, not hcwhsec_ and 256 random bits", len(m.WebhookSecret))
 	}
 	checkAgentCA(t, m)
 }
