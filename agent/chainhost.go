@@ -185,24 +185,33 @@ func (h *chainHost) openRoot() (*os.Root, error) {
 	return root, nil
 }
 
+// programs maps each component installed on the host to its program.
+func (h *chainHost) programs(p *agentv1.ConfigurePayload) map[string]string {
+	out := map[string]string{}
+	if h.images {
+		return out
+	}
+	for _, c := range p.GetComponents() {
+		if c.GetArtifact().GetUrl() != "" {
+			out[c.GetName()] = filepath.Join(h.dir, installDir(c), binaryName(c))
+		}
+	}
+	return out
+}
+
 // render renders every template of p over the host's recipe data.
 func (h *chainHost) render(p *agentv1.ConfigurePayload, ports map[string]int) (*recipe, error) {
 	d := recipeData(p, h.dataDir, ports)
+	d.Programs = h.programs(p)
 	rc := &recipe{result: &agentv1.ConfigureResult{Ports: map[string]uint32{}, ArtifactSha256: map[string]string{}}}
 	for _, name := range p.GetPorts() {
 		rc.result.Ports[name] = uint32(ports[name])
 	}
 	for _, c := range p.GetComponents() {
-		program := ""
-		if a := c.GetArtifact(); a.GetUrl() != "" {
-			if a.GetSha256() != "" {
-				rc.result.ArtifactSha256[c.GetName()] = strings.ToLower(a.GetSha256())
-			}
-			if !h.images {
-				program = filepath.Join(h.dir, installDir(c), binaryName(c))
-			}
+		if a := c.GetArtifact(); a.GetUrl() != "" && a.GetSha256() != "" {
+			rc.result.ArtifactSha256[c.GetName()] = strings.ToLower(a.GetSha256())
 		}
-		r, err := renderComponent(c, d, program)
+		r, err := renderComponent(c, d, d.Programs[c.GetName()])
 		if err != nil {
 			return nil, err
 		}

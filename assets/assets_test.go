@@ -69,7 +69,7 @@ func TestCosmosDemo(t *testing.T) {
 	if k := wantSecret(t, p, "priv_validator_key", profile.SourceUserProvided, profile.KeyEd25519); k != nil && (!k.Required || k.Format != profile.FormatCometBFTPrivValidatorKey) {
 		t.Errorf("priv_validator_key = %+v, want a required priv_validator_key.json", k)
 	}
-	wantSecret(t, p, "node_key", profile.SourceGenerated, profile.KeyEd25519) // from the legacy keys list
+	wantSecret(t, p, "node_key", profile.SourceGenerated, profile.KeyEd25519)
 	if err := p.CheckInput("moniker", "my node-1"); err != nil {
 		t.Errorf("moniker rejected: %v", err)
 	}

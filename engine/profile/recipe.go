@@ -231,6 +231,10 @@ func (p *ChainProfile) sampleData() *recipe.Data {
 	for i, name := range p.Ports {
 		d.Ports[name] = 20000 + i
 	}
+	d.Programs = map[string]string{}
+	for _, c := range p.Components {
+		d.Programs[c.Name] = path.Join(d.DataDir, ".hoodcloud/bin", c.Name)
+	}
 	return d
 }
 

@@ -21,6 +21,9 @@ type Data struct {
 	Inputs  map[string]string // text and proof inputs; "" for one not supplied
 	Keys    map[string]string // key name → absolute path of its file
 	Ports   map[string]int    // port name → port the host allocated
+	// Component name → absolute path of its installed program, for a
+	// component that runs another's (cosmovisor running gaiad).
+	Programs map[string]string
 }
 
 // ParseTemplate parses text as one recipe template; name says where it
