@@ -118,6 +118,9 @@ func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayl
 	if err != nil {
 		return nil, err
 	}
+	if err := giveToUser(r.cfg.Dir, r.cfg.User); err != nil {
+		return nil, err
+	}
 	var units []string
 	for _, c := range rc.components {
 		if err := r.writeUnit(c); err != nil {
@@ -210,7 +213,15 @@ func (r *SystemdRuntime) systemctl(ctx context.Context, verb string, reverse boo
 	return nil
 }
 
-func (r *SystemdRuntime) Start(ctx context.Context) error { return r.systemctl(ctx, "start", false) }
+// Start hands the chain's files to its user first: keys delivered since
+// CONFIGURE were written by the agent.
+func (r *SystemdRuntime) Start(ctx context.Context) error {
+	if err := giveToUser(r.cfg.Dir, r.cfg.User); err != nil {
+		return err
+	}
+	return r.systemctl(ctx, "start", false)
+}
+
 func (r *SystemdRuntime) Stop(ctx context.Context) error  { return r.systemctl(ctx, "stop", true) }
 func (r *SystemdRuntime) Restart(ctx context.Context) error {
 	return r.systemctl(ctx, "restart", false)

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"testing"
+)
+
+func TestChainFilesGoToTheChainsUserButNotTheAgentsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"config/priv_validator_key.json", hostDir + "/bin/x/1/x"} {
+		if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("k"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var changed []string
+	walkChown = func(path string, uid, gid int) error {
+		rel, _ := filepath.Rel(dir, path)
+		changed = append(changed, rel)
+		return nil
+	}
+	t.Cleanup(func() { walkChown = os.Lchown })
+	if err := chownTree(dir, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{".", "config", "config/priv_validator_key.json"}
+	if len(changed) != len(want) {
+		t.Fatalf("changed %v, want %v", changed, want)
+	}
+	for i := range want {
+		if changed[i] != want[i] {
+			t.Fatalf("changed %v, want %v", changed, want)
+		}
+	}
+}
+
+func TestWithoutTheChainsUserNothingChanges(t *testing.T) {
+	if _, err := user.Lookup("hoodcloud-no-such-user"); err == nil {
+		t.Skip("the account exists here")
+	}
+	if err := giveToUser(t.TempDir(), "hoodcloud-no-such-user"); err != nil {
+		t.Fatalf("a host without the chain's user: %v", err)
+	}
+}
