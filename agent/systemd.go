@@ -222,7 +222,7 @@ func (r *SystemdRuntime) Start(ctx context.Context) error {
 	return r.systemctl(ctx, "start", false)
 }
 
-func (r *SystemdRuntime) Stop(ctx context.Context) error  { return r.systemctl(ctx, "stop", true) }
+func (r *SystemdRuntime) Stop(ctx context.Context) error { return r.systemctl(ctx, "stop", true) }
 func (r *SystemdRuntime) Restart(ctx context.Context) error {
 	return r.systemctl(ctx, "restart", false)
 }
