@@ -82,10 +82,7 @@ func absDir(dir string) string {
 // config files. Every step is idempotent, so a re-sent CONFIGURE keeps
 // the ports, downloads nothing installed and runs no init step twice.
 func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*recipe, error) {
-	if err := h.check(p); err != nil {
-		return nil, err
-	}
-	root, err := h.openRoot()
+	root, err := h.openChecked(p)
 	if err != nil {
 		return nil, err
 	}
@@ -144,10 +141,7 @@ func writeAbsent(root *os.Root, files []*agentv1.ConfigFile) error {
 // restore makes p concrete again from what configure left on the host,
 // touching nothing.
 func (h *chainHost) restore(p *agentv1.ConfigurePayload) (*recipe, error) {
-	if err := h.check(p); err != nil {
-		return nil, err
-	}
-	root, err := h.openRoot()
+	root, err := h.openChecked(p)
 	if err != nil {
 		return nil, err
 	}
@@ -172,6 +166,14 @@ func (h *chainHost) check(p *agentv1.ConfigurePayload) error {
 		return nil
 	}
 	return checkArtifacts(p.GetComponents())
+}
+
+// openChecked checks p and opens the chain data dir for it.
+func (h *chainHost) openChecked(p *agentv1.ConfigurePayload) (*os.Root, error) {
+	if err := h.check(p); err != nil {
+		return nil, err
+	}
+	return h.openRoot()
 }
 
 func (h *chainHost) openRoot() (*os.Root, error) {

@@ -2,7 +2,6 @@ package web
 
 import (
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -24,9 +23,8 @@ func (s *Server) markPaid(c *gin.Context) {
 		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
 		return
 	}
-	id := c.Param("id")
-	if len(id) > maxIDBytes || !utf8.ValidString(id) {
-		writeError(c, engine.Errorf(engine.ENotFound, "no such payment"))
+	id, ok := paymentID(c)
+	if !ok {
 		return
 	}
 	if err := s.cfg.Payments.MarkPaid(c.Request.Context(), id); err != nil {

@@ -62,9 +62,8 @@ func (s *Server) getPayment(c *gin.Context) {
 		writeError(c, engine.Errorf(engine.EUnsupported, "payments are not configured"))
 		return
 	}
-	id := c.Param("id")
-	if len(id) > maxIDBytes || !utf8.ValidString(id) {
-		writeError(c, engine.Errorf(engine.ENotFound, "no such payment"))
+	id, ok := paymentID(c)
+	if !ok {
 		return
 	}
 	p, err := s.cfg.Payments.Get(c.Request.Context(), principal(c), id)
@@ -129,4 +128,15 @@ func (s *Server) paymentWebhook(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusAccepted, webhookAcceptedJSON{EventID: e.EventID, Status: "accepted"})
+}
+
+// paymentID is the payment named in the URL; a malformed one names no
+// payment, and is answered 404.
+func paymentID(c *gin.Context) (string, bool) {
+	id := c.Param("id")
+	if len(id) > maxIDBytes || !utf8.ValidString(id) {
+		writeError(c, engine.Errorf(engine.ENotFound, "no such payment"))
+		return "", false
+	}
+	return id, true
 }

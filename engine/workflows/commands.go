@@ -92,6 +92,15 @@ func (a *Activities) sendAndAwaitAck(ctx context.Context, req CommandRequest, ty
 	return nil
 }
 
+// runCommand queues a short command unless an earlier attempt did and
+// waits up to Timing.CaptureWait for it to finish.
+func (a *Activities) runCommand(ctx context.Context, req CommandRequest, typ engine.CommandType, payload []byte) (*engine.Command, error) {
+	if err := a.enqueueOnce(ctx, req, typ, payload); err != nil {
+		return nil, classify(err)
+	}
+	return a.awaitCommand(ctx, req.CommandID, a.timing().CaptureWait, engine.CommandStatus.Finished)
+}
+
 func acknowledged(s engine.CommandStatus) bool {
 	return s == engine.CommandAcknowledged || s.Finished()
 }
@@ -301,10 +310,7 @@ func (a *Activities) captureKey(ctx context.Context, req CommandRequest, k Chain
 	if err != nil {
 		return err
 	}
-	if err := a.enqueueOnce(ctx, req, engine.CommandCaptureKey, payload); err != nil {
-		return classify(err)
-	}
-	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().CaptureWait, engine.CommandStatus.Finished)
+	c, err := a.runCommand(ctx, req, engine.CommandCaptureKey, payload)
 	if err != nil {
 		return err
 	}

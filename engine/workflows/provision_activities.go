@@ -301,10 +301,7 @@ func (a *Activities) deliverKeys(ctx context.Context, req CommandRequest, keys [
 	if err != nil {
 		return err
 	}
-	if err := a.enqueueOnce(ctx, req, engine.CommandDeliverKeys, payload); err != nil {
-		return classify(err)
-	}
-	c, err := a.awaitCommand(ctx, req.CommandID, a.timing().CaptureWait, engine.CommandStatus.Finished)
+	c, err := a.runCommand(ctx, req, engine.CommandDeliverKeys, payload)
 	if err != nil {
 		return err
 	}
