@@ -30,7 +30,7 @@ import (
 // that program with the customer's keys.
 
 // withChainClient puts c's program on the PATH the appliance looks in.
-func withChainClient(t *testing.T, c chains.Client) {
+func withChainClient(t testing.TB, c chains.Client) {
 	dir := testenv.ChainClient(t, c)
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
@@ -52,7 +52,7 @@ func openChainAppliance(t *testing.T) (*Main, *testenv.LogBuffer) {
 
 // customerValidatorKey is a CometBFT priv_validator_key.json of a fresh key, and
 // the validator address CometBFT derives from it.
-func customerValidatorKey(t *testing.T) (file []byte, address string, secret string) {
+func customerValidatorKey(t testing.TB) (file []byte, address string, secret string) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func cometStatus(port int) (cometStatusReply, error) {
 }
 
 // processesUnder lists the processes whose command line names dir.
-func processesUnder(t *testing.T, dir string) []string {
+func processesUnder(t testing.TB, dir string) []string {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Skipf("no /proc to look for processes in: %v", err)
