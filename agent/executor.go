@@ -53,6 +53,10 @@ func (a *opsAgent) executeOne(ctx context.Context, c *agentv1.Command) {
 	if err := a.outbox.add(e); err != nil {
 		a.cfg.Logger.Error("cannot record command outcome", "command_id", c.GetId(), "err", err)
 	}
+	select { // heartbeat soon: the next command is likely on its way
+	case a.finished <- struct{}{}:
+	default:
+	}
 }
 
 // execute dispatches on the command type; only results travel, and a

@@ -113,6 +113,8 @@ type opsAgent struct {
 	mu      sync.Mutex
 	running []string        // acknowledged, result not yet delivered
 	reacked map[string]bool // seen ids acknowledged again this run
+	// finished is signalled when a command finishes, to heartbeat soon.
+	finished chan struct{}
 }
 
 // RunAgent enrols if needed, then heartbeats, runs commands and reports
@@ -202,7 +204,7 @@ func newOpsAgent(cfg AgentConfig) (*opsAgent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	chain := newChainWatch(cfg.ChainDir, cfg.ChainMetricsInterval, cfg.ChainStallSamples, state.configuration)
-	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}}, nil
+	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}, finished: make(chan struct{}, 1)}, nil
 }
 
 // run heartbeats in this goroutine while commands run, events are sent
@@ -223,26 +225,65 @@ func (a *opsAgent) heartbeatLoop(ctx context.Context) {
 	if interval <= 0 {
 		interval = agentv1.DefaultHeartbeatInterval
 	}
+	followUp := len(followUps) // none until a command finishes
 	for failures := 0; ; {
-		wait := interval
 		resp, err := a.heartbeat(ctx)
 		switch {
 		case err == nil:
 			failures = 0
 			a.take(resp.GetCommands())
 			if next := resp.GetNextHeartbeatInterval().AsDuration(); a.cfg.HeartbeatInterval <= 0 && next > 0 {
-				interval, wait = next, next
+				interval = next
 			}
 		case ctx.Err() != nil:
 			return
 		default:
 			a.cfg.Logger.Warn("heartbeat failed", "code", status.Code(err).String())
-			wait = min(interval, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures))
 			failures++
 		}
-		if !sleep(ctx, Jitter(wait, 0.1)) {
-			return
+		wait := interval
+		switch {
+		case err != nil:
+			wait = min(interval, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures-1))
+		case followUp < len(followUps):
+			wait = min(interval, followUps[followUp])
+			followUp++
 		}
+		switch a.awaitBeat(ctx, Jitter(wait, 0.1)) {
+		case beatCancelled:
+			return
+		case beatAfterCommand:
+			followUp = 0
+		}
+	}
+}
+
+// followUps are the waits before the heartbeats that follow a finished
+// command. The control plane queues a workflow's next command moments
+// after the last one finished, and commands travel in heartbeat answers:
+// at the normal interval (30 s on a cloud host) a provision's three
+// commands would wait a minute and a half for heartbeats alone.
+var followUps = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+
+type beatReason int
+
+const (
+	beatDue beatReason = iota
+	beatAfterCommand
+	beatCancelled
+)
+
+// awaitBeat waits d, or less when a command finishes first.
+func (a *opsAgent) awaitBeat(ctx context.Context, d time.Duration) beatReason {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return beatCancelled
+	case <-a.finished:
+		return beatAfterCommand
+	case <-t.C:
+		return beatDue
 	}
 }
 

@@ -424,3 +424,21 @@ func TestAgentRefusesADataDirEnrolledForAnotherNode(t *testing.T) {
 		t.Fatalf("RunAgent for another node = %v", err)
 	}
 }
+
+// TestTheNextCommandIsTakenSoonAfterOneFinishes: commands travel in
+// heartbeat answers, so after a command the agent heartbeats briskly for a
+// while instead of waiting its interval (here an hour) for the next step
+// of the workflow.
+func TestTheNextCommandIsTakenSoonAfterOneFinishes(t *testing.T) {
+	e := newTestEnv(t)
+	e.createNode(t, "node_brisk")
+	cfg := e.agentConfig(t, "node_brisk", &scriptedRuntime{})
+	cfg.HeartbeatInterval = time.Hour
+	configure, _ := agentv1.MarshalPayload(&agentv1.ConfigurePayload{ChainProfileId: "sim"})
+	cfgID := e.enqueue(t, "node_brisk", engine.CommandConfigure, configure)
+	startAgent(t, cfg) // its first heartbeat takes CONFIGURE
+	e.waitStatus(t, cfgID, engine.CommandCompleted, testenv.Patience)
+
+	startID := e.enqueue(t, "node_brisk", engine.CommandStart, nil)
+	e.waitStatus(t, startID, engine.CommandCompleted, testenv.Patience)
+}
