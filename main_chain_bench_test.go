@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hoodcloud/hoodcloud/agent"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/internal/chains"
 )
@@ -31,16 +32,24 @@ import (
 func BenchmarkRealValidatorPaymentToRunning(b *testing.B) {
 	requireLoopbackRange(b)
 	withChainClient(b, chains.CometBFT)
-	for _, c := range []struct{ validators, rounds int }{{1, 5}, {10, 1}} {
-		b.Run(fmt.Sprintf("validators-%d", c.validators), func(b *testing.B) {
-			benchRealValidators(b, c.validators, c.rounds)
+	for _, c := range []struct {
+		validators, rounds int
+		heartbeats         string
+	}{{1, 5, "follow-ups"}, {1, 5, "interval-only"}, {10, 1, "follow-ups"}, {10, 1, "interval-only"}} {
+		b.Run(fmt.Sprintf("validators-%d/heartbeats-%s", c.validators, c.heartbeats), func(b *testing.B) {
+			benchRealValidators(b, c.validators, c.rounds, c.heartbeats == "interval-only")
 		})
 	}
 }
 
-func benchRealValidators(b *testing.B, validators, rounds int) {
+// intervalOnly runs the agents as before they heartbeat briskly after a
+// command: the comparison shows what that is worth.
+func benchRealValidators(b *testing.B, validators, rounds int, intervalOnly bool) {
 	cfg := testConfig(b, b.TempDir())
 	cfg.DevToken = "bench-admin"
+	if intervalOnly {
+		cfg.agentEnv = append(cfg.agentEnv, agent.IntervalOnlyEnv+"=1")
+	}
 	m := MustOpenMain(b, cfg)
 	customers := make([]apiClient, validators)
 	for i := range customers {

@@ -14,6 +14,11 @@ import (
 // that the token never shows in ps.
 const TokenEnv = "HOODCLOUD_AGENT_TOKEN"
 
+// IntervalOnlyEnv set to 1 is the default of --interval-only-heartbeats,
+// for an agent whose command line the caller does not write (the local
+// provisioner's, in a benchmark).
+const IntervalOnlyEnv = "HOODCLOUD_AGENT_INTERVAL_ONLY_HEARTBEATS"
+
 // ErrUsage means the command line did not parse; the flag package has
 // already printed why, and the usage.
 var ErrUsage = errors.New("usage")
@@ -36,6 +41,7 @@ func ParseCommandLine(name string, args []string, env func(string) string, stder
 	fs.StringVar(&cfg.ChainDir, "chain-dir", "", "chain data dir (default: data-dir/chain)")
 	fs.StringVar(&runtime, "runtime", "process", "process, systemd or docker")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the gateway's heartbeat interval")
+	fs.BoolVar(&cfg.IntervalOnly, "interval-only-heartbeats", env(IntervalOnlyEnv) == "1", "heartbeat at the interval only, not briskly after a command finishes")
 	fs.DurationVar(&cfg.ProgressCheckInterval, "progress-interval", 30*time.Second, "how often running commands report progress")
 	if err := fs.Parse(args); err != nil {
 		return cfg, ErrUsage

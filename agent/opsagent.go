@@ -37,6 +37,9 @@ type AgentConfig struct {
 	// HeartbeatInterval overrides what the gateway asks for; default the
 	// gateway's, else 30s. Each wait has ±10% jitter.
 	HeartbeatInterval time.Duration
+	// IntervalOnly heartbeats at the interval only, also right after a
+	// command finished (see followUps); for comparison.
+	IntervalOnly bool
 	// ProgressCheckInterval is how often a running command's progress is
 	// checked and reported; default 30s.
 	ProgressCheckInterval time.Duration
@@ -245,7 +248,7 @@ func (a *opsAgent) heartbeatLoop(ctx context.Context) {
 		switch {
 		case err != nil:
 			wait = min(interval, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures-1))
-		case followUp < len(followUps):
+		case followUp < len(followUps) && !a.cfg.IntervalOnly:
 			wait = min(interval, followUps[followUp])
 			followUp++
 		}
