@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"time"
 )
@@ -54,6 +55,9 @@ func ParseCommandLine(name string, args []string, env func(string) string, stder
 		}
 	}
 	cfg.EnrollmentToken = env(TokenEnv)
+	// The chain's programs inherit the agent's environment: the token
+	// is for the agent alone.
+	os.Unsetenv(TokenEnv)
 	if cfg.ChainDir == "" {
 		cfg.ChainDir = filepath.Join(cfg.DataDir, "chain")
 	}

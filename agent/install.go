@@ -27,7 +27,8 @@ import (
 const maxArtifactSize = 8 << 30
 
 // installedMarker, beside an installed binary, holds the digest of the
-// artifact it came from: the same digest is not downloaded again.
+// artifact it came from and the installed program's: the same artifact is
+// not downloaded again while the program is unchanged.
 const installedMarker = ".artifact-sha256"
 
 var versionDirName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$`)
@@ -121,14 +122,18 @@ func (h *chainHost) installArtifacts(ctx context.Context, root *os.Root, comps [
 }
 
 // installed reports whether c's binary is in place from the same artifact.
+// The marker holds the artifact's digest and the installed program's: the
+// program is hashed again, so a file changed since (by anyone) is
+// installed anew rather than run.
 func installed(root *os.Root, c *agentv1.Component) bool {
 	dir := installDir(c)
 	got, err := root.ReadFile(filepath.Join(dir, installedMarker))
-	if err != nil || string(got) != strings.ToLower(c.GetArtifact().GetSha256()) {
+	artifact, program, ok := strings.Cut(string(got), "\n")
+	if err != nil || !ok || artifact != strings.ToLower(c.GetArtifact().GetSha256()) {
 		return false
 	}
-	fi, err := root.Stat(filepath.Join(dir, binaryName(c)))
-	return err == nil && fi.Mode().IsRegular()
+	sum, err := rootFileSHA256(root, filepath.Join(dir, binaryName(c)))
+	return err == nil && sum == strings.TrimSpace(program)
 }
 
 func (h *chainHost) install(ctx context.Context, root *os.Root, c *agentv1.Component, progress ProgressFunc) error {
@@ -155,7 +160,12 @@ func (h *chainHost) install(ctx context.Context, root *os.Root, c *agentv1.Compo
 	if err := root.Rename(tmp, target); err != nil {
 		return fmt.Errorf("%s: install: %w", what, err)
 	}
-	return writeInRoot(root, filepath.Join(dir, installedMarker), []byte(strings.ToLower(c.GetArtifact().GetSha256())), 0o644)
+	program, err := rootFileSHA256(root, target)
+	if err != nil {
+		return fmt.Errorf("%s: install: %w", what, err)
+	}
+	marker := strings.ToLower(c.GetArtifact().GetSha256()) + "\n" + program + "\n"
+	return writeInRoot(root, filepath.Join(dir, installedMarker), []byte(marker), 0o644)
 }
 
 // extractBinary copies the regular file named binary out of the .tar.gz

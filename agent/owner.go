@@ -6,16 +6,16 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
-	"path/filepath"
 	"strconv"
 )
 
-// giveToUser makes the account the chain runs as the owner of everything
-// in the chain data dir but the agent's own directory (installed
-// programs stay the agent's): the agent writes files, keys and what init
-// steps make as itself, and a key file of mode 0600 is readable by its
-// owner only. Without such an account (a development host) it does
-// nothing.
+// giveToUser makes the account the chain runs as the owner of what the
+// chain reads and writes in the chain data dir: the agent writes files,
+// keys and what init steps make as itself, and a key file of mode 0600 is
+// readable by its owner only. The chain data dir itself and the agent's
+// own directory stay the agent's, so the chain's account can neither
+// rename nor replace the programs the agent runs. Without such an account
+// (a development host) it does nothing.
 func giveToUser(dir, account string) error {
 	u, err := user.Lookup(account)
 	var unknown user.UnknownUserError
@@ -30,25 +30,34 @@ func giveToUser(dir, account string) error {
 	if err1 != nil || err2 != nil {
 		return fmt.Errorf("user %s has no numeric uid and gid", account)
 	}
-	return chownTree(dir, uid, gid)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("chain data dir: %w", err)
+	}
+	defer root.Close()
+	return chownTree(root, uid, gid)
 }
 
-// chownTree changes the owner of dir and everything below it, skipping the
-// agent's directory and never following a symlink.
-func chownTree(dir string, uid, gid int) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
+// chownTree changes the owner of everything below root but the agent's
+// directory. It goes through root, so a path the chain's account swapped
+// for a symlink mid-walk cannot lead it outside, and never follows one.
+func chownTree(root *os.Root, uid, gid int) error {
+	return fs.WalkDir(root.FS(), ".", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
 			return err
+		case path == ".":
+			return nil
+		case d.IsDir() && path == hostDir:
+			return fs.SkipDir
 		}
-		if d.IsDir() && d.Name() == hostDir && filepath.Dir(path) == filepath.Clean(dir) {
-			return filepath.SkipDir
-		}
-		if err := walkChown(path, uid, gid); err != nil {
+		if err := walkChown(root, path, uid, gid); err != nil {
 			return fmt.Errorf("hand %s to the chain's user: %w", path, err)
 		}
 		return nil
 	})
 }
 
-// walkChown is os.Lchown; tests, which cannot give files away, watch it.
-var walkChown = os.Lchown
+// walkChown is (*os.Root).Lchown; tests, which cannot give files away,
+// watch it.
+var walkChown = func(root *os.Root, path string, uid, gid int) error { return root.Lchown(path, uid, gid) }

@@ -18,16 +18,22 @@ func TestChainFilesGoToTheChainsUserButNotTheAgentsDirectory(t *testing.T) {
 		}
 	}
 	var changed []string
-	walkChown = func(path string, uid, gid int) error {
-		rel, _ := filepath.Rel(dir, path)
-		changed = append(changed, rel)
+	saved := walkChown
+	walkChown = func(_ *os.Root, path string, uid, gid int) error {
+		changed = append(changed, path)
 		return nil
 	}
-	t.Cleanup(func() { walkChown = os.Lchown })
-	if err := chownTree(dir, 1234, 1234); err != nil {
+	t.Cleanup(func() { walkChown = saved })
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{".", "config", "config/priv_validator_key.json"}
+	defer root.Close()
+	if err := chownTree(root, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	// The chain data dir and the agent's directory stay the agent's.
+	want := []string{"config", "config/priv_validator_key.json"}
 	if len(changed) != len(want) {
 		t.Fatalf("changed %v, want %v", changed, want)
 	}
