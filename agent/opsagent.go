@@ -276,14 +276,19 @@ const (
 	beatCancelled
 )
 
-// awaitBeat waits d, or less when a command finishes first.
+// awaitBeat waits d, or less when a command finishes first (unless
+// IntervalOnly).
 func (a *opsAgent) awaitBeat(ctx context.Context, d time.Duration) beatReason {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	finished := a.finished
+	if a.cfg.IntervalOnly {
+		finished = nil // never ready
+	}
 	select {
 	case <-ctx.Done():
 		return beatCancelled
-	case <-a.finished:
+	case <-finished:
 		return beatAfterCommand
 	case <-t.C:
 		return beatDue

@@ -184,6 +184,7 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate port", "ports: [rpc, metrics]", "ports: [rpc, rpc, metrics]", `ports[1]: duplicate port "rpc"`},
 		{"genesis two ways", "  inline: '{\"config\": {}}'", "  inline: '{}'\n  url: https://e.com/g.json", "genesis: give exactly one of url"},
 		{"genesis url without digest", "  inline: '{\"config\": {}}'", "  url: https://e.com/g.json", "genesis.sha256: must be 64 lowercase hex digits"},
+		{"config file over a key file", "path: geth/config.toml", "path: geth/nodekey", `components[0].files[0].path: is the key file of "node_key"`},
 		{"genesis escaping the chain dir", "  path: genesis.json", "  path: ../genesis.json", `genesis.path: must not contain ".."`},
 		{"chain_generated before provisioning", "    key_path: geth/nodekey\n", "    key_path: geth/nodekey\n    phase: pre_provision\n", "provisioning_inputs[1].phase: a chain_generated secret exists only after provisioning"},
 	}

@@ -59,11 +59,12 @@ func (c *Component) Local() (name string, ok bool) {
 	return strings.CutPrefix(c.URL, LocalArtifactScheme+":")
 }
 
-// KeyPaths maps each secret with a key file on the host to its path.
-func (p *ChainProfile) KeyPaths() map[string]string {
+// KeyPaths maps each secret a node of nodeType has a key file of on its
+// host to its path; "" takes every node type's.
+func (p *ChainProfile) KeyPaths(nodeType string) map[string]string {
 	out := map[string]string{}
 	for _, s := range p.Inputs {
-		if s.Type == engine.InputSecret && s.KeyPath != "" {
+		if s.Type == engine.InputSecret && s.KeyPath != "" && (nodeType == "" || s.AppliesTo(nodeType)) {
 			out[s.Name] = s.KeyPath
 		}
 	}
@@ -218,14 +219,14 @@ func checkChainPath(ps *problems, field, p string) {
 // sampleData is recipe data with every name the profile declares, so that
 // rendering a template over it fails exactly when the template refers to
 // something the profile does not have.
-func (p *ChainProfile) sampleData() *recipe.Data {
+func (p *ChainProfile) sampleData(nodeType string) *recipe.Data {
 	d := &recipe.Data{NodeID: "node_sample", DataDir: "/chain", Inputs: map[string]string{}, Keys: map[string]string{}, Ports: map[string]int{}}
-	for _, s := range p.Inputs {
+	for _, s := range p.InputsFor(nodeType) {
 		if s.Type != engine.InputSecret {
 			d.Inputs[s.Name] = "sample"
 		}
 	}
-	for name, rel := range p.KeyPaths() {
+	for name, rel := range p.KeyPaths(nodeType) {
 		d.Keys[name] = path.Join(d.DataDir, rel)
 	}
 	for i, name := range p.Ports {
@@ -238,9 +239,44 @@ func (p *ChainProfile) sampleData() *recipe.Data {
 	return d
 }
 
-// checkTemplates renders every template of the profile over sample data.
+// checkKeyFiles keeps the config files and genesis off the key files: a
+// config written over a key would replace it, and with mode 0644.
+func checkKeyFiles(ps *problems, p *ChainProfile) {
+	keys := map[string]string{}
+	for name, rel := range p.KeyPaths("") {
+		keys[rel] = name
+	}
+	for i, c := range p.Components {
+		for j, f := range c.Files {
+			if name, ok := keys[f.Path]; ok {
+				ps.add(fmt.Sprintf("components[%d].files[%d].path", i, j), "is the key file of %q", name)
+			}
+		}
+	}
+	if p.Genesis != nil {
+		if name, ok := keys[p.Genesis.Path]; ok {
+			ps.add("genesis.path", "is the key file of %q", name)
+		}
+	}
+}
+
+// checkTemplates renders every template of the profile over the sample
+// data of each node type, whose inputs and keys may differ.
 func checkTemplates(ps *problems, p *ChainProfile) {
-	d := p.sampleData()
+	for _, nt := range p.NodeTypes {
+		before := len(*ps)
+		checkTemplatesFor(ps, p, nt.Name)
+		if len(*ps) > before {
+			if len(p.NodeTypes) > 1 {
+				(*ps)[before] = "for node type " + nt.Name + ": " + (*ps)[before]
+			}
+			return // one node type's problems are enough to fix the file
+		}
+	}
+}
+
+func checkTemplatesFor(ps *problems, p *ChainProfile, nodeType string) {
+	d := p.sampleData(nodeType)
 	render := func(field, text string) string {
 		out, err := recipe.Render(field, text, d)
 		if err != nil {

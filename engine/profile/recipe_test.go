@@ -26,7 +26,7 @@ func TestRecipeIsRead(t *testing.T) {
 	if p.Genesis == nil || p.Genesis.Path != "genesis.json" || string(p.Genesis.Content) != `{"config": {}}` {
 		t.Fatalf("genesis = %+v", p.Genesis)
 	}
-	if got := p.KeyPaths(); len(got) != 1 || got["node_key"] != "geth/nodekey" {
+	if got := p.KeyPaths("full"); len(got) != 1 || got["node_key"] != "geth/nodekey" {
 		t.Fatalf("key paths = %v", got)
 	}
 }

@@ -48,6 +48,7 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	p.Ports, p.Endpoints = raw.Ports, raw.Endpoints
 	p.Genesis = buildGenesis(&ps, raw.Genesis)
 	if len(ps) == 0 {
+		checkKeyFiles(&ps, p)
 		checkTemplates(&ps, p)
 	}
 	return p, ps

@@ -132,7 +132,11 @@ func (a *Activities) localRun(ctx context.Context, n *engine.Node, p *profile.Ch
 	found := map[string]configArtifact{}
 	for component, program := range local {
 		url, sha, err := a.Simulation.Artifacts.Find(program)
-		if engine.IsCode(err, engine.ENotFound) {
+		_, pinned := n.Runtime.Artifacts[component]
+		switch {
+		case engine.IsCode(err, engine.ENotFound) && pinned:
+			return nil, nil, engine.Errorf(engine.EUnavailable, "component %q of node %s runs %s, which is no longer on the PATH", component, n.ID, program)
+		case engine.IsCode(err, engine.ENotFound):
 			return a.Simulation, nil, nil // not installed here: the simulated chain stands in
 		}
 		if err != nil {
@@ -191,7 +195,7 @@ func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.Prov
 		cp.Components = append(cp.Components, cc)
 	}
 	if sim == nil {
-		cp.Ports, cp.KeyPaths, cp.Genesis = p.Ports, p.KeyPaths(), genesisOf(p.Genesis)
+		cp.Ports, cp.KeyPaths, cp.Genesis = p.Ports, p.KeyPaths(nodeType), genesisOf(p.Genesis)
 		for _, s := range p.InputsFor(nodeType) {
 			if s.Type != engine.InputSecret {
 				cp.Inputs[s.Name] = "" // declared: a template may name it

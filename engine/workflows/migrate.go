@@ -131,7 +131,8 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 		if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
 			return fmt.Errorf("read node: %w", err)
 		}
-		if err := run(ctx, quick, nil, acts.InjectKeys, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+		// Waiting, not quick: InjectKeys now waits for the delivery.
+		if err := run(ctx, waiting, nil, acts.InjectKeys, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
 			return fmt.Errorf("inject keys: %w", err)
 		}
 	}

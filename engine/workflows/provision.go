@@ -97,7 +97,8 @@ func bringUp(ctx workflow.Context, plan ProvisionPlan, keys KeysRequest, ph Prov
 		return err
 	}
 	if !keysFirst {
-		if err := run(ctx, quick, nil, acts.InjectKeys, keys); err != nil {
+		// Waiting, not quick: InjectKeys now waits for the delivery.
+		if err := run(ctx, waiting, nil, acts.InjectKeys, keys); err != nil {
 			return fmt.Errorf("inject keys: %w", err)
 		}
 	}

@@ -269,6 +269,8 @@ func (a *Activities) InjectKeys(ctx context.Context, req KeysRequest) error {
 		}
 		k, err := a.Store.GetNodeKey(ctx, req.NodeID, spec.Name)
 		switch {
+		case engine.IsCode(err, engine.ENotFound) && spec.Source == profile.SourceChainGenerated:
+			continue // the chain writes it on this host; captured after CONFIGURE
 		case engine.IsCode(err, engine.ENotFound) && spec.Required:
 			return permanent(engine.EInvalid, "node %s has no key %q to deliver", req.NodeID, spec.Name)
 		case engine.IsCode(err, engine.ENotFound):
