@@ -46,7 +46,16 @@ func MigrateWorkflow(ctx workflow.Context, in MigrateInput) (*MigrateResult, err
 type migration struct {
 	newHost  *ProvisionedHost
 	oldAgent *engine.AgentRegistration
+	// oldStopped: the chain on the old host was stopped, to be started
+	// again there if the move fails.
+	oldStopped bool
 }
+
+// stopOldFirst is the version of MigrateWorkflow that stops the chain on
+// the old host before the new host gets the node's keys: a validator key
+// never has two live signers. A host that does not confirm the stop fails
+// the migration; runs begun before it replay without the stop.
+const stopOldFirst = "migrate-stops-old-first"
 
 // keepOldAgent is the version of MigrateWorkflow that remembers the old
 // host's agent registration; runs begun before it replay without.
@@ -70,6 +79,13 @@ func migrate(ctx workflow.Context, res *MigrateResult, m *migration) error {
 		if err := run(ctx, quick, &m.oldAgent, acts.AgentRegistration, nodeID); err != nil {
 			return fmt.Errorf("read the old host's agent: %w", err)
 		}
+	}
+	if workflow.GetVersion(ctx, stopOldFirst, workflow.DefaultVersion, 1) >= 1 {
+		stop := CommandRequest{NodeID: nodeID, CommandID: commandID(ctx, "stop-old")}
+		if err := run(ctx, waiting, nil, acts.StopNode, stop); err != nil {
+			return fmt.Errorf("stop the chain on the old host (it must not sign beside the new one): %w", err)
+		}
+		m.oldStopped = true
 	}
 	var ph ProvisionedHost
 	if err := run(ctx, hostOp, &ph, acts.ProvisionMigrationHost, req); err != nil {
@@ -152,6 +168,12 @@ func compensateMigration(ctx workflow.Context, nodeID string, m migration, cause
 			if err := run(ctx, quick, nil, acts.RestoreAgentRegistration, *m.oldAgent); err != nil {
 				logger.Error("give the node back to its old agent after failed migration", "node_id", nodeID, "error", err)
 			}
+		}
+	}
+	if m.oldStopped { // the new host is gone: the old one may sign again
+		start := CommandRequest{NodeID: nodeID, CommandID: commandID(ctx, "start-old")}
+		if err := run(ctx, waiting, nil, acts.StartNode, start); err != nil {
+			logger.Error("start the chain on the old host after failed migration", "node_id", nodeID, "error", err)
 		}
 	}
 	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeDegraded, summary("migration failed", cause))); err != nil {

@@ -291,7 +291,7 @@ func TestMigrateMovesTheNodeToANewHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"SetNodeState:maintenance", "NodeHost", "AgentRegistration", "ProvisionMigrationHost", "WaitForAgentReady",
+		"SetNodeState:maintenance", "NodeHost", "AgentRegistration", "StopNode", "ProvisionMigrationHost", "WaitForAgentReady",
 		"NodeRecord", "InjectKeys", "SendConfigureCommand", "WaitForCommandCompletion", "CheckBackup", "RestoreSnapshot",
 		"StartNode", "WaitForCommandCompletion", "DestroyHost:old-1", "UpdateHostInfo:new-1",
 		"SetNodeState:syncing",
@@ -309,8 +309,9 @@ func TestMigrateCompensation(t *testing.T) {
 		name, fail string
 		tail       []string
 	}{
-		{"no new host: nothing destroyed", "ProvisionMigrationHost", []string{"ProvisionMigrationHost", "SetNodeState:degraded"}},
-		{"new host destroyed, old kept and its agent served again", "StartNode", []string{"StartNode", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "SetNodeState:degraded"}},
+		{"the old host does not stop: nothing moves", "StopNode", []string{"AgentRegistration", "StopNode", "SetNodeState:degraded"}},
+		{"no new host: nothing destroyed, the old chain started again", "ProvisionMigrationHost", []string{"ProvisionMigrationHost", "StartNode", "SetNodeState:degraded"}},
+		{"new host destroyed, old kept, its agent served again and its chain started", "StartNode", []string{"StartNode", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "StartNode", "SetNodeState:degraded"}},
 		{"started on the new host: it is kept", "UpdateHostInfo:new-1", []string{"UpdateHostInfo:new-1", "SetNodeState:degraded"}},
 	}
 	for _, tt := range tests {
