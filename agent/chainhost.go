@@ -44,8 +44,11 @@ type chainHost struct {
 	// checkRendered, when set, refuses a rendered component the runtime
 	// cannot run; it is called before any init step.
 	checkRendered func(*agentv1.Component) error
-	client        *http.Client
-	logger        *slog.Logger
+	// beforeInit, when set, runs before the init steps: a runtime whose
+	// steps run as the chain's user hands it the files (keys included).
+	beforeInit func(root *os.Root) error
+	client     *http.Client
+	logger     *slog.Logger
 }
 
 // stepRunner runs init step s of rendered component c, its output to out.
@@ -102,6 +105,11 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	}
 	if err := writeAbsent(root, rc.kept); err != nil {
 		return nil, err
+	}
+	if h.beforeInit != nil {
+		if err := h.beforeInit(root); err != nil {
+			return nil, err
+		}
 	}
 	if err := h.runInitSteps(ctx, root, rc.components, progress); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -61,6 +62,7 @@ func NewDockerRuntime(cfg DockerConfig) *DockerRuntime {
 	}
 	host := newHostChain(cfg.Dir, nil)
 	host.dataDir, host.images = containerDataDir, true
+	host.beforeInit = func(root *os.Root) error { return giveToContainerUser(root, cfg.User) }
 	cfg.Dir = host.dir
 	r := &DockerRuntime{cfg: cfg, host: host}
 	host.runStep = r.runInitStep
@@ -196,6 +198,9 @@ func (r *DockerRuntime) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := r.giveFiles(); err != nil { // keys delivered since CONFIGURE
+		return err
+	}
 	for _, c := range comps {
 		if err := r.runContainer(ctx, c); err != nil {
 			return err
@@ -290,4 +295,14 @@ func (r *DockerRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 		st.Components = append(st.Components, cs)
 	}
 	return st, nil
+}
+
+// giveFiles hands the chain data dir's files to the containers' user.
+func (r *DockerRuntime) giveFiles() error {
+	root, err := os.OpenRoot(r.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("chain data dir: %w", err)
+	}
+	defer root.Close()
+	return giveToContainerUser(root, r.cfg.User)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 )
 
 // giveToUser makes the account the chain runs as the owner of what the
@@ -35,6 +36,25 @@ func giveToUser(dir, account string) error {
 		return fmt.Errorf("chain data dir: %w", err)
 	}
 	defer root.Close()
+	return chownTree(root, uid, gid)
+}
+
+// giveToContainerUser hands the chain's files to the numeric "uid[:gid]"
+// the containers run as (--user); an empty user keeps the image's, and
+// the files the agent's.
+func giveToContainerUser(root *os.Root, containerUser string) error {
+	if containerUser == "" {
+		return nil
+	}
+	u, g, hasGroup := strings.Cut(containerUser, ":")
+	uid, err := strconv.Atoi(u)
+	gid := uid
+	if err == nil && hasGroup {
+		gid, err = strconv.Atoi(g)
+	}
+	if err != nil {
+		return permanent(fmt.Sprintf("the container user %q is not a numeric uid[:gid]", containerUser))
+	}
 	return chownTree(root, uid, gid)
 }
 

@@ -52,3 +52,30 @@ func TestWithoutTheChainsUserNothingChanges(t *testing.T) {
 		t.Fatalf("a host without the chain's user: %v", err)
 	}
 }
+
+func TestContainerFilesGoToTheContainersNumericUser(t *testing.T) {
+	root, err := os.OpenRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if err := root.WriteFile("key", []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var got [][2]int
+	saved := walkChown
+	walkChown = func(_ *os.Root, _ string, uid, gid int) error {
+		got = append(got, [2]int{uid, gid})
+		return nil
+	}
+	t.Cleanup(func() { walkChown = saved })
+	for user, want := range map[string][2]int{"1000:1001": {1000, 1001}, "1000": {1000, 1000}} {
+		got = nil
+		if err := giveToContainerUser(root, user); err != nil || len(got) != 1 || got[0] != want {
+			t.Errorf("user %q: chowned %v, %v; want %v", user, got, err, want)
+		}
+	}
+	if err := giveToContainerUser(root, "chain"); err == nil {
+		t.Error("a container user by name was accepted: its uid inside the image is unknown here")
+	}
+}
