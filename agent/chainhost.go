@@ -271,7 +271,7 @@ func allocatePorts(root *os.Root, names []string) (map[string]int, error) {
 				return nil, fmt.Errorf("allocate port %q: %w", name, err)
 			}
 			held = append(held, l)
-			if p := l.Addr().(*net.TCPAddr).Port; !taken[p] {
+			if p := l.Addr().(*net.TCPAddr).Port; !taken[p] && claimPort(p, root.Name()) {
 				ports[name], taken[p], changed = p, true, true
 			}
 		}

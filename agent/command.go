@@ -42,10 +42,14 @@ func ParseCommandLine(name string, args []string, env func(string) string, stder
 	fs.StringVar(&cfg.ChainDir, "chain-dir", "", "chain data dir (default: data-dir/chain)")
 	fs.StringVar(&runtime, "runtime", "process", "process, systemd or docker")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 0, "override the gateway's heartbeat interval")
+	claims := fs.String("port-claims-dir", "", "machine-wide record of the ports chains were given (default: in the temporary directory)")
 	fs.BoolVar(&cfg.IntervalOnly, "interval-only-heartbeats", env(IntervalOnlyEnv) == "1", "heartbeat at the interval only, not briskly after a command finishes")
 	fs.DurationVar(&cfg.ProgressCheckInterval, "progress-interval", 30*time.Second, "how often running commands report progress")
 	if err := fs.Parse(args); err != nil {
 		return cfg, ErrUsage
+	}
+	if *claims != "" { // one agent per process: the setting is the program's
+		portClaimsDir = *claims
 	}
 	for _, req := range []struct{ name, value string }{
 		{"gateway", cfg.GatewayAddr}, {"node-id", cfg.NodeID}, {"data-dir", cfg.DataDir},

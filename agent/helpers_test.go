@@ -33,7 +33,18 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(simnodeEnv); dir != "" {
 		os.Exit(runChildSimnode(dir))
 	}
-	os.Exit(m.Run())
+	os.Exit(runTests(m))
+}
+
+// runTests keeps the tests' port claims out of the machine-wide record.
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "agent-port-claims-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	portClaimsDir = dir
+	return m.Run()
 }
 
 // runChildSimnode runs a simulated node until SIGTERM and writes its

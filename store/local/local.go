@@ -405,6 +405,10 @@ func (p *Provisioner) supervise(rec hostRecord, token string) error {
 	return nil
 }
 
+// portClaimsDir, in the hosts' directory, is where their agents record the
+// ports they give chains (a dot-directory: no host).
+const portClaimsDir = ".port-claims"
+
 func (p *Provisioner) agentArgs(rec hostRecord, dir string) []string {
 	args := append(slices.Clone(p.agentCmd),
 		"--gateway", rec.GatewayAddr,
@@ -412,6 +416,9 @@ func (p *Provisioner) agentArgs(rec hostRecord, dir string) []string {
 		"--ca-file", filepath.Join(dir, caFile),
 		"--data-dir", filepath.Join(dir, agentDataDir),
 		"--runtime", p.cfg.Runtime,
+		// The hosts share this machine: their chains' ports are recorded
+		// in one place, which goes with the provisioner's directory.
+		"--port-claims-dir", filepath.Join(p.cfg.Dir, portClaimsDir),
 	)
 	return append(args, p.cfg.AgentArgs...)
 }

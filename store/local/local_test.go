@@ -202,7 +202,8 @@ func TestCreateHostStartsAgentWithTokenInEnvOnly(t *testing.T) {
 		t.Errorf("agent env has no token (%v)", r.HasToken)
 	}
 	wantArgs := []string{"agent", "--gateway", "127.0.0.1:7443", "--node-id", "node_1",
-		"--ca-file", filepath.Join(dir, "ca.pem"), "--data-dir", filepath.Join(dir, "agent"), "--runtime", "process"}
+		"--ca-file", filepath.Join(dir, "ca.pem"), "--data-dir", filepath.Join(dir, "agent"), "--runtime", "process",
+		"--port-claims-dir", filepath.Join(f.root, ".port-claims")}
 	if !slices.Equal(r.Args, wantArgs) {
 		t.Errorf("agent args = %q, want %q", r.Args, wantArgs)
 	}
@@ -669,7 +670,8 @@ func TestAgentsRunTheOpsAgentBinaryFoundBesideTheAppliance(t *testing.T) {
 	h := f.mustCreate(f.open(testInstallation), "node_1")
 	r := f.awaitRuns("node_1", 1)[0]
 	wantArgs := []string{"--gateway", "127.0.0.1:7443", "--node-id", "node_1",
-		"--ca-file", filepath.Join(h.Address, "ca.pem"), "--data-dir", filepath.Join(h.Address, "agent"), "--runtime", "process"}
+		"--ca-file", filepath.Join(h.Address, "ca.pem"), "--data-dir", filepath.Join(h.Address, "agent"), "--runtime", "process",
+		"--port-claims-dir", filepath.Join(filepath.Dir(h.Address), ".port-claims")}
 	if !slices.Equal(r.Args, wantArgs) {
 		t.Errorf("agent args = %q, want %q: hoodcloud-agent takes no agent command", r.Args, wantArgs)
 	}
