@@ -286,15 +286,45 @@ func (r *DockerRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 	}
 	st := RuntimeStatus{Configured: true, Running: true}
 	for _, c := range comps {
-		out, err := r.cfg.Commander.Run(ctx, "docker", "inspect", "--format", "{{.State.Running}}", r.container(c))
-		cs := &agentv1.ComponentStatus{Name: c.GetName(), Version: c.GetVersion(), Running: err == nil && strings.TrimSpace(string(out)) == "true"}
-		if !cs.Running {
-			st.Running, st.Message = false, r.container(c)+" is not running"
-			cs.LastExit = st.Message
+		out, err := r.cfg.Commander.Run(ctx, "docker", "inspect", "--format", containerStateFormat, r.container(c))
+		cs := containerStatus(r.container(c), string(out), err)
+		cs.Name, cs.Version = c.GetName(), c.GetVersion()
+		st.Restarts += int(cs.Restarts)
+		switch {
+		case cs.CrashLoop:
+			st.Running, st.CrashLoop = false, true
+			st.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", cs.Name, cs.LastExit)
+		case !cs.Running:
+			st.Running = false
+			if !st.CrashLoop {
+				st.Message = cs.LastExit
+			}
 		}
 		st.Components = append(st.Components, cs)
 	}
 	return st, nil
+}
+
+// containerStateFormat asks docker inspect for a container's state, its
+// restart count and its last exit code.
+const containerStateFormat = "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}"
+
+// containerStatus reads containerStateFormat's answer: docker restarts a
+// container that exits (--restart unless-stopped), so one restarting again
+// after several restarts is in a crash loop.
+func containerStatus(container, out string, err error) *agentv1.ComponentStatus {
+	var state string
+	var restarts, exit int
+	if err != nil {
+		return &agentv1.ComponentStatus{LastExit: container + " cannot be inspected"}
+	}
+	fmt.Sscan(out, &state, &restarts, &exit)
+	cs := &agentv1.ComponentStatus{Running: state == "running", Restarts: uint32(max(restarts, 0))}
+	if !cs.Running {
+		cs.LastExit = fmt.Sprintf("%s is %s, last exit code %d", container, state, exit)
+		cs.CrashLoop = state == "restarting" && restarts >= crashLoopRestarts
+	}
+	return cs
 }
 
 // giveFiles hands the chain data dir's files to the containers' user.

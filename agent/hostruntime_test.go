@@ -76,11 +76,53 @@ func TestSystemdUnitIsHardened(t *testing.T) {
 	}
 }
 
+func TestSystemdUnitsThatKeepRestartingAreACrashLoop(t *testing.T) {
+	tests := []struct {
+		name, show      string
+		running, looped bool
+		restarts        uint32
+	}{
+		{"running after restarts", "ActiveState=active\nSubState=running\nNRestarts=4\nResult=success", true, false, 4},
+		{"waiting for its first restart", "ActiveState=activating\nSubState=auto-restart\nNRestarts=1\nResult=exit-code", false, false, 1},
+		{"restarted again and again", "ActiveState=activating\nSubState=auto-restart\nNRestarts=3\nResult=exit-code", false, true, 3},
+		{"given up by systemd", "ActiveState=failed\nSubState=failed\nNRestarts=5\nResult=start-limit-hit", false, true, 5},
+		{"stopped", "ActiveState=inactive\nSubState=dead\nNRestarts=0\nResult=success", false, false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := unitStatus("chain.service", parseUnitProperties([]byte(tt.show)))
+			if cs.Running != tt.running || cs.CrashLoop != tt.looped || cs.Restarts != tt.restarts {
+				t.Errorf("status = %+v, want running %v, crash loop %v, %d restarts", cs, tt.running, tt.looped, tt.restarts)
+			}
+		})
+	}
+}
+
+func TestContainersThatKeepRestartingAreACrashLoop(t *testing.T) {
+	tests := []struct {
+		name, inspect   string
+		running, looped bool
+	}{
+		{"running after restarts", "running 4 0", true, false},
+		{"restarting once", "restarting 1 1", false, false},
+		{"restarting again and again", "restarting 3 1", false, true},
+		{"exited", "exited 0 137", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cs := containerStatus("chain", tt.inspect, nil)
+			if cs.Running != tt.running || cs.CrashLoop != tt.looped {
+				t.Errorf("status = %+v, want running %v, crash loop %v", cs, tt.running, tt.looped)
+			}
+		})
+	}
+}
+
 func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	dir, units := t.TempDir(), t.TempDir()
 	fake := &fakeCommander{outputs: map[string]string{
-		"systemctl is-active hoodcloud-geth.service":       "active\n",
-		"systemctl is-active hoodcloud-lighthouse.service": "failed\n",
+		"systemctl show hoodcloud-geth.service --property=ActiveState,SubState,NRestarts,Result":       "ActiveState=active\nSubState=running\nNRestarts=0\nResult=success\n",
+		"systemctl show hoodcloud-lighthouse.service --property=ActiveState,SubState,NRestarts,Result": "ActiveState=failed\nSubState=failed\nNRestarts=1\nResult=exit-code\n",
 	}}
 	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake})
 	ctx := context.Background()
@@ -136,7 +178,10 @@ func wantCalls(t *testing.T, f *fakeCommander, want [][]string) {
 
 func TestDockerRuntimeBuildsRunArguments(t *testing.T) {
 	dir := t.TempDir()
-	fake := &fakeCommander{outputs: map[string]string{"docker inspect --format {{.State.Running}} hoodcloud-geth": "true\n"}}
+	fake := &fakeCommander{outputs: map[string]string{
+		"docker inspect --format {{.State.Running}} hoodcloud-geth":                                      "true\n",
+		"docker inspect --format {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} hoodcloud-geth": "running 0 0\n",
+	}}
 	r := NewDockerRuntime(DockerConfig{Dir: dir, User: "10001:10001", Commander: fake})
 	ctx := context.Background()
 	p := chainComponents()

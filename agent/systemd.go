@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -237,16 +238,56 @@ func (r *SystemdRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 	}
 	st := RuntimeStatus{Configured: true, Running: true}
 	for i, u := range units {
-		out, _ := r.cfg.Commander.Run(ctx, "systemctl", "is-active", u)
-		state := strings.TrimSpace(string(out))
-		cs := &agentv1.ComponentStatus{Name: comps[i].GetName(), Version: comps[i].GetVersion(), Running: state == "active"}
-		if !cs.Running {
-			st.Running, st.Message = false, u+" is "+state
-			cs.LastExit = u + " is " + state
+		out, _ := r.cfg.Commander.Run(ctx, "systemctl", "show", u, "--property=ActiveState,SubState,NRestarts,Result")
+		cs := unitStatus(u, parseUnitProperties(out))
+		cs.Name, cs.Version = comps[i].GetName(), comps[i].GetVersion()
+		st.Restarts += int(cs.Restarts)
+		switch {
+		case cs.CrashLoop:
+			st.Running, st.CrashLoop = false, true
+			st.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", cs.Name, cs.LastExit)
+		case !cs.Running:
+			st.Running = false
+			if !st.CrashLoop {
+				st.Message = cs.LastExit
+			}
 		}
 		st.Components = append(st.Components, cs)
 	}
 	return st, nil
+}
+
+// crashLoopRestarts is how many automatic restarts of a unit still
+// waiting to come up again make a crash loop.
+const crashLoopRestarts = 3
+
+// unitStatus reads a unit's state as systemctl show gives it: systemd
+// restarts a failed unit itself (Restart=on-failure), so a unit waiting to
+// be restarted again after several restarts, or one systemd gave up on,
+// is in a crash loop.
+func unitStatus(unit string, p map[string]string) *agentv1.ComponentStatus {
+	restarts, _ := strconv.Atoi(p["NRestarts"])
+	cs := &agentv1.ComponentStatus{Running: p["ActiveState"] == "active" && p["SubState"] == "running", Restarts: uint32(max(restarts, 0))}
+	if cs.Running {
+		return cs
+	}
+	cs.LastExit = fmt.Sprintf("%s is %s (%s)", unit, p["ActiveState"], p["SubState"])
+	if r := p["Result"]; r != "" && r != "success" {
+		cs.LastExit += ", last result " + r
+	}
+	cs.CrashLoop = p["Result"] == "start-limit-hit" || (p["SubState"] == "auto-restart" && restarts >= crashLoopRestarts)
+	return cs
+}
+
+// parseUnitProperties reads systemctl show's "Key=value" lines.
+func parseUnitProperties(out []byte) map[string]string {
+	p := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), "="); ok {
+			p[k] = v
+		}
+	}
+	return p
 }
 
 // SystemdUnit is the unit file of a component: an unprivileged user, a
