@@ -68,3 +68,23 @@ func TestGenesisFileIsReadBesideTheProfile(t *testing.T) {
 		t.Fatalf("a missing genesis file: err = %v, want one naming genesis.file", err)
 	}
 }
+
+func TestAChangedGenesisFileIsReloaded(t *testing.T) {
+	doc := edit(t, validYAML(t), "  inline: '{\"config\": {}}'", "  file: test-genesis.json")
+	files := fstest.MapFS{
+		"test.yaml":         {Data: []byte(doc)},
+		"test-genesis.json": {Data: []byte(`{"chain_id": "one"}`)},
+	}
+	c, err := profile.LoadCatalog(profile.Source{Name: "conf", FS: files})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["test-genesis.json"] = &fstest.MapFile{Data: []byte(`{"chain_id": "two, longer"}`)}
+	if swapped, err := c.Reload(); err != nil || !swapped {
+		t.Fatalf("Reload after the genesis file changed: swapped %v, %v", swapped, err)
+	}
+	p, _ := c.Get("test-chain")
+	if string(p.Genesis.Content) != `{"chain_id": "two, longer"}` {
+		t.Fatalf("genesis = %s", p.Genesis.Content)
+	}
+}

@@ -56,9 +56,40 @@ func readSources(sources []Source) (*sourceFiles, error) {
 		for _, f := range files {
 			hashFile(h, f.name, f.data)
 		}
+		if err := hashCompanions(h, src); err != nil {
+			return nil, fmt.Errorf("read chain profiles from %s: %w", src.Name, err)
+		}
 	}
 	sf.sum = hex.EncodeToString(h.Sum(nil))
 	return sf, nil
+}
+
+// hashCompanions adds the other files beside the profiles (a genesis file
+// a profile names, say) by name, size and modification time, so that the
+// watcher reloads when one of them changes.
+func hashCompanions(h interface{ Write([]byte) (int, error) }, src Source) error {
+	if src.FS == nil {
+		return nil
+	}
+	entries, err := fs.ReadDir(src.FS, ".")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || isProfileFile(name) || name == ChecksumsFile {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // gone since the listing
+		}
+		hashFile(h, name, fmt.Appendf(nil, "%d %d", info.Size(), info.ModTime().UnixNano()))
+	}
+	return nil
 }
 
 // hashFile writes a length-prefixed name and content so no two sets of files
