@@ -13,7 +13,6 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"google.golang.org/grpc/status"
 )
 
 // maxKeyFileSize bounds what CAPTURE_KEY reads: key files are small.
@@ -91,14 +90,10 @@ func (a *opsAgent) captureKey(ctx context.Context, id string, p *agentv1.Capture
 	if err := awaitKeyFile(ctx, a.cfg.ChainDir, p.GetKeyPath(), keyFileWait); err != nil {
 		return nil, err
 	}
-	resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
+	dek, err := a.fetchDataKey(ctx, id)
 	if err != nil {
-		if permanentRPCError(err) {
-			return nil, permanent("fetch the node's data key: " + status.Convert(err).Message())
-		}
-		return nil, fmt.Errorf("fetch the node's data key: %w", err)
+		return nil, err
 	}
-	dek := resp.GetDataKey()
 	defer engine.Zero(dek)
 	sealed, err := CaptureKey(a.cfg.ChainDir, p.GetKeyPath(), dek)
 	if err != nil {

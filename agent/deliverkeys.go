@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -23,14 +24,10 @@ func (a *opsAgent) deliverKeys(ctx context.Context, id string, p *agentv1.Delive
 	if err := checkDeliveredKeys(p.GetKeys()); err != nil {
 		return err
 	}
-	resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
+	dek, err := a.fetchDataKey(ctx, id)
 	if err != nil {
-		if permanentRPCError(err) {
-			return permanent("fetch the node's data key: " + status.Convert(err).Message())
-		}
-		return fmt.Errorf("fetch the node's data key: %w", err)
+		return err
 	}
-	dek := resp.GetDataKey()
 	defer engine.Zero(dek)
 	if err := DeliverKeys(a.cfg.ChainDir, p.GetKeys(), dek); err != nil {
 		return err
@@ -38,6 +35,32 @@ func (a *opsAgent) deliverKeys(ctx context.Context, id string, p *agentv1.Delive
 	a.cfg.Logger.Info("keys delivered", "command_id", id, "keys", len(p.GetKeys()))
 	return nil
 }
+
+// fetchDataKey asks the gateway for the node's data key for command id.
+// A gateway that is away (the appliance restarting) is asked again with
+// backoff for up to dataKeyPatience: the command would otherwise fail for
+// good over a moment's outage. The key is the caller's to zero.
+func (a *opsAgent) fetchDataKey(ctx context.Context, id string) ([]byte, error) {
+	deadline := time.Now().Add(dataKeyPatience)
+	for failures := 0; ; failures++ {
+		resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
+		switch {
+		case err == nil:
+			return resp.GetDataKey(), nil
+		case permanentRPCError(err):
+			return nil, permanent("fetch the node's data key: " + status.Convert(err).Message())
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("fetch the node's data key: %w", err)
+		}
+		if !sleep(ctx, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// dataKeyPatience is how long a command waits for the gateway to hand out
+// the node's data key.
+const dataKeyPatience = 2 * time.Minute
 
 func checkDeliveredKeys(keys []*agentv1.DeliveredKey) error {
 	if len(keys) == 0 {
