@@ -289,18 +289,7 @@ func (r *DockerRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 		out, err := r.cfg.Commander.Run(ctx, "docker", "inspect", "--format", containerStateFormat, r.container(c))
 		cs := containerStatus(r.container(c), string(out), err)
 		cs.Name, cs.Version = c.GetName(), c.GetVersion()
-		st.Restarts += int(cs.Restarts)
-		switch {
-		case cs.CrashLoop:
-			st.Running, st.CrashLoop = false, true
-			st.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", cs.Name, cs.LastExit)
-		case !cs.Running:
-			st.Running = false
-			if !st.CrashLoop {
-				st.Message = cs.LastExit
-			}
-		}
-		st.Components = append(st.Components, cs)
+		st.add(cs)
 	}
 	return st, nil
 }

@@ -57,6 +57,23 @@ type RuntimeStatus struct {
 	Components []*agentv1.ComponentStatus
 }
 
+// add counts a component's status in: a component that is not running
+// stops the chain, and a crash loop's message goes before any other.
+func (s *RuntimeStatus) add(cs *agentv1.ComponentStatus) {
+	s.Restarts += int(cs.Restarts)
+	switch {
+	case cs.CrashLoop:
+		s.Running, s.CrashLoop = false, true
+		s.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", cs.Name, cs.LastExit)
+	case !cs.Running:
+		s.Running = false
+		if !s.CrashLoop {
+			s.Message = cs.LastExit
+		}
+	}
+	s.Components = append(s.Components, cs)
+}
+
 // appHealth is the heartbeat's verdict on a status.
 func (s RuntimeStatus) appHealth() agentv1.AppHealth {
 	switch {

@@ -241,18 +241,7 @@ func (r *SystemdRuntime) Status(ctx context.Context) (RuntimeStatus, error) {
 		out, _ := r.cfg.Commander.Run(ctx, "systemctl", "show", u, "--property=ActiveState,SubState,NRestarts,Result")
 		cs := unitStatus(u, parseUnitProperties(out))
 		cs.Name, cs.Version = comps[i].GetName(), comps[i].GetVersion()
-		st.Restarts += int(cs.Restarts)
-		switch {
-		case cs.CrashLoop:
-			st.Running, st.CrashLoop = false, true
-			st.Message = fmt.Sprintf("%s keeps exiting soon after it starts: %s", cs.Name, cs.LastExit)
-		case !cs.Running:
-			st.Running = false
-			if !st.CrashLoop {
-				st.Message = cs.LastExit
-			}
-		}
-		st.Components = append(st.Components, cs)
+		st.add(cs)
 	}
 	return st, nil
 }
