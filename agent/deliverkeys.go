@@ -43,7 +43,7 @@ func (a *opsAgent) deliverKeys(ctx context.Context, id string, p *agentv1.Delive
 func (a *opsAgent) fetchDataKey(ctx context.Context, id string) ([]byte, error) {
 	deadline := time.Now().Add(dataKeyPatience)
 	for failures := 0; ; failures++ {
-		resp, err := a.gw.rpc().FetchDataKey(ctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
+		resp, err := a.askDataKey(ctx, id)
 		switch {
 		case err == nil:
 			return resp.GetDataKey(), nil
@@ -52,10 +52,19 @@ func (a *opsAgent) fetchDataKey(ctx context.Context, id string) ([]byte, error) 
 		case time.Now().After(deadline):
 			return nil, fmt.Errorf("fetch the node's data key: %w", err)
 		}
+		a.cfg.Logger.Warn("data key not fetched, asking again", "command_id", id, "code", status.Code(err).String())
 		if !sleep(ctx, BackoffDelay(a.cfg.MinBackoff, a.cfg.MaxBackoff, failures)) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// askDataKey is one bounded FetchDataKey call: a call that never returns
+// (a stream lost with the appliance) is asked again, not waited on forever.
+func (a *opsAgent) askDataKey(ctx context.Context, id string) (*agentv1.FetchDataKeyResponse, error) {
+	cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+	defer cancel()
+	return a.gw.rpc().FetchDataKey(cctx, &agentv1.FetchDataKeyRequest{NodeId: a.cfg.NodeID, CommandId: id})
 }
 
 // dataKeyPatience is how long a command waits for the gateway to hand out
