@@ -19,6 +19,10 @@ const (
 	// CommandDeliverKeys writes the node's keys on its host; the agent
 	// fetches the node's data key for it, as for CommandCaptureKey.
 	CommandDeliverKeys CommandType = 10
+	// CommandSnapshot streams an archive of the chain data dir to the
+	// snapshot store; CommandRestoreSnapshot brings one back on a new host.
+	CommandSnapshot        CommandType = 11
+	CommandRestoreSnapshot CommandType = 12
 )
 
 // CommandStatus is where a command is. The Store is its source of truth;

@@ -86,7 +86,8 @@ const (
 	// Payload: ConfigurePayload. Writes the chain's configuration and
 	// installs its binaries; does not start it.
 	CommandType_COMMAND_TYPE_CONFIGURE CommandType = 1
-	// Empty payload.
+	// Payload: StartPayload (may be empty). A component that signs starts
+	// only with a current lease on each key it signs with.
 	CommandType_COMMAND_TYPE_START CommandType = 2
 	// Empty payload.
 	CommandType_COMMAND_TYPE_STOP CommandType = 3
@@ -99,6 +100,13 @@ const (
 	CommandType_COMMAND_TYPE_UPGRADE CommandType = 9
 	// Payload: DeliverKeysPayload. Writes the node's keys on the host.
 	CommandType_COMMAND_TYPE_DELIVER_KEYS CommandType = 10
+	// Payload: SnapshotPayload. Result: SnapshotResult. Streams an archive of
+	// the chain data dir through PutSnapshot; the chain must be stopped.
+	CommandType_COMMAND_TYPE_SNAPSHOT CommandType = 11
+	// Payload: RestoreSnapshotPayload. Result: SnapshotResult. Fetches a
+	// snapshot through GetSnapshot, checks every file's digest and puts its
+	// files in the chain data dir before the chain first starts.
+	CommandType_COMMAND_TYPE_RESTORE_SNAPSHOT CommandType = 12
 )
 
 // Enum value maps for CommandType.
@@ -112,16 +120,20 @@ var (
 		8:  "COMMAND_TYPE_CAPTURE_KEY",
 		9:  "COMMAND_TYPE_UPGRADE",
 		10: "COMMAND_TYPE_DELIVER_KEYS",
+		11: "COMMAND_TYPE_SNAPSHOT",
+		12: "COMMAND_TYPE_RESTORE_SNAPSHOT",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_TYPE_UNSPECIFIED":  0,
-		"COMMAND_TYPE_CONFIGURE":    1,
-		"COMMAND_TYPE_START":        2,
-		"COMMAND_TYPE_STOP":         3,
-		"COMMAND_TYPE_RESTART":      4,
-		"COMMAND_TYPE_CAPTURE_KEY":  8,
-		"COMMAND_TYPE_UPGRADE":      9,
-		"COMMAND_TYPE_DELIVER_KEYS": 10,
+		"COMMAND_TYPE_UNSPECIFIED":      0,
+		"COMMAND_TYPE_CONFIGURE":        1,
+		"COMMAND_TYPE_START":            2,
+		"COMMAND_TYPE_STOP":             3,
+		"COMMAND_TYPE_RESTART":          4,
+		"COMMAND_TYPE_CAPTURE_KEY":      8,
+		"COMMAND_TYPE_UPGRADE":          9,
+		"COMMAND_TYPE_DELIVER_KEYS":     10,
+		"COMMAND_TYPE_SNAPSHOT":         11,
+		"COMMAND_TYPE_RESTORE_SNAPSHOT": 12,
 	}
 )
 
@@ -220,6 +232,180 @@ func (UpgradeAction) EnumDescriptor() ([]byte, []int) {
 	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
+// SnapshotChunk is a piece of a snapshot archive, in order.
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	CommandId     string                 `protobuf:"bytes,2,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	SnapshotId    string                 `protobuf:"bytes,3,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Data          []byte                 `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SnapshotChunk) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type PutSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes the store received.
+	Size          uint64 `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutSnapshotResponse) Reset() {
+	*x = PutSnapshotResponse{}
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutSnapshotResponse) ProtoMessage() {}
+
+func (x *PutSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*PutSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PutSnapshotResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type GetSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	CommandId     string                 `protobuf:"bytes,2,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	SnapshotId    string                 `protobuf:"bytes,3,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSnapshotRequest) Reset() {
+	*x = GetSnapshotRequest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSnapshotRequest) ProtoMessage() {}
+
+func (x *GetSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*GetSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GetSnapshotRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *GetSnapshotRequest) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *GetSnapshotRequest) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
 type FetchDataKeyRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -231,7 +417,7 @@ type FetchDataKeyRequest struct {
 
 func (x *FetchDataKeyRequest) Reset() {
 	*x = FetchDataKeyRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +429,7 @@ func (x *FetchDataKeyRequest) String() string {
 func (*FetchDataKeyRequest) ProtoMessage() {}
 
 func (x *FetchDataKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[0]
+	mi := &file_agent_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +442,7 @@ func (x *FetchDataKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDataKeyRequest.ProtoReflect.Descriptor instead.
 func (*FetchDataKeyRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FetchDataKeyRequest) GetNodeId() string {
@@ -284,7 +470,7 @@ type FetchDataKeyResponse struct {
 
 func (x *FetchDataKeyResponse) Reset() {
 	*x = FetchDataKeyResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +482,7 @@ func (x *FetchDataKeyResponse) String() string {
 func (*FetchDataKeyResponse) ProtoMessage() {}
 
 func (x *FetchDataKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[1]
+	mi := &file_agent_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +495,7 @@ func (x *FetchDataKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchDataKeyResponse.ProtoReflect.Descriptor instead.
 func (*FetchDataKeyResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FetchDataKeyResponse) GetDataKey() []byte {
@@ -335,7 +521,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +533,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +546,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *EnrollRequest) GetEnrollmentToken() string {
@@ -408,7 +594,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +606,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +619,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnrollResponse) GetCertificateChainDer() [][]byte {
@@ -477,7 +663,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +675,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +688,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RenewRequest) GetNodeId() string {
@@ -540,7 +726,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +738,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +751,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RenewResponse) GetCertificateChainDer() [][]byte {
@@ -609,7 +795,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +807,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +820,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatRequest) GetNodeId() string {
@@ -713,7 +899,7 @@ type ComponentStatus struct {
 
 func (x *ComponentStatus) Reset() {
 	*x = ComponentStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +911,7 @@ func (x *ComponentStatus) String() string {
 func (*ComponentStatus) ProtoMessage() {}
 
 func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +924,7 @@ func (x *ComponentStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ComponentStatus.ProtoReflect.Descriptor instead.
 func (*ComponentStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ComponentStatus) GetName() string {
@@ -797,7 +983,7 @@ type SyncStatus struct {
 
 func (x *SyncStatus) Reset() {
 	*x = SyncStatus{}
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +995,7 @@ func (x *SyncStatus) String() string {
 func (*SyncStatus) ProtoMessage() {}
 
 func (x *SyncStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1008,7 @@ func (x *SyncStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncStatus.ProtoReflect.Descriptor instead.
 func (*SyncStatus) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SyncStatus) GetSyncing() bool {
@@ -865,7 +1051,7 @@ type MetricsSnapshot struct {
 
 func (x *MetricsSnapshot) Reset() {
 	*x = MetricsSnapshot{}
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1063,7 @@ func (x *MetricsSnapshot) String() string {
 func (*MetricsSnapshot) ProtoMessage() {}
 
 func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1076,7 @@ func (x *MetricsSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSnapshot.ProtoReflect.Descriptor instead.
 func (*MetricsSnapshot) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricsSnapshot) GetValues() map[string]float64 {
@@ -919,7 +1105,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1117,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1130,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatResponse) GetCommands() []*Command {
@@ -957,6 +1143,397 @@ func (x *HeartbeatResponse) GetCommands() []*Command {
 func (x *HeartbeatResponse) GetNextHeartbeatInterval() *durationpb.Duration {
 	if x != nil {
 		return x.NextHeartbeatInterval
+	}
+	return nil
+}
+
+// StartPayload: the signing leases the chain starts under. The agent keeps
+// the highest epoch it was given per key and refuses a START that lacks a
+// lease for a key a component signs with, or carries an older epoch.
+type StartPayload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Leases        []*SigningLease        `protobuf:"bytes,1,rep,name=leases,proto3" json:"leases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPayload) Reset() {
+	*x = StartPayload{}
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPayload) ProtoMessage() {}
+
+func (x *StartPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPayload.ProtoReflect.Descriptor instead.
+func (*StartPayload) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StartPayload) GetLeases() []*SigningLease {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+// SigningLease lets one host sign with one key: the fencing epoch grows
+// with every new holder.
+type SigningLease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key's name in the chain profile (a key_paths name).
+	KeyName       string `protobuf:"bytes,1,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SigningLease) Reset() {
+	*x = SigningLease{}
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SigningLease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SigningLease) ProtoMessage() {}
+
+func (x *SigningLease) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SigningLease.ProtoReflect.Descriptor instead.
+func (*SigningLease) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SigningLease) GetKeyName() string {
+	if x != nil {
+		return x.KeyName
+	}
+	return ""
+}
+
+func (x *SigningLease) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// SnapshotPayload asks for a snapshot of the chain data dir. The archive is
+// a tar stream of the dir's regular files and directories (paths relative
+// to the chain dir), ending with a member named SNAPSHOT_MANIFEST that holds
+// the JSON SnapshotManifest. Files named in exclude, and the key files of
+// the configuration, are left out.
+type SnapshotPayload struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	// Paths relative to the chain data dir: files, or directories whole.
+	Exclude       []string `protobuf:"bytes,2,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotPayload) Reset() {
+	*x = SnapshotPayload{}
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotPayload) ProtoMessage() {}
+
+func (x *SnapshotPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotPayload.ProtoReflect.Descriptor instead.
+func (*SnapshotPayload) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SnapshotPayload) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SnapshotPayload) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+// SnapshotManifest lists every file of a snapshot archive with its digest.
+type SnapshotManifest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Files         []*SnapshotFile        `protobuf:"bytes,1,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotManifest) Reset() {
+	*x = SnapshotManifest{}
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotManifest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotManifest) ProtoMessage() {}
+
+func (x *SnapshotManifest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotManifest.ProtoReflect.Descriptor instead.
+func (*SnapshotManifest) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SnapshotManifest) GetFiles() []*SnapshotFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type SnapshotFile struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Size  uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// Lower-case hex SHA-256 of the content.
+	Sha256        string `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Mode          uint32 `protobuf:"varint,4,opt,name=mode,proto3" json:"mode,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotFile) Reset() {
+	*x = SnapshotFile{}
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotFile) ProtoMessage() {}
+
+func (x *SnapshotFile) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotFile.ProtoReflect.Descriptor instead.
+func (*SnapshotFile) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SnapshotFile) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotFile) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *SnapshotFile) GetMode() uint32 {
+	if x != nil {
+		return x.Mode
+	}
+	return 0
+}
+
+// SnapshotResult is what a snapshot holds.
+type SnapshotResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Files      uint64                 `protobuf:"varint,2,opt,name=files,proto3" json:"files,omitempty"`
+	// Bytes of file content (not of the archive).
+	Bytes         uint64 `protobuf:"varint,3,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotResult) Reset() {
+	*x = SnapshotResult{}
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotResult) ProtoMessage() {}
+
+func (x *SnapshotResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotResult.ProtoReflect.Descriptor instead.
+func (*SnapshotResult) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SnapshotResult) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SnapshotResult) GetFiles() uint64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *SnapshotResult) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+// RestoreSnapshotPayload names the snapshot to restore. Files the archive
+// holds replace those in the chain data dir; exclude is as for
+// SnapshotPayload and is never written.
+type RestoreSnapshotPayload struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Exclude       []string               `protobuf:"bytes,2,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotPayload) Reset() {
+	*x = RestoreSnapshotPayload{}
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotPayload) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotPayload) ProtoMessage() {}
+
+func (x *RestoreSnapshotPayload) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotPayload.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotPayload) Descriptor() ([]byte, []int) {
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RestoreSnapshotPayload) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *RestoreSnapshotPayload) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
 	}
 	return nil
 }
@@ -975,7 +1552,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1564,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1577,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Command) GetId() string {
@@ -1061,7 +1638,7 @@ type ConfigurePayload struct {
 
 func (x *ConfigurePayload) Reset() {
 	*x = ConfigurePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1073,7 +1650,7 @@ func (x *ConfigurePayload) String() string {
 func (*ConfigurePayload) ProtoMessage() {}
 
 func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1086,7 +1663,7 @@ func (x *ConfigurePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigurePayload.ProtoReflect.Descriptor instead.
 func (*ConfigurePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ConfigurePayload) GetChainProfileId() string {
@@ -1166,7 +1743,7 @@ type Genesis struct {
 
 func (x *Genesis) Reset() {
 	*x = Genesis{}
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1755,7 @@ func (x *Genesis) String() string {
 func (*Genesis) ProtoMessage() {}
 
 func (x *Genesis) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1768,7 @@ func (x *Genesis) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Genesis.ProtoReflect.Descriptor instead.
 func (*Genesis) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Genesis) GetPath() string {
@@ -1228,7 +1805,7 @@ type ConfigureResult struct {
 
 func (x *ConfigureResult) Reset() {
 	*x = ConfigureResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1817,7 @@ func (x *ConfigureResult) String() string {
 func (*ConfigureResult) ProtoMessage() {}
 
 func (x *ConfigureResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1830,7 @@ func (x *ConfigureResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureResult.ProtoReflect.Descriptor instead.
 func (*ConfigureResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ConfigureResult) GetPorts() map[string]uint32 {
@@ -1292,14 +1869,17 @@ type Component struct {
 	Init []*InitStep `protobuf:"bytes,8,rep,name=init,proto3" json:"init,omitempty"`
 	// Configuration files rendered on the host, written after the init steps
 	// (replacing what an init step wrote).
-	Templates     []*TemplateFile `protobuf:"bytes,9,rep,name=templates,proto3" json:"templates,omitempty"`
+	Templates []*TemplateFile `protobuf:"bytes,9,rep,name=templates,proto3" json:"templates,omitempty"`
+	// The keys (key_paths names) this component signs with: it starts only
+	// under a current SigningLease for each.
+	SignsWith     []string `protobuf:"bytes,10,rep,name=signs_with,json=signsWith,proto3" json:"signs_with,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Component) Reset() {
 	*x = Component{}
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1891,7 @@ func (x *Component) String() string {
 func (*Component) ProtoMessage() {}
 
 func (x *Component) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_agent_v1_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1904,7 @@ func (x *Component) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Component.ProtoReflect.Descriptor instead.
 func (*Component) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Component) GetName() string {
@@ -1390,6 +1970,13 @@ func (x *Component) GetTemplates() []*TemplateFile {
 	return nil
 }
 
+func (x *Component) GetSignsWith() []string {
+	if x != nil {
+		return x.SignsWith
+	}
+	return nil
+}
+
 // InitStep runs the component's program once with args and env.
 type InitStep struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1403,7 +1990,7 @@ type InitStep struct {
 
 func (x *InitStep) Reset() {
 	*x = InitStep{}
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +2002,7 @@ func (x *InitStep) String() string {
 func (*InitStep) ProtoMessage() {}
 
 func (x *InitStep) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_agent_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +2015,7 @@ func (x *InitStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitStep.ProtoReflect.Descriptor instead.
 func (*InitStep) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *InitStep) GetArgs() []string {
@@ -1470,7 +2057,7 @@ type TemplateFile struct {
 
 func (x *TemplateFile) Reset() {
 	*x = TemplateFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +2069,7 @@ func (x *TemplateFile) String() string {
 func (*TemplateFile) ProtoMessage() {}
 
 func (x *TemplateFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_agent_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +2082,7 @@ func (x *TemplateFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateFile.ProtoReflect.Descriptor instead.
 func (*TemplateFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TemplateFile) GetPath() string {
@@ -1560,7 +2147,7 @@ type MetricsSpec struct {
 
 func (x *MetricsSpec) Reset() {
 	*x = MetricsSpec{}
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +2159,7 @@ func (x *MetricsSpec) String() string {
 func (*MetricsSpec) ProtoMessage() {}
 
 func (x *MetricsSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_agent_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +2172,7 @@ func (x *MetricsSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSpec.ProtoReflect.Descriptor instead.
 func (*MetricsSpec) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MetricsSpec) GetUrl() string {
@@ -1642,7 +2229,7 @@ type Artifact struct {
 
 func (x *Artifact) Reset() {
 	*x = Artifact{}
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +2241,7 @@ func (x *Artifact) String() string {
 func (*Artifact) ProtoMessage() {}
 
 func (x *Artifact) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_agent_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +2254,7 @@ func (x *Artifact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Artifact.ProtoReflect.Descriptor instead.
 func (*Artifact) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Artifact) GetUrl() string {
@@ -1698,7 +2285,7 @@ type ConfigFile struct {
 
 func (x *ConfigFile) Reset() {
 	*x = ConfigFile{}
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1710,7 +2297,7 @@ func (x *ConfigFile) String() string {
 func (*ConfigFile) ProtoMessage() {}
 
 func (x *ConfigFile) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_agent_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1723,7 +2310,7 @@ func (x *ConfigFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigFile.ProtoReflect.Descriptor instead.
 func (*ConfigFile) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigFile) GetPath() string {
@@ -1763,7 +2350,7 @@ type CaptureKeyPayload struct {
 
 func (x *CaptureKeyPayload) Reset() {
 	*x = CaptureKeyPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1775,7 +2362,7 @@ func (x *CaptureKeyPayload) String() string {
 func (*CaptureKeyPayload) ProtoMessage() {}
 
 func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_agent_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1788,7 +2375,7 @@ func (x *CaptureKeyPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyPayload.ProtoReflect.Descriptor instead.
 func (*CaptureKeyPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CaptureKeyPayload) GetKeyName() string {
@@ -1824,7 +2411,7 @@ type CaptureKeyResult struct {
 
 func (x *CaptureKeyResult) Reset() {
 	*x = CaptureKeyResult{}
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +2423,7 @@ func (x *CaptureKeyResult) String() string {
 func (*CaptureKeyResult) ProtoMessage() {}
 
 func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[22]
+	mi := &file_agent_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +2436,7 @@ func (x *CaptureKeyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureKeyResult.ProtoReflect.Descriptor instead.
 func (*CaptureKeyResult) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CaptureKeyResult) GetKeyName() string {
@@ -1879,7 +2466,7 @@ type DeliverKeysPayload struct {
 
 func (x *DeliverKeysPayload) Reset() {
 	*x = DeliverKeysPayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +2478,7 @@ func (x *DeliverKeysPayload) String() string {
 func (*DeliverKeysPayload) ProtoMessage() {}
 
 func (x *DeliverKeysPayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[23]
+	mi := &file_agent_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +2491,7 @@ func (x *DeliverKeysPayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliverKeysPayload.ProtoReflect.Descriptor instead.
 func (*DeliverKeysPayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeliverKeysPayload) GetKeys() []*DeliveredKey {
@@ -1929,7 +2516,7 @@ type DeliveredKey struct {
 
 func (x *DeliveredKey) Reset() {
 	*x = DeliveredKey{}
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1941,7 +2528,7 @@ func (x *DeliveredKey) String() string {
 func (*DeliveredKey) ProtoMessage() {}
 
 func (x *DeliveredKey) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[24]
+	mi := &file_agent_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1954,7 +2541,7 @@ func (x *DeliveredKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeliveredKey.ProtoReflect.Descriptor instead.
 func (*DeliveredKey) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeliveredKey) GetName() string {
@@ -2012,7 +2599,7 @@ type UpgradePayload struct {
 
 func (x *UpgradePayload) Reset() {
 	*x = UpgradePayload{}
-	mi := &file_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_agent_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2024,7 +2611,7 @@ func (x *UpgradePayload) String() string {
 func (*UpgradePayload) ProtoMessage() {}
 
 func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[25]
+	mi := &file_agent_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2037,7 +2624,7 @@ func (x *UpgradePayload) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradePayload.ProtoReflect.Descriptor instead.
 func (*UpgradePayload) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpgradePayload) GetComponent() string {
@@ -2108,7 +2695,7 @@ type UpgradeOutcome struct {
 
 func (x *UpgradeOutcome) Reset() {
 	*x = UpgradeOutcome{}
-	mi := &file_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_agent_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2707,7 @@ func (x *UpgradeOutcome) String() string {
 func (*UpgradeOutcome) ProtoMessage() {}
 
 func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[26]
+	mi := &file_agent_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2720,7 @@ func (x *UpgradeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpgradeOutcome.ProtoReflect.Descriptor instead.
 func (*UpgradeOutcome) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UpgradeOutcome) GetCompleted() []UpgradeAction {
@@ -2187,7 +2774,7 @@ type ReportEventRequest struct {
 
 func (x *ReportEventRequest) Reset() {
 	*x = ReportEventRequest{}
-	mi := &file_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_agent_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2786,7 @@ func (x *ReportEventRequest) String() string {
 func (*ReportEventRequest) ProtoMessage() {}
 
 func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[27]
+	mi := &file_agent_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2799,7 @@ func (x *ReportEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventRequest.ProtoReflect.Descriptor instead.
 func (*ReportEventRequest) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ReportEventRequest) GetNodeId() string {
@@ -2301,7 +2888,7 @@ type ReportEventResponse struct {
 
 func (x *ReportEventResponse) Reset() {
 	*x = ReportEventResponse{}
-	mi := &file_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_agent_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2313,7 +2900,7 @@ func (x *ReportEventResponse) String() string {
 func (*ReportEventResponse) ProtoMessage() {}
 
 func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[28]
+	mi := &file_agent_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2326,7 +2913,7 @@ func (x *ReportEventResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEventResponse.ProtoReflect.Descriptor instead.
 func (*ReportEventResponse) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 // CommandAcknowledged: the agent has the command and will run it.
@@ -2339,7 +2926,7 @@ type CommandAcknowledged struct {
 
 func (x *CommandAcknowledged) Reset() {
 	*x = CommandAcknowledged{}
-	mi := &file_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_agent_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2351,7 +2938,7 @@ func (x *CommandAcknowledged) String() string {
 func (*CommandAcknowledged) ProtoMessage() {}
 
 func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[29]
+	mi := &file_agent_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2364,7 +2951,7 @@ func (x *CommandAcknowledged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAcknowledged.ProtoReflect.Descriptor instead.
 func (*CommandAcknowledged) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CommandAcknowledged) GetCommandId() string {
@@ -2392,7 +2979,7 @@ type CommandProgress struct {
 
 func (x *CommandProgress) Reset() {
 	*x = CommandProgress{}
-	mi := &file_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_agent_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2404,7 +2991,7 @@ func (x *CommandProgress) String() string {
 func (*CommandProgress) ProtoMessage() {}
 
 func (x *CommandProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[30]
+	mi := &file_agent_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2417,7 +3004,7 @@ func (x *CommandProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandProgress.ProtoReflect.Descriptor instead.
 func (*CommandProgress) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CommandProgress) GetCommandId() string {
@@ -2473,7 +3060,7 @@ type CommandCompleted struct {
 
 func (x *CommandCompleted) Reset() {
 	*x = CommandCompleted{}
-	mi := &file_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_agent_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +3072,7 @@ func (x *CommandCompleted) String() string {
 func (*CommandCompleted) ProtoMessage() {}
 
 func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[31]
+	mi := &file_agent_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +3085,7 @@ func (x *CommandCompleted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandCompleted.ProtoReflect.Descriptor instead.
 func (*CommandCompleted) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CommandCompleted) GetCommandId() string {
@@ -2531,7 +3118,7 @@ type CommandFailed struct {
 
 func (x *CommandFailed) Reset() {
 	*x = CommandFailed{}
-	mi := &file_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_agent_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2543,7 +3130,7 @@ func (x *CommandFailed) String() string {
 func (*CommandFailed) ProtoMessage() {}
 
 func (x *CommandFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_v1_agent_proto_msgTypes[32]
+	mi := &file_agent_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2556,7 +3143,7 @@ func (x *CommandFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandFailed.ProtoReflect.Descriptor instead.
 func (*CommandFailed) Descriptor() ([]byte, []int) {
-	return file_agent_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_agent_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CommandFailed) GetCommandId() string {
@@ -2591,7 +3178,22 @@ var File_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14agent/v1/agent.proto\x12\x12hoodcloud.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"M\n" +
+	"\x14agent/v1/agent.proto\x12\x12hoodcloud.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n" +
+	"\rSnapshotChunk\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x02 \x01(\tR\tcommandId\x12\x1f\n" +
+	"\vsnapshot_id\x18\x03 \x01(\tR\n" +
+	"snapshotId\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\")\n" +
+	"\x13PutSnapshotResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x04R\x04size\"m\n" +
+	"\x12GetSnapshotRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x02 \x01(\tR\tcommandId\x12\x1f\n" +
+	"\vsnapshot_id\x18\x03 \x01(\tR\n" +
+	"snapshotId\"M\n" +
 	"\x13FetchDataKeyRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1d\n" +
 	"\n" +
@@ -2650,7 +3252,32 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\x9f\x01\n" +
 	"\x11HeartbeatResponse\x127\n" +
 	"\bcommands\x18\x01 \x03(\v2\x1b.hoodcloud.agent.v1.CommandR\bcommands\x12Q\n" +
-	"\x17next_heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x15nextHeartbeatInterval\"\xa3\x01\n" +
+	"\x17next_heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x15nextHeartbeatInterval\"H\n" +
+	"\fStartPayload\x128\n" +
+	"\x06leases\x18\x01 \x03(\v2 .hoodcloud.agent.v1.SigningLeaseR\x06leases\"?\n" +
+	"\fSigningLease\x12\x19\n" +
+	"\bkey_name\x18\x01 \x01(\tR\akeyName\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"L\n" +
+	"\x0fSnapshotPayload\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x18\n" +
+	"\aexclude\x18\x02 \x03(\tR\aexclude\"J\n" +
+	"\x10SnapshotManifest\x126\n" +
+	"\x05files\x18\x01 \x03(\v2 .hoodcloud.agent.v1.SnapshotFileR\x05files\"b\n" +
+	"\fSnapshotFile\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04mode\x18\x04 \x01(\rR\x04mode\"]\n" +
+	"\x0eSnapshotResult\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x14\n" +
+	"\x05files\x18\x02 \x01(\x04R\x05files\x12\x14\n" +
+	"\x05bytes\x18\x03 \x01(\x04R\x05bytes\"S\n" +
+	"\x16RestoreSnapshotPayload\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x18\n" +
+	"\aexclude\x18\x02 \x03(\tR\aexclude\"\xa3\x01\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1f.hoodcloud.agent.v1.CommandTypeR\x04type\x12\x18\n" +
@@ -2688,7 +3315,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1aA\n" +
 	"\x13ArtifactSha256Entry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbe\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdd\x03\n" +
 	"\tComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -2698,7 +3325,10 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\ametrics\x18\x06 \x01(\v2\x1f.hoodcloud.agent.v1.MetricsSpecR\ametrics\x12\x16\n" +
 	"\x06binary\x18\a \x01(\tR\x06binary\x120\n" +
 	"\x04init\x18\b \x03(\v2\x1c.hoodcloud.agent.v1.InitStepR\x04init\x12>\n" +
-	"\ttemplates\x18\t \x03(\v2 .hoodcloud.agent.v1.TemplateFileR\ttemplates\x1a6\n" +
+	"\ttemplates\x18\t \x03(\v2 .hoodcloud.agent.v1.TemplateFileR\ttemplates\x12\x1d\n" +
+	"\n" +
+	"signs_with\x18\n" +
+	" \x03(\tR\tsignsWith\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
@@ -2794,7 +3424,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x12APP_HEALTH_UNKNOWN\x10\x00\x12\x16\n" +
 	"\x12APP_HEALTH_HEALTHY\x10\x01\x12\x17\n" +
 	"\x13APP_HEALTH_DEGRADED\x10\x02\x12\x17\n" +
-	"\x13APP_HEALTH_CRITICAL\x10\x03*\xe7\x01\n" +
+	"\x13APP_HEALTH_CRITICAL\x10\x03*\xa5\x02\n" +
 	"\vCommandType\x12\x1c\n" +
 	"\x18COMMAND_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16COMMAND_TYPE_CONFIGURE\x10\x01\x12\x16\n" +
@@ -2804,7 +3434,9 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x18COMMAND_TYPE_CAPTURE_KEY\x10\b\x12\x18\n" +
 	"\x14COMMAND_TYPE_UPGRADE\x10\t\x12\x1d\n" +
 	"\x19COMMAND_TYPE_DELIVER_KEYS\x10\n" +
-	"*\xc7\x02\n" +
+	"\x12\x19\n" +
+	"\x15COMMAND_TYPE_SNAPSHOT\x10\v\x12!\n" +
+	"\x1dCOMMAND_TYPE_RESTORE_SNAPSHOT\x10\f*\xc7\x02\n" +
 	"\rUpgradeAction\x12\x1e\n" +
 	"\x1aUPGRADE_ACTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#UPGRADE_ACTION_BACKUP_CURRENT_STATE\x10\x01\x12#\n" +
@@ -2814,13 +3446,15 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x1fUPGRADE_ACTION_INSTALL_ARTIFACT\x10\x05\x12 \n" +
 	"\x1cUPGRADE_ACTION_WRITE_CONFIGS\x10\x06\x12 \n" +
 	"\x1cUPGRADE_ACTION_RELOAD_DAEMON\x10\a\x12\x1d\n" +
-	"\x19UPGRADE_ACTION_START_NODE\x10\b2\xca\x03\n" +
+	"\x19UPGRADE_ACTION_START_NODE\x10\b2\x83\x05\n" +
 	"\fAgentService\x12O\n" +
 	"\x06Enroll\x12!.hoodcloud.agent.v1.EnrollRequest\x1a\".hoodcloud.agent.v1.EnrollResponse\x12L\n" +
 	"\x05Renew\x12 .hoodcloud.agent.v1.RenewRequest\x1a!.hoodcloud.agent.v1.RenewResponse\x12X\n" +
 	"\tHeartbeat\x12$.hoodcloud.agent.v1.HeartbeatRequest\x1a%.hoodcloud.agent.v1.HeartbeatResponse\x12^\n" +
 	"\vReportEvent\x12&.hoodcloud.agent.v1.ReportEventRequest\x1a'.hoodcloud.agent.v1.ReportEventResponse\x12a\n" +
-	"\fFetchDataKey\x12'.hoodcloud.agent.v1.FetchDataKeyRequest\x1a(.hoodcloud.agent.v1.FetchDataKeyResponseB7Z5github.com/hoodcloud/hoodcloud/proto/agent/v1;agentv1b\x06proto3"
+	"\fFetchDataKey\x12'.hoodcloud.agent.v1.FetchDataKeyRequest\x1a(.hoodcloud.agent.v1.FetchDataKeyResponse\x12[\n" +
+	"\vPutSnapshot\x12!.hoodcloud.agent.v1.SnapshotChunk\x1a'.hoodcloud.agent.v1.PutSnapshotResponse(\x01\x12Z\n" +
+	"\vGetSnapshot\x12&.hoodcloud.agent.v1.GetSnapshotRequest\x1a!.hoodcloud.agent.v1.SnapshotChunk0\x01B7Z5github.com/hoodcloud/hoodcloud/proto/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -2835,105 +3469,121 @@ func file_agent_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_agent_v1_agent_proto_goTypes = []any{
-	(AppHealth)(0),                // 0: hoodcloud.agent.v1.AppHealth
-	(CommandType)(0),              // 1: hoodcloud.agent.v1.CommandType
-	(UpgradeAction)(0),            // 2: hoodcloud.agent.v1.UpgradeAction
-	(*FetchDataKeyRequest)(nil),   // 3: hoodcloud.agent.v1.FetchDataKeyRequest
-	(*FetchDataKeyResponse)(nil),  // 4: hoodcloud.agent.v1.FetchDataKeyResponse
-	(*EnrollRequest)(nil),         // 5: hoodcloud.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),        // 6: hoodcloud.agent.v1.EnrollResponse
-	(*RenewRequest)(nil),          // 7: hoodcloud.agent.v1.RenewRequest
-	(*RenewResponse)(nil),         // 8: hoodcloud.agent.v1.RenewResponse
-	(*HeartbeatRequest)(nil),      // 9: hoodcloud.agent.v1.HeartbeatRequest
-	(*ComponentStatus)(nil),       // 10: hoodcloud.agent.v1.ComponentStatus
-	(*SyncStatus)(nil),            // 11: hoodcloud.agent.v1.SyncStatus
-	(*MetricsSnapshot)(nil),       // 12: hoodcloud.agent.v1.MetricsSnapshot
-	(*HeartbeatResponse)(nil),     // 13: hoodcloud.agent.v1.HeartbeatResponse
-	(*Command)(nil),               // 14: hoodcloud.agent.v1.Command
-	(*ConfigurePayload)(nil),      // 15: hoodcloud.agent.v1.ConfigurePayload
-	(*Genesis)(nil),               // 16: hoodcloud.agent.v1.Genesis
-	(*ConfigureResult)(nil),       // 17: hoodcloud.agent.v1.ConfigureResult
-	(*Component)(nil),             // 18: hoodcloud.agent.v1.Component
-	(*InitStep)(nil),              // 19: hoodcloud.agent.v1.InitStep
-	(*TemplateFile)(nil),          // 20: hoodcloud.agent.v1.TemplateFile
-	(*MetricsSpec)(nil),           // 21: hoodcloud.agent.v1.MetricsSpec
-	(*Artifact)(nil),              // 22: hoodcloud.agent.v1.Artifact
-	(*ConfigFile)(nil),            // 23: hoodcloud.agent.v1.ConfigFile
-	(*CaptureKeyPayload)(nil),     // 24: hoodcloud.agent.v1.CaptureKeyPayload
-	(*CaptureKeyResult)(nil),      // 25: hoodcloud.agent.v1.CaptureKeyResult
-	(*DeliverKeysPayload)(nil),    // 26: hoodcloud.agent.v1.DeliverKeysPayload
-	(*DeliveredKey)(nil),          // 27: hoodcloud.agent.v1.DeliveredKey
-	(*UpgradePayload)(nil),        // 28: hoodcloud.agent.v1.UpgradePayload
-	(*UpgradeOutcome)(nil),        // 29: hoodcloud.agent.v1.UpgradeOutcome
-	(*ReportEventRequest)(nil),    // 30: hoodcloud.agent.v1.ReportEventRequest
-	(*ReportEventResponse)(nil),   // 31: hoodcloud.agent.v1.ReportEventResponse
-	(*CommandAcknowledged)(nil),   // 32: hoodcloud.agent.v1.CommandAcknowledged
-	(*CommandProgress)(nil),       // 33: hoodcloud.agent.v1.CommandProgress
-	(*CommandCompleted)(nil),      // 34: hoodcloud.agent.v1.CommandCompleted
-	(*CommandFailed)(nil),         // 35: hoodcloud.agent.v1.CommandFailed
-	nil,                           // 36: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	nil,                           // 37: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	nil,                           // 38: hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
-	nil,                           // 39: hoodcloud.agent.v1.ConfigureResult.PortsEntry
-	nil,                           // 40: hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
-	nil,                           // 41: hoodcloud.agent.v1.Component.EnvEntry
-	nil,                           // 42: hoodcloud.agent.v1.InitStep.EnvEntry
-	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(AppHealth)(0),                 // 0: hoodcloud.agent.v1.AppHealth
+	(CommandType)(0),               // 1: hoodcloud.agent.v1.CommandType
+	(UpgradeAction)(0),             // 2: hoodcloud.agent.v1.UpgradeAction
+	(*SnapshotChunk)(nil),          // 3: hoodcloud.agent.v1.SnapshotChunk
+	(*PutSnapshotResponse)(nil),    // 4: hoodcloud.agent.v1.PutSnapshotResponse
+	(*GetSnapshotRequest)(nil),     // 5: hoodcloud.agent.v1.GetSnapshotRequest
+	(*FetchDataKeyRequest)(nil),    // 6: hoodcloud.agent.v1.FetchDataKeyRequest
+	(*FetchDataKeyResponse)(nil),   // 7: hoodcloud.agent.v1.FetchDataKeyResponse
+	(*EnrollRequest)(nil),          // 8: hoodcloud.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),         // 9: hoodcloud.agent.v1.EnrollResponse
+	(*RenewRequest)(nil),           // 10: hoodcloud.agent.v1.RenewRequest
+	(*RenewResponse)(nil),          // 11: hoodcloud.agent.v1.RenewResponse
+	(*HeartbeatRequest)(nil),       // 12: hoodcloud.agent.v1.HeartbeatRequest
+	(*ComponentStatus)(nil),        // 13: hoodcloud.agent.v1.ComponentStatus
+	(*SyncStatus)(nil),             // 14: hoodcloud.agent.v1.SyncStatus
+	(*MetricsSnapshot)(nil),        // 15: hoodcloud.agent.v1.MetricsSnapshot
+	(*HeartbeatResponse)(nil),      // 16: hoodcloud.agent.v1.HeartbeatResponse
+	(*StartPayload)(nil),           // 17: hoodcloud.agent.v1.StartPayload
+	(*SigningLease)(nil),           // 18: hoodcloud.agent.v1.SigningLease
+	(*SnapshotPayload)(nil),        // 19: hoodcloud.agent.v1.SnapshotPayload
+	(*SnapshotManifest)(nil),       // 20: hoodcloud.agent.v1.SnapshotManifest
+	(*SnapshotFile)(nil),           // 21: hoodcloud.agent.v1.SnapshotFile
+	(*SnapshotResult)(nil),         // 22: hoodcloud.agent.v1.SnapshotResult
+	(*RestoreSnapshotPayload)(nil), // 23: hoodcloud.agent.v1.RestoreSnapshotPayload
+	(*Command)(nil),                // 24: hoodcloud.agent.v1.Command
+	(*ConfigurePayload)(nil),       // 25: hoodcloud.agent.v1.ConfigurePayload
+	(*Genesis)(nil),                // 26: hoodcloud.agent.v1.Genesis
+	(*ConfigureResult)(nil),        // 27: hoodcloud.agent.v1.ConfigureResult
+	(*Component)(nil),              // 28: hoodcloud.agent.v1.Component
+	(*InitStep)(nil),               // 29: hoodcloud.agent.v1.InitStep
+	(*TemplateFile)(nil),           // 30: hoodcloud.agent.v1.TemplateFile
+	(*MetricsSpec)(nil),            // 31: hoodcloud.agent.v1.MetricsSpec
+	(*Artifact)(nil),               // 32: hoodcloud.agent.v1.Artifact
+	(*ConfigFile)(nil),             // 33: hoodcloud.agent.v1.ConfigFile
+	(*CaptureKeyPayload)(nil),      // 34: hoodcloud.agent.v1.CaptureKeyPayload
+	(*CaptureKeyResult)(nil),       // 35: hoodcloud.agent.v1.CaptureKeyResult
+	(*DeliverKeysPayload)(nil),     // 36: hoodcloud.agent.v1.DeliverKeysPayload
+	(*DeliveredKey)(nil),           // 37: hoodcloud.agent.v1.DeliveredKey
+	(*UpgradePayload)(nil),         // 38: hoodcloud.agent.v1.UpgradePayload
+	(*UpgradeOutcome)(nil),         // 39: hoodcloud.agent.v1.UpgradeOutcome
+	(*ReportEventRequest)(nil),     // 40: hoodcloud.agent.v1.ReportEventRequest
+	(*ReportEventResponse)(nil),    // 41: hoodcloud.agent.v1.ReportEventResponse
+	(*CommandAcknowledged)(nil),    // 42: hoodcloud.agent.v1.CommandAcknowledged
+	(*CommandProgress)(nil),        // 43: hoodcloud.agent.v1.CommandProgress
+	(*CommandCompleted)(nil),       // 44: hoodcloud.agent.v1.CommandCompleted
+	(*CommandFailed)(nil),          // 45: hoodcloud.agent.v1.CommandFailed
+	nil,                            // 46: hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	nil,                            // 47: hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	nil,                            // 48: hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
+	nil,                            // 49: hoodcloud.agent.v1.ConfigureResult.PortsEntry
+	nil,                            // 50: hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
+	nil,                            // 51: hoodcloud.agent.v1.Component.EnvEntry
+	nil,                            // 52: hoodcloud.agent.v1.InitStep.EnvEntry
+	(*durationpb.Duration)(nil),    // 53: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),  // 54: google.protobuf.Timestamp
 }
 var file_agent_v1_agent_proto_depIdxs = []int32{
-	43, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	53, // 0: hoodcloud.agent.v1.EnrollResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	0,  // 1: hoodcloud.agent.v1.HeartbeatRequest.app_health:type_name -> hoodcloud.agent.v1.AppHealth
-	11, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
-	12, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
-	10, // 4: hoodcloud.agent.v1.HeartbeatRequest.components:type_name -> hoodcloud.agent.v1.ComponentStatus
-	36, // 5: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
-	44, // 6: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
-	14, // 7: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
-	43, // 8: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 9: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
-	44, // 10: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
-	18, // 11: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
-	23, // 12: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
-	37, // 13: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
-	22, // 14: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
-	38, // 15: hoodcloud.agent.v1.ConfigurePayload.key_paths:type_name -> hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
-	16, // 16: hoodcloud.agent.v1.ConfigurePayload.genesis:type_name -> hoodcloud.agent.v1.Genesis
-	22, // 17: hoodcloud.agent.v1.Genesis.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	39, // 18: hoodcloud.agent.v1.ConfigureResult.ports:type_name -> hoodcloud.agent.v1.ConfigureResult.PortsEntry
-	40, // 19: hoodcloud.agent.v1.ConfigureResult.artifact_sha256:type_name -> hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
-	22, // 20: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	41, // 21: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
-	21, // 22: hoodcloud.agent.v1.Component.metrics:type_name -> hoodcloud.agent.v1.MetricsSpec
-	19, // 23: hoodcloud.agent.v1.Component.init:type_name -> hoodcloud.agent.v1.InitStep
-	20, // 24: hoodcloud.agent.v1.Component.templates:type_name -> hoodcloud.agent.v1.TemplateFile
-	42, // 25: hoodcloud.agent.v1.InitStep.env:type_name -> hoodcloud.agent.v1.InitStep.EnvEntry
-	27, // 26: hoodcloud.agent.v1.DeliverKeysPayload.keys:type_name -> hoodcloud.agent.v1.DeliveredKey
-	22, // 27: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
-	23, // 28: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
-	2,  // 29: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	2,  // 30: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	32, // 31: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	33, // 32: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	34, // 33: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	35, // 34: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
-	5,  // 35: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	7,  // 36: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
-	9,  // 37: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	30, // 38: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	3,  // 39: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
-	6,  // 40: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	8,  // 41: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
-	13, // 42: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	31, // 43: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	4,  // 44: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
-	40, // [40:45] is the sub-list for method output_type
-	35, // [35:40] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	14, // 2: hoodcloud.agent.v1.HeartbeatRequest.sync:type_name -> hoodcloud.agent.v1.SyncStatus
+	15, // 3: hoodcloud.agent.v1.HeartbeatRequest.metrics:type_name -> hoodcloud.agent.v1.MetricsSnapshot
+	13, // 4: hoodcloud.agent.v1.HeartbeatRequest.components:type_name -> hoodcloud.agent.v1.ComponentStatus
+	46, // 5: hoodcloud.agent.v1.MetricsSnapshot.values:type_name -> hoodcloud.agent.v1.MetricsSnapshot.ValuesEntry
+	54, // 6: hoodcloud.agent.v1.MetricsSnapshot.collected_at:type_name -> google.protobuf.Timestamp
+	24, // 7: hoodcloud.agent.v1.HeartbeatResponse.commands:type_name -> hoodcloud.agent.v1.Command
+	53, // 8: hoodcloud.agent.v1.HeartbeatResponse.next_heartbeat_interval:type_name -> google.protobuf.Duration
+	18, // 9: hoodcloud.agent.v1.StartPayload.leases:type_name -> hoodcloud.agent.v1.SigningLease
+	21, // 10: hoodcloud.agent.v1.SnapshotManifest.files:type_name -> hoodcloud.agent.v1.SnapshotFile
+	1,  // 11: hoodcloud.agent.v1.Command.type:type_name -> hoodcloud.agent.v1.CommandType
+	54, // 12: hoodcloud.agent.v1.Command.created_at:type_name -> google.protobuf.Timestamp
+	28, // 13: hoodcloud.agent.v1.ConfigurePayload.components:type_name -> hoodcloud.agent.v1.Component
+	33, // 14: hoodcloud.agent.v1.ConfigurePayload.files:type_name -> hoodcloud.agent.v1.ConfigFile
+	47, // 15: hoodcloud.agent.v1.ConfigurePayload.inputs:type_name -> hoodcloud.agent.v1.ConfigurePayload.InputsEntry
+	32, // 16: hoodcloud.agent.v1.ConfigurePayload.snapshot:type_name -> hoodcloud.agent.v1.Artifact
+	48, // 17: hoodcloud.agent.v1.ConfigurePayload.key_paths:type_name -> hoodcloud.agent.v1.ConfigurePayload.KeyPathsEntry
+	26, // 18: hoodcloud.agent.v1.ConfigurePayload.genesis:type_name -> hoodcloud.agent.v1.Genesis
+	32, // 19: hoodcloud.agent.v1.Genesis.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	49, // 20: hoodcloud.agent.v1.ConfigureResult.ports:type_name -> hoodcloud.agent.v1.ConfigureResult.PortsEntry
+	50, // 21: hoodcloud.agent.v1.ConfigureResult.artifact_sha256:type_name -> hoodcloud.agent.v1.ConfigureResult.ArtifactSha256Entry
+	32, // 22: hoodcloud.agent.v1.Component.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	51, // 23: hoodcloud.agent.v1.Component.env:type_name -> hoodcloud.agent.v1.Component.EnvEntry
+	31, // 24: hoodcloud.agent.v1.Component.metrics:type_name -> hoodcloud.agent.v1.MetricsSpec
+	29, // 25: hoodcloud.agent.v1.Component.init:type_name -> hoodcloud.agent.v1.InitStep
+	30, // 26: hoodcloud.agent.v1.Component.templates:type_name -> hoodcloud.agent.v1.TemplateFile
+	52, // 27: hoodcloud.agent.v1.InitStep.env:type_name -> hoodcloud.agent.v1.InitStep.EnvEntry
+	37, // 28: hoodcloud.agent.v1.DeliverKeysPayload.keys:type_name -> hoodcloud.agent.v1.DeliveredKey
+	32, // 29: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
+	33, // 30: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
+	2,  // 31: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	2,  // 32: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	42, // 33: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	43, // 34: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	44, // 35: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	45, // 36: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	8,  // 37: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
+	10, // 38: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	12, // 39: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	40, // 40: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	6,  // 41: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
+	3,  // 42: hoodcloud.agent.v1.AgentService.PutSnapshot:input_type -> hoodcloud.agent.v1.SnapshotChunk
+	5,  // 43: hoodcloud.agent.v1.AgentService.GetSnapshot:input_type -> hoodcloud.agent.v1.GetSnapshotRequest
+	9,  // 44: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	11, // 45: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	16, // 46: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	41, // 47: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	7,  // 48: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
+	4,  // 49: hoodcloud.agent.v1.AgentService.PutSnapshot:output_type -> hoodcloud.agent.v1.PutSnapshotResponse
+	3,  // 50: hoodcloud.agent.v1.AgentService.GetSnapshot:output_type -> hoodcloud.agent.v1.SnapshotChunk
+	44, // [44:51] is the sub-list for method output_type
+	37, // [37:44] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_agent_v1_agent_proto_init() }
@@ -2941,7 +3591,7 @@ func file_agent_v1_agent_proto_init() {
 	if File_agent_v1_agent_proto != nil {
 		return
 	}
-	file_agent_v1_agent_proto_msgTypes[27].OneofWrappers = []any{
+	file_agent_v1_agent_proto_msgTypes[37].OneofWrappers = []any{
 		(*ReportEventRequest_Acknowledged)(nil),
 		(*ReportEventRequest_Progress)(nil),
 		(*ReportEventRequest_Completed)(nil),
@@ -2953,7 +3603,7 @@ func file_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_v1_agent_proto_rawDesc), len(file_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

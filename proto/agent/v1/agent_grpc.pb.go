@@ -24,6 +24,8 @@ const (
 	AgentService_Heartbeat_FullMethodName    = "/hoodcloud.agent.v1.AgentService/Heartbeat"
 	AgentService_ReportEvent_FullMethodName  = "/hoodcloud.agent.v1.AgentService/ReportEvent"
 	AgentService_FetchDataKey_FullMethodName = "/hoodcloud.agent.v1.AgentService/FetchDataKey"
+	AgentService_PutSnapshot_FullMethodName  = "/hoodcloud.agent.v1.AgentService/PutSnapshot"
+	AgentService_GetSnapshot_FullMethodName  = "/hoodcloud.agent.v1.AgentService/GetSnapshot"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -65,6 +67,17 @@ type AgentServiceClient interface {
 	// of the node; NOT_FOUND when the command or the node's data key is
 	// unknown.
 	FetchDataKey(ctx context.Context, in *FetchDataKeyRequest, opts ...grpc.CallOption) (*FetchDataKeyResponse, error)
+	// PutSnapshot streams the snapshot a SNAPSHOT command makes of the chain
+	// data dir to the appliance's snapshot store. Every chunk names the node,
+	// the command and the snapshot; data is a piece of the archive (see
+	// SnapshotPayload). The snapshot is kept only once the stream ends whole.
+	// Errors: PERMISSION_DENIED as for Heartbeat, or when the command is not
+	// an unfinished SNAPSHOT of the node for that snapshot id.
+	PutSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, PutSnapshotResponse], error)
+	// GetSnapshot streams a snapshot of the node back while the agent runs a
+	// RESTORE_SNAPSHOT command naming it. Errors: PERMISSION_DENIED as for
+	// PutSnapshot; NOT_FOUND when the store holds no such snapshot.
+	GetSnapshot(ctx context.Context, in *GetSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error)
 }
 
 type agentServiceClient struct {
@@ -125,6 +138,38 @@ func (c *agentServiceClient) FetchDataKey(ctx context.Context, in *FetchDataKeyR
 	return out, nil
 }
 
+func (c *agentServiceClient) PutSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, PutSnapshotResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[0], AgentService_PutSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SnapshotChunk, PutSnapshotResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_PutSnapshotClient = grpc.ClientStreamingClient[SnapshotChunk, PutSnapshotResponse]
+
+func (c *agentServiceClient) GetSnapshot(ctx context.Context, in *GetSnapshotRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SnapshotChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_GetSnapshot_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetSnapshotRequest, SnapshotChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_GetSnapshotClient = grpc.ServerStreamingClient[SnapshotChunk]
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -164,6 +209,17 @@ type AgentServiceServer interface {
 	// of the node; NOT_FOUND when the command or the node's data key is
 	// unknown.
 	FetchDataKey(context.Context, *FetchDataKeyRequest) (*FetchDataKeyResponse, error)
+	// PutSnapshot streams the snapshot a SNAPSHOT command makes of the chain
+	// data dir to the appliance's snapshot store. Every chunk names the node,
+	// the command and the snapshot; data is a piece of the archive (see
+	// SnapshotPayload). The snapshot is kept only once the stream ends whole.
+	// Errors: PERMISSION_DENIED as for Heartbeat, or when the command is not
+	// an unfinished SNAPSHOT of the node for that snapshot id.
+	PutSnapshot(grpc.ClientStreamingServer[SnapshotChunk, PutSnapshotResponse]) error
+	// GetSnapshot streams a snapshot of the node back while the agent runs a
+	// RESTORE_SNAPSHOT command naming it. Errors: PERMISSION_DENIED as for
+	// PutSnapshot; NOT_FOUND when the store holds no such snapshot.
+	GetSnapshot(*GetSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -188,6 +244,12 @@ func (UnimplementedAgentServiceServer) ReportEvent(context.Context, *ReportEvent
 }
 func (UnimplementedAgentServiceServer) FetchDataKey(context.Context, *FetchDataKeyRequest) (*FetchDataKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FetchDataKey not implemented")
+}
+func (UnimplementedAgentServiceServer) PutSnapshot(grpc.ClientStreamingServer[SnapshotChunk, PutSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method PutSnapshot not implemented")
+}
+func (UnimplementedAgentServiceServer) GetSnapshot(*GetSnapshotRequest, grpc.ServerStreamingServer[SnapshotChunk]) error {
+	return status.Error(codes.Unimplemented, "method GetSnapshot not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -300,6 +362,24 @@ func _AgentService_FetchDataKey_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_PutSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServiceServer).PutSnapshot(&grpc.GenericServerStream[SnapshotChunk, PutSnapshotResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_PutSnapshotServer = grpc.ClientStreamingServer[SnapshotChunk, PutSnapshotResponse]
+
+func _AgentService_GetSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetSnapshotRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentServiceServer).GetSnapshot(m, &grpc.GenericServerStream[GetSnapshotRequest, SnapshotChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AgentService_GetSnapshotServer = grpc.ServerStreamingServer[SnapshotChunk]
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -328,6 +408,17 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AgentService_FetchDataKey_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PutSnapshot",
+			Handler:       _AgentService_PutSnapshot_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "GetSnapshot",
+			Handler:       _AgentService_GetSnapshot_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "agent/v1/agent.proto",
 }
