@@ -30,6 +30,8 @@ func TestCommandTypesAreTheEngineValues(t *testing.T) {
 		{engine.CommandCaptureKey, agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY},
 		{engine.CommandUpgrade, agentv1.CommandType_COMMAND_TYPE_UPGRADE},
 		{engine.CommandDeliverKeys, agentv1.CommandType_COMMAND_TYPE_DELIVER_KEYS},
+		{engine.CommandSnapshot, agentv1.CommandType_COMMAND_TYPE_SNAPSHOT},
+		{engine.CommandRestoreSnapshot, agentv1.CommandType_COMMAND_TYPE_RESTORE_SNAPSHOT},
 	}
 	for _, tt := range tests {
 		if int32(tt.engine) != int32(tt.wire) {
