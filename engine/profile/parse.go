@@ -33,6 +33,7 @@ type rawProfile struct {
 	Ports       []string       `yaml:"ports"`     // allocated per node by its host
 	Endpoints   []string       `yaml:"endpoints"` // ports shown to the node's owner
 	Genesis     *rawGenesis    `yaml:"genesis"`
+	Custody     *rawCustody    `yaml:"custody"` // see custody.go
 }
 
 type rawComponent struct {
@@ -47,6 +48,8 @@ type rawComponent struct {
 	Env    map[string]string `yaml:"env"`
 	Init   []rawInitStep     `yaml:"init"`
 	Files  []rawFile         `yaml:"files"`
+	// The keys (secret inputs) the component signs with: see custody.go.
+	SignsWith []string `yaml:"signs_with"`
 }
 
 type rawMetrics struct {

@@ -33,6 +33,7 @@ type ChainProfile struct {
 	Ports       []string       `json:"-"`                   // allocated per node by its host, by name
 	Endpoints   []string       `json:"endpoints,omitempty"` // the ports a node's owner reaches
 	Genesis     *Genesis       `json:"-"`
+	Custody     Custody        `json:"-"`
 	nodeTypes   map[string]int // name → index in NodeTypes
 }
 
@@ -49,6 +50,9 @@ type Component struct {
 	Env     map[string]string `json:"-"`
 	Init    []InitStep        `json:"-"`
 	Files   []TemplateFile    `json:"-"`
+	// SignsWith names the keys the component signs with: it starts only
+	// under a signing lease on each (see Custody).
+	SignsWith []string `json:"-"`
 }
 
 // MetricsSpec is where a component serves Prometheus metrics on its host

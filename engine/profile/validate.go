@@ -47,8 +47,10 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	buildPorts(&ps, raw.Ports, raw.Endpoints)
 	p.Ports, p.Endpoints = raw.Ports, raw.Endpoints
 	p.Genesis = buildGenesis(&ps, raw.Genesis)
+	p.Custody = buildCustody(&ps, raw.Custody)
 	if len(ps) == 0 {
 		checkKeyFiles(&ps, p)
+		checkSigners(&ps, p)
 		checkTemplates(&ps, p)
 	}
 	return p, ps
@@ -91,7 +93,7 @@ func buildComponents(ps *problems, raws []rawComponent) []Component {
 		out = append(out, Component{Name: rc.Name, Version: rc.Version, URL: rc.URL, SHA256: rc.SHA256,
 			Metrics: buildMetrics(ps, field+".metrics", rc.Metrics),
 			Binary:  rc.Binary, Args: rc.Args, Env: rc.Env,
-			Init: buildInitSteps(ps, field, rc.Init), Files: buildFiles(ps, field, rc.Files)})
+			Init: buildInitSteps(ps, field, rc.Init), Files: buildFiles(ps, field, rc.Files), SignsWith: rc.SignsWith})
 	}
 	return out
 }

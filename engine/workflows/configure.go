@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type (
 		Binary    string            `json:"binary,omitempty"`
 		Init      []configInit      `json:"init,omitempty"`
 		Templates []configTemplate  `json:"templates,omitempty"`
+		SignsWith []string          `json:"signs_with,omitempty"`
 	}
 	configArtifact struct {
 		URL    string `json:"url,omitempty"`
@@ -189,6 +191,7 @@ func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.Prov
 			continue
 		}
 		cc := recipeOf(c)
+		cc.SignsWith = signing(c.SignsWith, p.SigningKeys(nodeType))
 		if art, ok := local[c.Name]; ok {
 			cc.Artifact = art
 		}
@@ -208,6 +211,17 @@ func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.Prov
 		}
 	}
 	return cp
+}
+
+// signing is what a component signs with on a node whose type takes keys.
+func signing(signsWith, keys []string) []string {
+	var out []string
+	for _, k := range signsWith {
+		if slices.Contains(keys, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func recipeOf(c profile.Component) configComponent {
