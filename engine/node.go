@@ -72,6 +72,19 @@ type NodeRuntime struct {
 	Artifacts map[string]string `json:"artifacts,omitempty"` // component → lowercase hex SHA-256
 }
 
+// MigrationRecord is the node's last migration, step by step, for people.
+type MigrationRecord struct {
+	ID    string          `json:"id,omitempty"` // the migration's run
+	Steps []MigrationStep `json:"steps,omitempty"`
+}
+
+// MigrationStep is one step of a migration and what came of it.
+type MigrationStep struct {
+	Step string    `json:"step"`
+	Note string    `json:"note,omitempty"`
+	At   time.Time `json:"at"`
+}
+
 // Node is one chain node of a subscription.
 type Node struct {
 	ID             string
@@ -84,6 +97,7 @@ type Node struct {
 	AgentVersion   string
 	BinaryVersion  string
 	Runtime        NodeRuntime // what the host made of the node's configuration
+	LastMigration  MigrationRecord
 	LastSeenAt     time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time

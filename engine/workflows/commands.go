@@ -16,6 +16,10 @@ import (
 type CommandRequest struct {
 	NodeID    string
 	CommandID string
+	// Leases are START's signing leases; Snapshot is what SNAPSHOT and
+	// RESTORE_SNAPSHOT name. Absent for other commands.
+	Leases   []StartLease  `json:",omitempty"`
+	Snapshot *SnapshotPlan `json:",omitempty"`
 }
 
 // CaptureRequest asks for the chain-generated keys of a node; CommandIDs
@@ -61,9 +65,19 @@ type captureKeyResult struct {
 	EncryptedKey []byte `json:"encrypted_key"`
 }
 
-// StartNode queues START and waits for the agent to acknowledge it.
+// StartNode queues START, with the request's signing leases, and waits
+// for the agent to acknowledge it.
 func (a *Activities) StartNode(ctx context.Context, req CommandRequest) error {
-	return a.sendAndAwaitAck(ctx, req, engine.CommandStart, nil)
+	var payload []byte
+	if len(req.Leases) > 0 {
+		var err error
+		if payload, err = json.Marshal(struct {
+			Leases []StartLease `json:"leases"`
+		}{req.Leases}); err != nil {
+			return err
+		}
+	}
+	return a.sendAndAwaitAck(ctx, req, engine.CommandStart, payload)
 }
 
 // StopNode queues STOP and waits up to Timing.StopWait for it to finish.

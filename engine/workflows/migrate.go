@@ -31,6 +31,9 @@ func MigrateWorkflow(ctx workflow.Context, in MigrateInput) (*MigrateResult, err
 	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(in.NodeID, engine.NodeMaintenance, "migrating")); err != nil {
 		return nil, fmt.Errorf("mark maintenance: %w", err)
 	}
+	if workflow.GetVersion(ctx, custodyOrder, workflow.DefaultVersion, 1) >= 1 {
+		return res, migrateInCustody(ctx, res)
+	}
 	var m migration
 	err := migrate(ctx, res, &m)
 	if err != nil {
@@ -39,6 +42,11 @@ func MigrateWorkflow(ctx workflow.Context, in MigrateInput) (*MigrateResult, err
 	}
 	return res, nil
 }
+
+// custodyOrder is the version of MigrateWorkflow that moves signing keys
+// under leases, with their state and a snapshot of the chain (custody.go,
+// migrate_custody.go); runs begun before it replay the older orders.
+const custodyOrder = "migrate-custody"
 
 // migration is what compensation must undo: the new host, and the old
 // host's agent registration, which the new host's agent replaced when it

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 )
@@ -79,10 +81,14 @@ func (a *Activities) UpdateHostInfo(ctx context.Context, u HostUpdate) error {
 	return a.recordHost(ctx, u.NodeID, u.Host)
 }
 
-// DeleteNodeKeys removes every key of the node, its data key included.
+// DeleteNodeKeys removes every key of the node, its data key included,
+// and their signing leases: no host signs with a key that is gone.
 func (a *Activities) DeleteNodeKeys(ctx context.Context, nodeID string) error {
 	if err := a.Store.DeleteNodeKeys(ctx, nodeID); err != nil {
 		return classify(fmt.Errorf("delete keys of node %s: %w", nodeID, err))
+	}
+	if err := a.Store.DeleteSigningLeases(ctx, nodeID); err != nil {
+		return classify(fmt.Errorf("delete signing leases of node %s: %w", nodeID, err))
 	}
 	return nil
 }
@@ -216,4 +222,38 @@ func (a *Activities) NodeRecord(ctx context.Context, nodeID string) (*engine.Nod
 		return nil, classify(fmt.Errorf("read node %s: %w", nodeID, err))
 	}
 	return n, nil
+}
+
+// MigrationStepRecord is one step of a migration to keep on its node.
+type MigrationStepRecord struct {
+	NodeID      string
+	MigrationID string
+	Step        string
+	Note        string
+	At          time.Time
+}
+
+// maxMigrationSteps bounds a node's migration record; the oldest steps
+// of a long wait go first.
+const maxMigrationSteps = 50
+
+// RecordMigrationStep appends the step to the node's last migration, which
+// it starts afresh when the step belongs to another one. A step already
+// recorded (a retried attempt) is not added twice.
+func (a *Activities) RecordMigrationStep(ctx context.Context, r MigrationStepRecord) error {
+	return a.updateNode(ctx, r.NodeID, func(n *engine.Node) bool {
+		m := &n.LastMigration
+		if m.ID != r.MigrationID {
+			*m = engine.MigrationRecord{ID: r.MigrationID}
+		}
+		step := engine.MigrationStep{Step: r.Step, Note: r.Note, At: r.At.UTC()}
+		if slices.Contains(m.Steps, step) {
+			return false
+		}
+		m.Steps = append(m.Steps, step)
+		if len(m.Steps) > maxMigrationSteps {
+			m.Steps = m.Steps[len(m.Steps)-maxMigrationSteps:]
+		}
+		return true
+	})
 }

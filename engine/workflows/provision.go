@@ -102,10 +102,35 @@ func bringUp(ctx workflow.Context, plan ProvisionPlan, keys KeysRequest, ph Prov
 			return fmt.Errorf("inject keys: %w", err)
 		}
 	}
-	if err := awaitCommand(ctx, acts.StartNode, keys.NodeID, "start"); err != nil {
+	if err := startUnderLeases(ctx, keys.NodeID); err != nil {
 		return err
 	}
 	return captureKeys(ctx, keys.NodeID, after)
+}
+
+// signingLeases is the version of ProvisionWorkflow that grants the
+// node's first host the leases of the keys its chain signs with and starts
+// the chain under them; runs begun before it replay starting without.
+const signingLeases = "signing-leases"
+
+// startUnderLeases starts the node's chain on its first host, holding the
+// leases of its signing keys.
+func startUnderLeases(ctx workflow.Context, nodeID string) error {
+	if workflow.GetVersion(ctx, signingLeases, workflow.DefaultVersion, 1) < 1 {
+		return awaitCommand(ctx, acts.StartNode, nodeID, "start")
+	}
+	var plan CustodyPlan
+	if err := run(ctx, quick, &plan, acts.PlanCustody, nodeID); err != nil {
+		return fmt.Errorf("plan custody: %w", err)
+	}
+	var leases []StartLease
+	if len(plan.Keys) > 0 {
+		req := LeaseRequest{NodeID: nodeID, Keys: plan.Keys, Holder: engine.LeaseHolder{NodeID: nodeID}}
+		if err := run(ctx, quick, &leases, acts.GrantSigningLeases, req); err != nil {
+			return fmt.Errorf("grant the signing leases: %w", err)
+		}
+	}
+	return awaitRequest(ctx, acts.StartNode, CommandRequest{NodeID: nodeID, Leases: leases}, "start")
 }
 
 // keysBeforeConfigure is the version of ProvisionWorkflow and

@@ -282,6 +282,11 @@ func (a *Activities) InjectKeys(ctx context.Context, req KeysRequest) error {
 			keys = append(keys, deliveredKey{Name: spec.Name, Path: spec.KeyPath, KeyType: string(spec.KeyType), EncryptedKey: k.Ciphertext})
 		}
 	}
+	state, err := a.stateKeys(ctx, req.NodeID, p)
+	if err != nil {
+		return classify(err)
+	}
+	keys = append(keys, state...)
 	if len(keys) == 0 {
 		return nil
 	}

@@ -98,13 +98,21 @@ func summary(prefix string, err error) string {
 // A command the agent lost (ErrCommandLost) is sent again as a new command,
 // up to sendsPerCommand times in all.
 func awaitCommand(ctx workflow.Context, send any, nodeID, step string) error {
+	return awaitRequest(ctx, send, CommandRequest{NodeID: nodeID}, step)
+}
+
+// awaitRequest is awaitCommand for a request with more than a node: START's
+// leases, a snapshot.
+func awaitRequest(ctx workflow.Context, send any, base CommandRequest, step string) error {
+	nodeID := base.NodeID
 	var err error
 	for attempt := 1; attempt <= sendsPerCommand; attempt++ {
 		id := step
 		if attempt > 1 {
 			id = fmt.Sprintf("%s#%d", step, attempt)
 		}
-		req := CommandRequest{NodeID: nodeID, CommandID: commandID(ctx, id)}
+		req := base
+		req.CommandID = commandID(ctx, id)
 		if err = run(ctx, waiting, nil, send, req); err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}

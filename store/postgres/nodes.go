@@ -11,7 +11,7 @@ import (
 )
 
 // nodeColumnList is one line so CreateNodes can split it for COPY.
-const nodeColumnList = `id, subscription_id, owner_id, chain_profile_id, node_type, state, host_provider, host_provider_id, host_address, host_region, host_instance_type, agent_version, binary_version, runtime, last_seen_at, created_at, updated_at, version`
+const nodeColumnList = `id, subscription_id, owner_id, chain_profile_id, node_type, state, host_provider, host_provider_id, host_address, host_region, host_instance_type, agent_version, binary_version, runtime, last_migration, last_seen_at, created_at, updated_at, version`
 
 const nodeColumns = nodeColumnList
 
@@ -19,7 +19,7 @@ func scanNode(row pgx.Row) (*engine.Node, error) {
 	var n engine.Node
 	err := row.Scan(&n.ID, &n.SubscriptionID, &n.OwnerID, &n.ChainProfileID, &n.NodeType, &n.State,
 		&n.Host.Provider, &n.Host.ProviderID, &n.Host.Address, &n.Host.Region, &n.Host.InstanceType,
-		&n.AgentVersion, &n.BinaryVersion, jsonText(&n.Runtime), at(&n.LastSeenAt), at(&n.CreatedAt), at(&n.UpdatedAt), &n.Version)
+		&n.AgentVersion, &n.BinaryVersion, jsonText(&n.Runtime), jsonText(&n.LastMigration), at(&n.LastSeenAt), at(&n.CreatedAt), at(&n.UpdatedAt), &n.Version)
 	return &n, err
 }
 
@@ -32,10 +32,10 @@ func (s *Store) CreateNode(ctx context.Context, n *engine.Node) error {
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var batch pgx.Batch
 		batch.Queue(`INSERT INTO nodes (`+nodeColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1)`,
 			n.ID, n.SubscriptionID, n.OwnerID, n.ChainProfileID, n.NodeType, n.State,
 			n.Host.Provider, n.Host.ProviderID, n.Host.Address, n.Host.Region, n.Host.InstanceType,
-			n.AgentVersion, n.BinaryVersion, runtimeJSON(n.Runtime), optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt)
+			n.AgentVersion, n.BinaryVersion, columnJSON(n.Runtime), columnJSON(n.LastMigration), optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt)
 		batch.Queue(`INSERT INTO node_state_log (node_id, seq, from_state, to_state, reason, at)
 			VALUES ($1, 1, '', $2, $3, $4)`, n.ID, n.State, createdReason, n.CreatedAt)
 		return tx.SendBatch(ctx, &batch).Close()
@@ -94,11 +94,11 @@ func (s *Store) UpdateNode(ctx context.Context, n *engine.Node) error {
 		`UPDATE nodes SET subscription_id = $3, owner_id = $4, chain_profile_id = $5, node_type = $6,
 			host_provider = $7, host_provider_id = $8, host_address = $9, host_region = $10, host_instance_type = $11,
 			agent_version = $12, binary_version = $13, last_seen_at = $14, created_at = $15, updated_at = $16,
-			runtime = $17, version = version + 1
+			runtime = $17, last_migration = $18, version = version + 1
 		WHERE id = $1 AND version = $2`,
 		n.SubscriptionID, n.OwnerID, n.ChainProfileID, n.NodeType,
 		n.Host.Provider, n.Host.ProviderID, n.Host.Address, n.Host.Region, n.Host.InstanceType,
-		n.AgentVersion, n.BinaryVersion, optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt, runtimeJSON(n.Runtime))
+		n.AgentVersion, n.BinaryVersion, optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt, columnJSON(n.Runtime), columnJSON(n.LastMigration))
 }
 
 // ChangeNodeState locks the node's row, so concurrent changes of one node
@@ -190,7 +190,7 @@ func (s *Store) CreateNodes(ctx context.Context, nodes []*engine.Node) error {
 				n := nodes[i]
 				return []any{n.ID, n.SubscriptionID, n.OwnerID, n.ChainProfileID, n.NodeType, string(n.State),
 					n.Host.Provider, n.Host.ProviderID, n.Host.Address, n.Host.Region, n.Host.InstanceType,
-					n.AgentVersion, n.BinaryVersion, runtimeJSON(n.Runtime), optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt, int64(1)}, nil
+					n.AgentVersion, n.BinaryVersion, columnJSON(n.Runtime), columnJSON(n.LastMigration), optTime(n.LastSeenAt), n.CreatedAt, n.UpdatedAt, int64(1)}, nil
 			}))
 		if err != nil {
 			return err
@@ -222,11 +222,12 @@ func (s *Store) CreateNodes(ctx context.Context, nodes []*engine.Node) error {
 // refreshes the planner's statistics.
 const bulkAnalyzeThreshold = 1000
 
-// runtimeJSON is the runtime column: JSON text, "{}" when empty.
-func runtimeJSON(r engine.NodeRuntime) string {
-	b, err := json.Marshal(r)
+// columnJSON is a JSON text column's value, "{}" when empty. The values
+// stored so are plain data that always encode.
+func columnJSON(v any) string {
+	b, err := json.Marshal(v)
 	if err != nil {
-		return "{}" // maps of strings and ints always encode
+		return "{}"
 	}
 	return string(b)
 }
