@@ -16,8 +16,9 @@ type terminations struct {
 	fail  map[string]bool
 }
 
-func (t *terminations) StartProvision(context.Context, string) error { return nil }
-func (t *terminations) StartMigrate(context.Context, string) error   { return nil }
+func (t *terminations) StartProvision(context.Context, string) error               { return nil }
+func (t *terminations) StartMigrate(context.Context, string) error                 { return nil }
+func (t *terminations) ConfirmSignerStopped(context.Context, string, string) error { return nil }
 func (t *terminations) StartTerminate(_ context.Context, nodeID, _ string) error {
 	if t.fail[nodeID] {
 		return engine.Errorf(engine.EUnavailable, "workflow engine down")

@@ -52,8 +52,9 @@ func (w *countingWorkflows) StartProvision(_ context.Context, id string) error {
 	return nil
 }
 
-func (w *countingWorkflows) StartTerminate(context.Context, string, string) error { return nil }
-func (w *countingWorkflows) StartMigrate(context.Context, string) error           { return nil }
+func (w *countingWorkflows) StartTerminate(context.Context, string, string) error       { return nil }
+func (w *countingWorkflows) StartMigrate(context.Context, string) error                 { return nil }
+func (w *countingWorkflows) ConfirmSignerStopped(context.Context, string, string) error { return nil }
 
 func (w *countingWorkflows) starts(id string) int {
 	w.mu.Lock()

@@ -16,4 +16,9 @@ type Workflows interface {
 	StartTerminate(ctx context.Context, nodeID, reason string) error
 	// StartMigrate moves the node to a new host. ENotFound if the node is missing.
 	StartMigrate(ctx context.Context, nodeID string) error
+	// ConfirmSignerStopped tells the node's running migration, waiting on
+	// an old host that cannot confirm its signer stopped, that an operator
+	// (by, a user id) vouches it did. ENotFound when no migration of the
+	// node is running.
+	ConfirmSignerStopped(ctx context.Context, nodeID, by string) error
 }

@@ -31,6 +31,7 @@ func (s *Server) routeAPI() {
 	s.routeSubscriptions(api, authed)
 	s.routePayments(api, authed)
 	s.routeNodes(api, authed)
+	s.routeCustody(api, authed)
 	s.routeKeys(authed)
 }
 

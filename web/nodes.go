@@ -86,8 +86,12 @@ type nodeJSON struct {
 	// By the chain profile's names for them, e.g. "rpc".
 	Endpoints map[string]nodeEndpointJSON `json:"endpoints,omitempty"`
 	Command   *nodeCommandJSON            `json:"command,omitempty"` // the one the agent is running
-	CreatedAt time.Time                   `json:"created_at"`
-	UpdatedAt time.Time                   `json:"updated_at"`
+	// Who may sign with each of the node's keys; on the single-node page.
+	SigningLeases []signingLeaseJSON `json:"signing_leases,omitempty"`
+	// The node's last migration, step by step; absent if it never moved.
+	LastMigration *engine.MigrationRecord `json:"last_migration,omitempty"`
+	CreatedAt     time.Time               `json:"created_at"`
+	UpdatedAt     time.Time               `json:"updated_at"`
 }
 
 type nodesJSON struct {
@@ -98,13 +102,15 @@ type nodesJSON struct {
 
 // commandTypeNames are the agent protocol's command names, lower case.
 var commandTypeNames = map[engine.CommandType]string{
-	engine.CommandConfigure:   "configure",
-	engine.CommandStart:       "start",
-	engine.CommandStop:        "stop",
-	engine.CommandRestart:     "restart",
-	engine.CommandCaptureKey:  "capture_key",
-	engine.CommandUpgrade:     "upgrade",
-	engine.CommandDeliverKeys: "deliver_keys",
+	engine.CommandConfigure:       "configure",
+	engine.CommandStart:           "start",
+	engine.CommandStop:            "stop",
+	engine.CommandRestart:         "restart",
+	engine.CommandCaptureKey:      "capture_key",
+	engine.CommandUpgrade:         "upgrade",
+	engine.CommandDeliverKeys:     "deliver_keys",
+	engine.CommandSnapshot:        "snapshot",
+	engine.CommandRestoreSnapshot: "restore_snapshot",
 }
 
 func commandTypeName(t engine.CommandType) string {
@@ -290,6 +296,15 @@ func (s *Server) answerNode(c *gin.Context, status int, n *engine.Node) {
 	if j.StateReason, err = s.stateReason(c.Request.Context(), n); err != nil {
 		writeError(c, err)
 		return
+	}
+	leases, err := s.cfg.Store.ListSigningLeases(c.Request.Context(), n.ID)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	j.SigningLeases = leasesJSON(leases)
+	if n.LastMigration.ID != "" {
+		j.LastMigration = &n.LastMigration
 	}
 	c.JSON(status, j)
 }

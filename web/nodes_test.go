@@ -29,6 +29,7 @@ type nodeWorkflows struct {
 	err        error
 	terminated []string
 	migrated   []string
+	confirmed  []string // node:user
 }
 
 var _ engine.Workflows = (*nodeWorkflows)(nil)
@@ -41,6 +42,10 @@ func (w *nodeWorkflows) StartTerminate(_ context.Context, nodeID, _ string) erro
 
 func (w *nodeWorkflows) StartMigrate(_ context.Context, nodeID string) error {
 	return w.record(&w.migrated, nodeID)
+}
+
+func (w *nodeWorkflows) ConfirmSignerStopped(_ context.Context, nodeID, by string) error {
+	return w.record(&w.confirmed, nodeID+":"+by)
 }
 
 func (w *nodeWorkflows) record(into *[]string, nodeID string) error {

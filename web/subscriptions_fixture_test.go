@@ -87,7 +87,8 @@ func (w *fakeWorkflows) StartProvision(_ context.Context, subscriptionID string)
 	return nil
 }
 
-func (w *fakeWorkflows) StartMigrate(context.Context, string) error { return nil }
+func (w *fakeWorkflows) StartMigrate(context.Context, string) error                 { return nil }
+func (w *fakeWorkflows) ConfirmSignerStopped(context.Context, string, string) error { return nil }
 
 func (w *fakeWorkflows) provisions() []string {
 	w.mu.Lock()

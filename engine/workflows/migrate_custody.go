@@ -67,7 +67,10 @@ func migrateInCustody(ctx workflow.Context, res *MigrateResult) error {
 
 func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) error {
 	nodeID := res.NodeID
-	note := func(step, text string) { res.Notes = append(res.Notes, step+": "+text); recordStep(ctx, nodeID, step, text) }
+	note := func(step, text string) {
+		res.Notes = append(res.Notes, step+": "+text)
+		recordStep(ctx, nodeID, step, text)
+	}
 	if err := run(ctx, quick, &res.OldHost, acts.NodeHost, nodeID); err != nil {
 		return fmt.Errorf("read node host: %w", err)
 	}

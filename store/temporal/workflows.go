@@ -68,6 +68,24 @@ func (w *Workflows) StartMigrate(ctx context.Context, nodeID string) error {
 	return w.start(ctx, workflows.MigrateID(nodeID), again, workflows.MigrateWorkflow, workflows.MigrateInput{NodeID: nodeID})
 }
 
+func (w *Workflows) ConfirmSignerStopped(ctx context.Context, nodeID, by string) error {
+	sdk := w.client.SDK()
+	if sdk == nil {
+		return engine.Errorf(engine.EUnavailable, "temporal is not connected")
+	}
+	err := sdk.SignalWorkflow(ctx, workflows.MigrateID(nodeID), "", workflows.ConfirmOldSignerStopped, workflows.SignerConfirmation{By: by})
+	var missing *serviceerror.NotFound
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &missing):
+		return engine.Errorf(engine.ENotFound, "node %s has no migration running", nodeID)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	return engine.Errorf(engine.EUnavailable, "signal the migration of node %s: %v", nodeID, err)
+}
+
 // start runs fn under id unless a run of id is going (then it is used), or
 // reuse forbids another run (then the earlier one stands): both are success.
 func (w *Workflows) start(ctx context.Context, id string, reuse enumspb.WorkflowIdReusePolicy, fn, in any) error {
