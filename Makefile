@@ -67,6 +67,7 @@ bench: build
 # The crash battery at 200 provisions in flight (CI runs it at 50).
 soak:
 	HOODCLOUD_CRASH_PROVISIONS=200 go test -count=1 -timeout 30m -run TestCrashDuringProvisioning -v $(ROOT)
+	HOODCLOUD_CUSTODY_VALIDATORS=10 go test -count=1 -timeout 30m -run TestMigratedValidatorsNeverSignTwice -v $(ROOT)
 
 generate:
 	sh proto/generate.sh
