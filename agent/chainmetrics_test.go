@@ -422,7 +422,7 @@ func TestTheSavedConfigurationKeepsTheMetricsSpec(t *testing.T) {
 	if err := s.configured(&agentv1.ConfigurePayload{Components: []*agentv1.Component{{Name: "sim", Args: []string{"sim"}, Metrics: want}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.setRunning(true); err != nil {
+	if err := s.started(nil); err != nil {
 		t.Fatal(err)
 	}
 	again, err := loadRuntimeState(path)

@@ -72,14 +72,25 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 		}
 		return a.configure(ctx, &p, progress)
 	case agentv1.CommandType_COMMAND_TYPE_START:
-		return nil, a.startChain(ctx, rt.Start)
+		leases, err := startLeases(c.GetPayload())
+		if err != nil {
+			return nil, err
+		}
+		return nil, a.startChain(ctx, leases, rt.Start)
 	case agentv1.CommandType_COMMAND_TYPE_STOP:
-		if err := a.state.setRunning(false); err != nil {
+		if err := a.state.stopped(); err != nil {
 			return nil, err
 		}
 		return nil, rt.Stop(ctx)
 	case agentv1.CommandType_COMMAND_TYPE_RESTART:
-		return nil, a.startChain(ctx, rt.Restart)
+		leases, err := startLeases(c.GetPayload())
+		if err != nil {
+			return nil, err
+		}
+		if len(leases) == 0 { // the same holder restarts
+			leases = a.state.leases()
+		}
+		return nil, a.startChain(ctx, leases, rt.Restart)
 	case agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY:
 		var p agentv1.CaptureKeyPayload
 		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
@@ -120,12 +131,33 @@ func (a *opsAgent) configure(ctx context.Context, p *agentv1.ConfigurePayload, p
 	return agentv1.MarshalPayload(res)
 }
 
-// startChain runs start (Start or Restart) and saves that the chain runs.
-func (a *opsAgent) startChain(ctx context.Context, start func(context.Context) error) error {
+// startChain runs start (Start or Restart) once leases cover every key
+// the configuration signs with, their epochs recorded first, and saves
+// that the chain runs under them. Nothing starts on a refusal.
+func (a *opsAgent) startChain(ctx context.Context, leases map[string]uint64, start func(context.Context) error) error {
+	cfg, _, err := a.state.configuration()
+	if err != nil {
+		return err
+	}
+	if err := a.epochs.admit(signingKeys(cfg), leases); err != nil {
+		return err
+	}
 	if err := start(ctx); err != nil {
 		return err
 	}
-	return a.state.setRunning(true)
+	return a.state.started(leases)
+}
+
+// startLeases reads the StartPayload of a START or RESTART (empty: no
+// leases). A RESTART without leases restarts under those of the chain's
+// last start; after a STOP there are none, so a chain that signs needs a
+// START with its leases again.
+func startLeases(payload []byte) (map[string]uint64, error) {
+	var p agentv1.StartPayload
+	if err := agentv1.UnmarshalPayload(payload, &p); err != nil {
+		return nil, permanent(err.Error())
+	}
+	return leaseEpochs(p.GetLeases())
 }
 
 // upgrade runs the runtime's upgrade and saves the upgraded component; the

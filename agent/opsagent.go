@@ -109,6 +109,7 @@ type opsAgent struct {
 	cfg     AgentConfig
 	gw      *gatewayConn
 	state   *runtimeState
+	epochs  *signingEpochs
 	chain   *chainWatch
 	seen    *seenCommands
 	outbox  *outbox
@@ -206,8 +207,12 @@ func newOpsAgent(cfg AgentConfig) (*opsAgent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	epochs, err := loadSigningEpochs(filepath.Join(cfg.DataDir, signingEpochsFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	chain := newChainWatch(cfg.ChainDir, cfg.ChainMetricsInterval, cfg.ChainStallSamples, state.configuration)
-	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}, finished: make(chan struct{}, 1)}, nil
+	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, epochs: epochs, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}, finished: make(chan struct{}, 1)}, nil
 }
 
 // run heartbeats in this goroutine while commands run, events are sent

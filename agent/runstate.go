@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sync"
 
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
@@ -19,10 +20,14 @@ const runtimeStateFile = "runtime-state.json"
 // (files, genesis and snapshot left out: they are on disk already) and
 // whether the chain should run. Running follows the last START, RESTART or STOP that
 // succeeded; a STOP counts as soon as it begins, so a chain being stopped
-// is never brought back by a restart.
+// is never brought back by a restart. Leases are the signing leases (epoch
+// by key name) the chain last started under: an agent that restarts
+// resumes signing under them alone, and a STOP drops them, as the control
+// plane may release a lease once the signer stopped.
 type savedRuntime struct {
-	Configuration json.RawMessage `json:"configuration,omitempty"` // a ConfigurePayload
-	Running       bool            `json:"running"`
+	Configuration json.RawMessage   `json:"configuration,omitempty"` // a ConfigurePayload
+	Running       bool              `json:"running"`
+	Leases        map[string]uint64 `json:"leases,omitempty"`
 }
 
 // runtimeState is the saved runtime of one agent's data dir.
@@ -81,9 +86,22 @@ func (s *runtimeState) upgraded(p *agentv1.UpgradePayload) error {
 	return s.configured(cfg)
 }
 
-// setRunning saves whether the chain should run.
-func (s *runtimeState) setRunning(on bool) error {
-	return s.save(func(r *savedRuntime) { r.Running = on })
+// started saves that the chain runs under leases.
+func (s *runtimeState) started(leases map[string]uint64) error {
+	return s.save(func(r *savedRuntime) { r.Running, r.Leases = true, leases })
+}
+
+// stopped saves that the chain must not run, nor sign again without a
+// new START.
+func (s *runtimeState) stopped() error {
+	return s.save(func(r *savedRuntime) { r.Running, r.Leases = false, nil })
+}
+
+// leases returns the leases the chain last started under.
+func (s *runtimeState) leases() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.cur.Leases)
 }
 
 func (s *runtimeState) save(change func(*savedRuntime)) error {
@@ -99,8 +117,8 @@ func (s *runtimeState) save(change func(*savedRuntime)) error {
 }
 
 // resumeRuntime gives the runtime back the configuration it had before the
-// agent restarted, and starts the chain if it was meant to run and does not.
-// Failures are logged: the control plane's next command can repair them.
+// agent restarted, and starts the chain if it was meant to run and does not,
+// under the signing leases it last started under. Failures are logged: the control plane's next command can repair them.
 func (a *opsAgent) resumeRuntime(ctx context.Context) {
 	p, running, err := a.state.configuration()
 	if err != nil || p == nil {
@@ -119,6 +137,10 @@ func (a *opsAgent) resumeRuntime(ctx context.Context) {
 	}
 	if st, err := a.cfg.Runtime.Status(ctx); err == nil && st.Running {
 		a.cfg.Logger.Info("runtime configuration restored; the chain is running", "chain_profile_id", p.GetChainProfileId())
+		return
+	}
+	if err := a.epochs.check(signingKeys(p), a.state.leases()); err != nil {
+		a.cfg.Logger.Error("the chain is not started again: it signs, and not under a current lease", "err", err)
 		return
 	}
 	if err := a.cfg.Runtime.Start(ctx); err != nil {
