@@ -174,7 +174,7 @@ func (e *testEnv) createNode(t *testing.T, id string) {
 
 func (e *testEnv) token(t *testing.T, nodeID string) string {
 	t.Helper()
-	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, time.Hour)
+	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -172,7 +172,7 @@ func (g *benchGateway) createAgents(ctx context.Context, n int) ([]EnrollmentTok
 			}
 			batch = batch[:0]
 		}
-		tok, err := g.identity.IssueEnrollmentToken(ctx, id, 24*time.Hour)
+		tok, err := g.identity.IssueEnrollmentToken(ctx, id, "", 24*time.Hour)
 		if err != nil {
 			return nil, err
 		}
