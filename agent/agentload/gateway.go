@@ -120,7 +120,7 @@ func openGateway(ctx context.Context, dataDir, addr string, lastSeen bool, logge
 		return nil, err
 	}
 	g.identity = gateway.NewIdentity(ca, key, g.store)
-	cfg := gateway.Config{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache}
+	cfg := gateway.Config{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache, Leases: g.store}
 	if !lastSeen {
 		cfg.Nodes = nil // the gateway then skips TouchNode
 	}
