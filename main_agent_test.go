@@ -24,7 +24,7 @@ func TestAgentEnrolsAndHeartbeatsThroughTheAppliance(t *testing.T) {
 	if err := m.Store.CreateNode(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	token, err := m.AgentIdentity.IssueEnrollmentToken(ctx, node.ID, time.Minute)
+	token, err := m.AgentIdentity.IssueEnrollmentToken(ctx, node.ID, "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestAgentKeepsHeartbeatingAcrossACARotationAndARestart(t *testing.T) {
 	if err := m.Store.CreateNode(ctx, node); err != nil {
 		t.Fatal(err)
 	}
-	token, err := m.AgentIdentity.IssueEnrollmentToken(ctx, node.ID, time.Minute)
+	token, err := m.AgentIdentity.IssueEnrollmentToken(ctx, node.ID, "", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

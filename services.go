@@ -164,6 +164,7 @@ func (m *Main) openGateway(context.Context) error {
 		Nodes:    m.Store,
 		Commands: m.Store,
 		Cache:    m.Cache,
+		Leases:   m.Store,
 		Hosts:    m.gatewayHosts(),
 		DataKeys: func(ctx context.Context, nodeID string) ([]byte, error) {
 			return engine.NodeDataKey(ctx, m.Store, m.Secrets, nodeID)

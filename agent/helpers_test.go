@@ -121,7 +121,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	}
 	e.nodes = e.store
 	e.cfg = gateway.Config{
-		Addr: "127.0.0.1:0", Identity: e.identity, Commands: e.store, Cache: e.cache,
+		Addr: "127.0.0.1:0", Identity: e.identity, Commands: e.store, Cache: e.cache, Leases: e.store,
 		Logger:               slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		HeartbeatInterval:    50 * time.Millisecond,
 		RegistrationCacheTTL: 10 * time.Millisecond,
@@ -174,7 +174,7 @@ func (e *testEnv) createNode(t *testing.T, id string) {
 
 func (e *testEnv) token(t *testing.T, nodeID string) string {
 	t.Helper()
-	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, time.Hour)
+	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

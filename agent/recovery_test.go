@@ -40,7 +40,7 @@ func TestEnrollCanBeRepeatedWithTheSameKeyUntilTheTokenExpires(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	e.identity.Now = func() time.Time { return now }
-	tok, err := e.identity.IssueEnrollmentToken(ctx, "node_a", time.Hour)
+	tok, err := e.identity.IssueEnrollmentToken(ctx, "node_a", "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

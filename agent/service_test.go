@@ -102,7 +102,7 @@ func TestGatewayChecksTheCertificateOnEveryCall(t *testing.T) {
 	// any call: the client sees the connection fail.
 	otherCA, otherKey := testCA(t)
 	other := gateway.NewIdentity(otherCA, otherKey, e.store)
-	tok, _ := other.IssueEnrollmentToken(ctx, "node_x", time.Hour)
+	tok, _ := other.IssueEnrollmentToken(ctx, "node_x", "", time.Hour)
 	forged, err := other.Enroll(ctx, tok, "node_x", newCSR(t, "node_a"), "")
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,10 @@ type EnrollmentToken struct {
 	ExpiresAt      time.Time
 	UsedAt         time.Time
 	KeyFingerprint []byte // SHA-256 of the enrolled key's SubjectPublicKeyInfo; empty until used
-	CreatedAt      time.Time
+	// Incarnation is the host the token was issued for
+	// (HostSpec.Incarnation): empty for the node's first host.
+	Incarnation string
+	CreatedAt   time.Time
 }
 
 // AgentRegistration is the identity an enrolled agent holds.
@@ -28,8 +31,11 @@ type AgentRegistration struct {
 	// still connect and renew again. Empty after an enrolment.
 	PreviousCertSerial string
 	AgentVersion       string
-	EnrolledAt         time.Time
-	RevokedAt          time.Time // zero: valid
+	// Incarnation is the host the agent enrolled on, from its token: the
+	// gateway hands a START bearing signing leases only to their holder.
+	Incarnation string
+	EnrolledAt  time.Time
+	RevokedAt   time.Time // zero: valid
 }
 
 // Accepts reports whether serial is a certificate the registration stands

@@ -19,6 +19,7 @@ type Store interface {
 	RolloutStore
 	LeaderStore
 	SecretStore
+	LeaseStore
 
 	// Ping checks the backend answers, for /readyz.
 	Ping(ctx context.Context) error

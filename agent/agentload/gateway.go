@@ -120,7 +120,7 @@ func openGateway(ctx context.Context, dataDir, addr string, lastSeen bool, logge
 		return nil, err
 	}
 	g.identity = gateway.NewIdentity(ca, key, g.store)
-	cfg := gateway.Config{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache}
+	cfg := gateway.Config{Addr: addr, Logger: logger, Identity: g.identity, Nodes: g.store, Commands: g.store, Cache: g.cache, Leases: g.store}
 	if !lastSeen {
 		cfg.Nodes = nil // the gateway then skips TouchNode
 	}
@@ -172,7 +172,7 @@ func (g *benchGateway) createAgents(ctx context.Context, n int) ([]EnrollmentTok
 			}
 			batch = batch[:0]
 		}
-		tok, err := g.identity.IssueEnrollmentToken(ctx, id, 24*time.Hour)
+		tok, err := g.identity.IssueEnrollmentToken(ctx, id, "", 24*time.Hour)
 		if err != nil {
 			return nil, err
 		}

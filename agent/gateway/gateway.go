@@ -39,7 +39,7 @@ const (
 
 // Config describes the agent gateway. With Identity nil the gateway
 // serves only the health service, in plain text (tests of the listener);
-// the appliance always sets Identity, Nodes, Commands and Cache.
+// the appliance always sets Identity, Nodes, Commands, Cache and Leases.
 type Config struct {
 	Addr   string // host:port; port 0 picks a free one
 	Logger *slog.Logger
@@ -54,6 +54,9 @@ type Config struct {
 	// DataKeys unwraps node data keys for agents capturing chain keys
 	// (FetchDataKey); nil refuses them.
 	DataKeys DataKeys
+	// Leases are checked before a START bearing signing leases is handed
+	// out; nil fails every such START.
+	Leases LeaseReader
 
 	// Hosts are the names and IPs in the server certificate; default
 	// localhost and 127.0.0.1.

@@ -33,7 +33,7 @@ func newTestEnv(t *testing.T) *testEnv {
 
 func (e *testEnv) token(t *testing.T, nodeID string) string {
 	t.Helper()
-	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, time.Hour)
+	tok, err := e.identity.IssueEnrollmentToken(context.Background(), nodeID, "", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,12 +61,17 @@ func (i *Identity) CAs() *keys.AgentCAs { return i.cas }
 func (i *Identity) CA() *x509.Certificate { return i.cas.Current().Cert }
 
 // IssueEnrollmentToken creates a one-time token that lets the agent of
-// nodeID enrol until ttl has passed. The token is returned once and only its
-// hash is stored; the hash covers the node id, so the token is worthless for
-// any other node.
-func (i *Identity) IssueEnrollmentToken(ctx context.Context, nodeID string, ttl time.Duration) (string, error) {
+// nodeID's host incarnation (engine.HostSpec.Incarnation, empty for the
+// node's first host) enrol until ttl has passed. The token is returned once
+// and only its hash is stored; the hash covers the node id, so the token is
+// worthless for any other node. The registration the token makes records
+// the incarnation: signing leases name their holder by it.
+func (i *Identity) IssueEnrollmentToken(ctx context.Context, nodeID, incarnation string, ttl time.Duration) (string, error) {
 	if nodeID == "" || ttl <= 0 {
 		return "", engine.Errorf(engine.EInvalid, "an enrollment token needs a node and a positive lifetime")
+	}
+	if !engine.ValidIncarnation(incarnation) {
+		return "", engine.Errorf(engine.EInvalid, "host incarnation %q is not 1 to 16 lower-case letters and digits", incarnation)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -75,7 +80,7 @@ func (i *Identity) IssueEnrollmentToken(ctx context.Context, nodeID string, ttl 
 	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	engine.Zero(raw[:])
 	now := i.Now().UTC()
-	t := &engine.EnrollmentToken{Hash: tokenHash(nodeID, token), NodeID: nodeID, ExpiresAt: now.Add(ttl), CreatedAt: now}
+	t := &engine.EnrollmentToken{Hash: tokenHash(nodeID, token), NodeID: nodeID, ExpiresAt: now.Add(ttl), Incarnation: incarnation, CreatedAt: now}
 	if err := i.agents.CreateEnrollmentToken(ctx, t); err != nil {
 		return "", fmt.Errorf("store enrollment token: %w", err)
 	}
@@ -109,14 +114,16 @@ func (i *Identity) Enroll(ctx context.Context, token, nodeID string, csrDER []by
 	if err != nil {
 		return nil, err
 	}
-	if err := i.consumeToken(ctx, token, nodeID, KeyFingerprint(csr.RawSubjectPublicKeyInfo)); err != nil {
+	t, err := i.consumeToken(ctx, token, nodeID, KeyFingerprint(csr.RawSubjectPublicKeyInfo))
+	if err != nil {
 		return nil, err
 	}
 	der, serial, err := i.issueClientCert(nodeID, csr.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	reg := &engine.AgentRegistration{NodeID: nodeID, CertSerial: serial, AgentVersion: agentVersion, EnrolledAt: i.Now().UTC()}
+	reg := &engine.AgentRegistration{NodeID: nodeID, CertSerial: serial, AgentVersion: agentVersion,
+		Incarnation: t.Incarnation, EnrolledAt: i.Now().UTC()}
 	if err := i.agents.PutAgentRegistration(ctx, reg); err != nil {
 		return nil, fmt.Errorf("record agent registration: %w", err)
 	}
@@ -134,7 +141,8 @@ func KeyFingerprint(spki []byte) []byte {
 // nodeID, which authenticated with the certificate of serial. That
 // certificate must be the registration's current one, or the one the
 // current one was renewed from (the agent lost the reply of a renewal). The
-// renewed certificate stays valid until it expires. Returns EForbidden for
+// renewed certificate stays valid until it expires; the registration keeps
+// the incarnation it enrolled for. Returns EForbidden for
 // a revoked registration or a superseded certificate, ENotFound for a node
 // that never enrolled, EInvalid for a bad CSR.
 func (i *Identity) Renew(ctx context.Context, nodeID, serial string, csrDER []byte, agentVersion string) (*Enrollment, error) {
@@ -179,22 +187,23 @@ func parseCSR(der []byte) (*x509.CertificateRequest, error) {
 
 // consumeToken maps every token failure to one EUnauthorized so a caller
 // learns nothing about which tokens exist.
-func (i *Identity) consumeToken(ctx context.Context, token, nodeID string, key []byte) error {
+func (i *Identity) consumeToken(ctx context.Context, token, nodeID string, key []byte) (*engine.EnrollmentToken, error) {
+	invalid := engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
 	if nodeID == "" || !strings.HasPrefix(token, tokenPrefix) {
-		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+		return nil, invalid
 	}
 	t, err := i.agents.ConsumeEnrollmentToken(ctx, tokenHash(nodeID, token), key, i.Now().UTC())
 	switch engine.ErrorCode(err) {
 	case "":
 	case engine.ENotFound, engine.EConflict, engine.EForbidden:
-		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+		return nil, invalid
 	default:
-		return fmt.Errorf("consume enrollment token: %w", err)
+		return nil, fmt.Errorf("consume enrollment token: %w", err)
 	}
 	if t.NodeID != nodeID {
-		return engine.Errorf(engine.EUnauthorized, "invalid enrollment token")
+		return nil, invalid
 	}
-	return nil
+	return t, nil
 }
 
 // serverRoot is the DER of the CA that issues the gateway's certificate.

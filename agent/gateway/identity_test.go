@@ -70,7 +70,7 @@ func TestEnrollRefusesEveryBadToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.identity.Now = func() time.Time { return time.Now().Add(-2 * time.Hour) } // issued two hours ago
-	expired, err := e.identity.IssueEnrollmentToken(ctx, "node_c", time.Hour)
+	expired, err := e.identity.IssueEnrollmentToken(ctx, "node_c", "", time.Hour)
 	e.identity.Now = time.Now
 	if err != nil {
 		t.Fatal(err)
@@ -141,5 +141,28 @@ func TestServerCertificateCoversTheConfiguredHosts(t *testing.T) {
 		if err := leaf.VerifyHostname(tt.bad); err == nil {
 			t.Errorf("hosts %v: %s verifies", tt.hosts, tt.bad)
 		}
+	}
+}
+
+func TestTheRegistrationKeepsTheIncarnationItsTokenWasIssuedFor(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	tok, err := e.identity.IssueEnrollmentToken(ctx, "node_a", "m2", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enrolled, err := e.identity.Enroll(ctx, tok, "node_a", newCSR(t, "x"), "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.identity.Renew(ctx, "node_a", enrolled.Serial, newCSR(t, "x"), "v2"); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := e.store.GetAgentRegistration(ctx, "node_a")
+	if err != nil || reg.Incarnation != "m2" || reg.AgentVersion != "v2" {
+		t.Fatalf("registration after renewal = %+v, %v; want incarnation m2", reg, err)
+	}
+	if _, err := e.identity.IssueEnrollmentToken(ctx, "node_a", "Not/Valid", time.Hour); !engine.IsCode(err, engine.EInvalid) {
+		t.Errorf("token for a bad incarnation = %v; want invalid", err)
 	}
 }

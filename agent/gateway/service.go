@@ -216,7 +216,8 @@ func (s *service) trustedCAs() [][]byte {
 func (s *service) Heartbeat(ctx context.Context, req *agentv1.HeartbeatRequest) (*agentv1.HeartbeatResponse, error) {
 	s.touch(req.GetNodeId(), req.GetAgentVersion())
 	s.statuses.record(statusOf(req, time.Now()))
-	cmds, err := s.pendingCommands(ctx, req.GetNodeId())
+	_, serial, _ := peerNode(ctx) // authorize checked it
+	cmds, err := s.pendingCommands(ctx, req.GetNodeId(), serial)
 	if err != nil {
 		if ctx.Err() == nil { // an agent that hung up, or a stop, is no error of ours
 			s.cfg.Logger.Error("heartbeat: read queue", "node_id", req.GetNodeId(), "err", err)
@@ -251,9 +252,11 @@ func (s *service) touch(nodeID, version string) {
 	}()
 }
 
-// pendingCommands returns the node's queued commands and marks them
-// delivered; ids whose command is gone or finished leave the queue.
-func (s *service) pendingCommands(ctx context.Context, nodeID string) ([]*agentv1.Command, error) {
+// pendingCommands returns the queued commands of the node, whose agent
+// holds the certificate of serial, and marks them delivered; ids whose
+// command is gone or finished leave the queue, and so do STARTs whose
+// signing leases are not the agent's host's, failed (see checkStart).
+func (s *service) pendingCommands(ctx context.Context, nodeID, serial string) ([]*agentv1.Command, error) {
 	ids, err := s.cfg.Cache.PendingCommands(ctx, nodeID, maxCommandsPerHeartbeat)
 	if err != nil {
 		return nil, err
@@ -268,10 +271,29 @@ func (s *service) pendingCommands(ctx context.Context, nodeID string) ([]*agentv
 			_ = s.cfg.Cache.AckCommand(ctx, nodeID, id)
 			continue
 		}
+		ok, err := s.mayDeliver(ctx, nodeID, serial, c)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
 		s.markDelivered(ctx, c)
 		out = append(out, &agentv1.Command{Id: c.ID, Type: agentv1.CommandType(c.Type), Payload: c.Payload, CreatedAt: timestamppb.New(c.CreatedAt)})
 	}
 	return out, nil
+}
+
+// mayDeliver applies checkStart's verdict: a refused START is failed.
+func (s *service) mayDeliver(ctx context.Context, nodeID, serial string, c *engine.Command) (bool, error) {
+	verdict, why, err := s.checkStart(ctx, nodeID, serial, c)
+	switch {
+	case err != nil:
+		return false, err
+	case verdict == refuseStart:
+		return false, s.refuse(ctx, nodeID, c, why)
+	}
+	return verdict == deliverStart, nil
 }
 
 // markDelivered is best effort: the status is informative, the queue is

@@ -69,6 +69,7 @@ var storeAggregates = []storeAggregate{
 	{"Rollouts", testStoreRollouts},
 	{"LeaderEpoch", testStoreLeader},
 	{"Secrets", testStoreSecrets},
+	{"SigningLeases", testStoreSigningLeases},
 	{"TimesAndAliasing", testStoreTimesAndAliasing},
 }
 

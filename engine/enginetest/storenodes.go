@@ -259,7 +259,7 @@ func testStoreNodeStateLog(t *testing.T, s engine.Store, _ StoreOpener) {
 
 func testStoreAgents(t *testing.T, s engine.Store, _ StoreOpener) {
 	token := func() *engine.EnrollmentToken {
-		return &engine.EnrollmentToken{Hash: []byte(engine.NewID("tok")), NodeID: engine.NewID("node"), ExpiresAt: stAt(600), CreatedAt: stAt(0)}
+		return &engine.EnrollmentToken{Hash: []byte(engine.NewID("tok")), NodeID: engine.NewID("node"), ExpiresAt: stAt(600), Incarnation: "m7", CreatedAt: stAt(0)}
 	}
 	keyA, keyB := []byte("fingerprint-of-key-a"), []byte("fingerprint-of-key-b")
 	t.Run("ConsumeOnceThenConflictForAnotherKey", func(t *testing.T) {
@@ -319,7 +319,7 @@ func testStoreAgents(t *testing.T, s engine.Store, _ StoreOpener) {
 	t.Run("RegistrationPutReplaceRevoke", func(t *testing.T) {
 		r := &engine.AgentRegistration{NodeID: engine.NewID("node"), CertSerial: "01", AgentVersion: "1.0.0", EnrolledAt: stAt(0)}
 		stOK(t, s.PutAgentRegistration(t.Context(), r))
-		r2 := &engine.AgentRegistration{NodeID: r.NodeID, CertSerial: "02", PreviousCertSerial: "01", AgentVersion: "1.1.0", EnrolledAt: stAt(100)}
+		r2 := &engine.AgentRegistration{NodeID: r.NodeID, CertSerial: "02", PreviousCertSerial: "01", AgentVersion: "1.1.0", Incarnation: "m7", EnrolledAt: stAt(100)}
 		stOK(t, s.PutAgentRegistration(t.Context(), r2))
 		got, err := s.GetAgentRegistration(t.Context(), r.NodeID)
 		stOK(t, err)

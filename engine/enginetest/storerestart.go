@@ -49,6 +49,7 @@ type storeSnapshot struct {
 	rollout *engine.Rollout
 	roNode  *engine.RolloutNode
 	group   *engine.RolloutGroup
+	lease   *engine.SigningLease
 }
 
 func stWriteEverything(t *testing.T, s engine.Store) *storeSnapshot {
@@ -73,9 +74,9 @@ func stWriteEverything(t *testing.T, s engine.Store) *storeSnapshot {
 	var err error
 	w.node, err = s.ChangeNodeState(ctx, w.node.Version, w.change)
 	stOK(t, err)
-	w.token = &engine.EnrollmentToken{Hash: []byte("restart-token"), NodeID: w.node.ID, ExpiresAt: stAt(600), CreatedAt: stAt(0)}
+	w.token = &engine.EnrollmentToken{Hash: []byte("restart-token"), NodeID: w.node.ID, ExpiresAt: stAt(600), Incarnation: "m1", CreatedAt: stAt(0)}
 	stOK(t, s.CreateEnrollmentToken(ctx, w.token))
-	w.reg = &engine.AgentRegistration{NodeID: w.node.ID, CertSerial: "0a", AgentVersion: "1.0.0", EnrolledAt: stAt(5)}
+	w.reg = &engine.AgentRegistration{NodeID: w.node.ID, CertSerial: "0a", AgentVersion: "1.0.0", Incarnation: "m1", EnrolledAt: stAt(5)}
 	stOK(t, s.PutAgentRegistration(ctx, w.reg))
 	w.command = stCommand(w.node.ID, engine.CommandQueued, stAt(6))
 	stOK(t, s.CreateCommand(ctx, w.command))
@@ -96,6 +97,8 @@ func stWriteEverything(t *testing.T, s engine.Store) *storeSnapshot {
 	_, err = s.AdvanceLeaderEpoch(ctx, "first-process")
 	stOK(t, err)
 	stOK(t, s.PutSecret(ctx, "keyring/master", []byte("sealed")))
+	w.lease, err = s.GrantSigningLease(ctx, stGrant(w.node.ID, "m1", stAt(12)))
+	stOK(t, err)
 	return w
 }
 
@@ -123,9 +126,15 @@ func (w *storeSnapshot) check(t *testing.T, s engine.Store) {
 	stGot(t, []*engine.RolloutNode{w.roNode}, func() (any, error) { return s.ListRolloutNodes(ctx, w.rollout.ID, 1) })
 	stGot(t, w.group, func() (any, error) { return s.GetRolloutGroup(ctx, w.group.ID) })
 	stGot(t, []byte("sealed"), func() (any, error) { return s.GetSecret(ctx, "keyring/master") })
+	stGot(t, w.lease, func() (any, error) { return s.GetSigningLease(ctx, w.node.ID, w.lease.KeyName) })
 
-	_, err := s.ConsumeEnrollmentToken(ctx, w.token.Hash, []byte("restart-key"), stAt(20))
+	tok, err := s.ConsumeEnrollmentToken(ctx, w.token.Hash, []byte("restart-key"), stAt(20))
 	stOK(t, err)
+	if tok.Incarnation != "m1" {
+		t.Fatalf("token incarnation after restart = %q, want m1", tok.Incarnation)
+	}
+	_, err = s.GrantSigningLease(ctx, stGrant(w.node.ID, "m2", stAt(21)))
+	stCode(t, err, engine.EConflict)
 	next := &engine.NodeStateChange{NodeID: w.node.ID, To: engine.NodeRunning, At: stAt(30)}
 	_, err = s.ChangeNodeState(ctx, w.node.Version, next)
 	stOK(t, err)

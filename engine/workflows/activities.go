@@ -18,8 +18,9 @@ import (
 
 // Enroller issues and revokes agent identities; gateway.Identity is one.
 type Enroller interface {
-	// IssueEnrollmentToken returns a one-time token for nodeID's agent.
-	IssueEnrollmentToken(ctx context.Context, nodeID string, ttl time.Duration) (string, error)
+	// IssueEnrollmentToken returns a one-time token for the agent of
+	// nodeID's host incarnation (engine.HostSpec.Incarnation).
+	IssueEnrollmentToken(ctx context.Context, nodeID, incarnation string, ttl time.Duration) (string, error)
 	// Revoke ends the node's agent registration; ENotFound if it has none.
 	Revoke(ctx context.Context, nodeID string) error
 }

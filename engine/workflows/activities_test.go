@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -164,10 +165,11 @@ func (p *fakeProvisioner) CreateHost(_ context.Context, spec engine.HostSpec) (e
 	return h, nil
 }
 
-type fakeEnroller struct{ n int }
+// fakeEnroller records the incarnation of each token it issues.
+type fakeEnroller struct{ incarnations []string }
 
-func (e *fakeEnroller) IssueEnrollmentToken(context.Context, string, time.Duration) (string, error) {
-	e.n++
+func (e *fakeEnroller) IssueEnrollmentToken(_ context.Context, _, incarnation string, _ time.Duration) (string, error) {
+	e.incarnations = append(e.incarnations, incarnation)
 	return "hcenroll_secret", nil
 }
 
@@ -398,6 +400,19 @@ func TestProvisionHostTwiceMakesOneHostWithAFreshToken(t *testing.T) {
 	}
 	if out, _ := json.Marshal(a); bytes.Contains(out, []byte("hcenroll_")) {
 		t.Error("the activity result carries the enrollment token")
+	}
+}
+
+// The agent of a migration's host enrols for that host's incarnation, which
+// signing leases name their holder by.
+func TestProvisionHostIssuesTheTokenForTheHostIncarnation(t *testing.T) {
+	f := newFixture(t)
+	nodeID := f.node(t, f.subscription(t, moniker))
+	if _, err := f.acts.ProvisionHost(context.Background(), HostRequest{NodeID: nodeID, Incarnation: "m1f", Provider: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.acts.Enroller.(*fakeEnroller).incarnations; !slices.Equal(got, []string{"m1f"}) {
+		t.Errorf("tokens issued for incarnations %q, want [m1f]", got)
 	}
 }
 

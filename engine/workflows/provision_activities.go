@@ -175,7 +175,7 @@ func (a *Activities) createHost(ctx context.Context, req HostRequest) (*Provisio
 	if since.IsZero() {
 		since = a.now()
 	}
-	token, err := a.Enroller.IssueEnrollmentToken(ctx, req.NodeID, a.timing().EnrollmentTTL)
+	token, err := a.Enroller.IssueEnrollmentToken(ctx, req.NodeID, req.Incarnation, a.timing().EnrollmentTTL)
 	if err != nil {
 		return nil, classify(fmt.Errorf("enrollment token of node %s: %w", req.NodeID, err))
 	}

@@ -139,6 +139,7 @@ var (
 	bRoNodesBatch  = []byte("rollout_nodes_by_batch")
 	bRolloutGroups = []byte("rollout_groups")
 	bSecrets       = []byte("secrets")
+	bLeases        = []byte("signing_leases")
 )
 
 var allBuckets = [][]byte{
@@ -148,7 +149,7 @@ var allBuckets = [][]byte{
 	bNodes, bNodesBySub, bNodesByOwner, bNodesByState, bNodesByChain, bStateLog, bStateLogByAt,
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
 	bIncidents, bIncByNode, bIncOpen, bUptime, bUptimeByHour,
-	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets,
+	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
 }
 
 func createBuckets(tx *bbolt.Tx) error {

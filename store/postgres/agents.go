@@ -9,18 +9,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const enrollmentTokenColumns = `hash, node_id, expires_at, used_at, key_fingerprint, created_at`
+const enrollmentTokenColumns = `hash, node_id, expires_at, used_at, key_fingerprint, incarnation, created_at`
 
 func scanEnrollmentToken(row pgx.Row) (*engine.EnrollmentToken, error) {
 	var t engine.EnrollmentToken
-	err := row.Scan(&t.Hash, &t.NodeID, at(&t.ExpiresAt), at(&t.UsedAt), &t.KeyFingerprint, at(&t.CreatedAt))
+	err := row.Scan(&t.Hash, &t.NodeID, at(&t.ExpiresAt), at(&t.UsedAt), &t.KeyFingerprint, &t.Incarnation, at(&t.CreatedAt))
 	return &t, err
 }
 
 func (s *Store) CreateEnrollmentToken(ctx context.Context, t *engine.EnrollmentToken) error {
 	defer s.observe("create_enrollment_token")()
-	_, err := s.pool.Exec(ctx, `INSERT INTO enrollment_tokens (`+enrollmentTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.Hash, t.NodeID, t.ExpiresAt, optTime(t.UsedAt), t.KeyFingerprint, t.CreatedAt)
+	_, err := s.pool.Exec(ctx, `INSERT INTO enrollment_tokens (`+enrollmentTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.Hash, t.NodeID, t.ExpiresAt, optTime(t.UsedAt), t.KeyFingerprint, t.Incarnation, t.CreatedAt)
 	return translate(err, "enrollment token")
 }
 
@@ -54,20 +54,21 @@ func (s *Store) ConsumeEnrollmentToken(ctx context.Context, hash, keyFingerprint
 
 func (s *Store) PutAgentRegistration(ctx context.Context, r *engine.AgentRegistration) error {
 	defer s.observe("put_agent_registration")()
-	_, err := s.pool.Exec(ctx, `INSERT INTO agent_registrations (node_id, cert_serial, previous_cert_serial, agent_version, enrolled_at, revoked_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
+	_, err := s.pool.Exec(ctx, `INSERT INTO agent_registrations (node_id, cert_serial, previous_cert_serial, agent_version, incarnation, enrolled_at, revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (node_id) DO UPDATE SET cert_serial = excluded.cert_serial, previous_cert_serial = excluded.previous_cert_serial,
-			agent_version = excluded.agent_version, enrolled_at = excluded.enrolled_at, revoked_at = excluded.revoked_at`,
-		r.NodeID, r.CertSerial, r.PreviousCertSerial, r.AgentVersion, r.EnrolledAt, optTime(r.RevokedAt))
+			agent_version = excluded.agent_version, incarnation = excluded.incarnation, enrolled_at = excluded.enrolled_at,
+			revoked_at = excluded.revoked_at`,
+		r.NodeID, r.CertSerial, r.PreviousCertSerial, r.AgentVersion, r.Incarnation, r.EnrolledAt, optTime(r.RevokedAt))
 	return translate(err, "agent registration")
 }
 
 func (s *Store) GetAgentRegistration(ctx context.Context, nodeID string) (*engine.AgentRegistration, error) {
 	defer s.observe("get_agent_registration")()
 	var r engine.AgentRegistration
-	err := s.pool.QueryRow(ctx, `SELECT node_id, cert_serial, previous_cert_serial, agent_version, enrolled_at, revoked_at
+	err := s.pool.QueryRow(ctx, `SELECT node_id, cert_serial, previous_cert_serial, agent_version, incarnation, enrolled_at, revoked_at
 		FROM agent_registrations WHERE node_id = $1`, nodeID).
-		Scan(&r.NodeID, &r.CertSerial, &r.PreviousCertSerial, &r.AgentVersion, at(&r.EnrolledAt), at(&r.RevokedAt))
+		Scan(&r.NodeID, &r.CertSerial, &r.PreviousCertSerial, &r.AgentVersion, &r.Incarnation, at(&r.EnrolledAt), at(&r.RevokedAt))
 	if err != nil {
 		return nil, translate(err, "agent registration")
 	}
