@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ func custodyValidators(t *testing.T) int {
 // shortGapChains is a chains dir whose cometbft-kvstore waits 2 s between
 // signers instead of 30, so the battery fits in CI.
 func shortGapChains(t *testing.T) string {
-	b, err := assets.Chains.ReadFile("chains/cometbft-kvstore.yaml")
+	b, err := fs.ReadFile(assets.Chains, "cometbft-kvstore.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

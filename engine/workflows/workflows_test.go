@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 )
 
 var (
@@ -27,6 +29,14 @@ type world struct {
 	fail  map[string]bool
 	plan  ProvisionPlan
 	lose  int // waits that find their command lost by the agent
+	// custody is what PlanCustody answers; caughtUp, WaitForCaughtUp.
+	custody  CustodyPlan
+	caughtUp bool
+	// unobserved: no other node sees the chain's blocks.
+	unobserved bool
+	starts     [][]StartLease // the leases of each START, in order
+	// grantedAt: the workflow clock at each grant.
+	grantedAt []time.Time
 }
 
 func (w *world) hit(name string) error {
@@ -82,9 +92,16 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 		return w.hit("RestoreAgentRegistration:" + r.CertSerial)
 	})
 	on(acts.WaitForAgentReady, func(context.Context, AgentWait) error { return w.hit("WaitForAgentReady") })
-	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StartNode": acts.StartNode, "StopNode": acts.StopNode} {
+	for name, fn := range map[string]any{"SendConfigureCommand": acts.SendConfigureCommand, "StopNode": acts.StopNode, "SendSnapshotCommand": acts.SendSnapshotCommand, "SendRestoreCommand": acts.SendRestoreCommand} {
 		on(fn, func(context.Context, CommandRequest) error { return w.hit(name) })
 	}
+	on(acts.StartNode, func(_ context.Context, r CommandRequest) error {
+		w.mu.Lock()
+		w.starts = append(w.starts, r.Leases)
+		w.mu.Unlock()
+		return w.hit("StartNode")
+	})
+	mockCustody(env, w)
 	on(acts.WaitForCommandCompletion, func(context.Context, CommandRequest) error {
 		if err := w.hit("WaitForCommandCompletion"); err != nil {
 			return err
@@ -120,6 +137,45 @@ func newEnv(t *testing.T, w *world) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// mockCustody fakes the custody activities: the leases of w.custody's
+// keys, granted at the next epoch to whoever asks.
+func mockCustody(env *testsuite.TestWorkflowEnvironment, w *world) {
+	any2 := []any{mock.Anything, mock.Anything}
+	on := func(fn any, impl any) { env.OnActivity(fn, any2...).Return(impl) }
+	on(acts.PlanCustody, func(context.Context, string) (*CustodyPlan, error) {
+		p := w.custody
+		return &p, w.hit("PlanCustody")
+	})
+	epoch := uint64(1)
+	on(acts.GrantSigningLeases, func(_ context.Context, r LeaseRequest) ([]StartLease, error) {
+		var out []StartLease
+		for _, k := range r.Keys {
+			out = append(out, StartLease{KeyName: k, Epoch: epoch})
+		}
+		epoch++
+		w.mu.Lock()
+		w.grantedAt = append(w.grantedAt, env.Now())
+		w.mu.Unlock()
+		return out, w.hit("GrantSigningLeases:" + holderName(r.Holder))
+	})
+	on(acts.ReleaseSigningLeases, func(_ context.Context, r LeaseRequest) (time.Time, error) {
+		return env.Now(), w.hit("ReleaseSigningLeases:" + holderName(r.Holder) + ":" + r.Reason)
+	})
+	on(acts.CaptureSigningState, func(context.Context, StateRequest) error { return w.hit("CaptureSigningState") })
+	on(acts.WaitForChainBlocks, func(context.Context, BlockGap) (bool, error) { return !w.unobserved, w.hit("WaitForChainBlocks") })
+	on(acts.WaitForCaughtUp, func(context.Context, CaughtUp) (bool, error) { return w.caughtUp, w.hit("WaitForCaughtUp") })
+	on(acts.RecordMigrationStep, func(context.Context, MigrationStepRecord) error { return nil })
+}
+
+// holderName: "first" for a node's first host, else its incarnation's
+// kind ("new": a migration's host).
+func holderName(h engine.LeaseHolder) string {
+	if h.Incarnation == "" {
+		return "first"
+	}
+	return "new"
+}
+
 func failing(names ...string) map[string]bool {
 	m := map[string]bool{}
 	for _, n := range names {
@@ -131,7 +187,7 @@ func failing(names ...string) map[string]bool {
 var (
 	// Keys reach the host before CONFIGURE: the chain's init steps use them.
 	bringUpSteps = []string{"WaitForAgentReady", "InjectKeys", "SendConfigureCommand", "WaitForCommandCompletion"}
-	startSteps   = []string{"StartNode", "WaitForCommandCompletion", "MarkInputsApplied", "SetNodeState:running"}
+	startSteps   = []string{"PlanCustody", "StartNode", "WaitForCommandCompletion", "MarkInputsApplied", "SetNodeState:running"}
 	compensation = []string{"DestroyNodeHost", "DeleteNodeKeys", "SetNodeState:failed", "OpenIncident:provision-failed"}
 )
 
@@ -151,7 +207,7 @@ func TestProvisionRunsEveryStepOfItsPlan(t *testing.T) {
 		{"chain-generated keys are captured after CONFIGURE", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "config/node_key.json"}}},
 			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"CaptureChainGeneratedKeys"}, startSteps)},
 		{"keys the chain writes when it first runs are captured after START", ProvisionPlan{ChainGeneratedKeys: []ChainKey{{Name: "node_key", Path: "geth/nodekey", AfterStart: true}}},
-			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"StartNode", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "MarkInputsApplied", "SetNodeState:running"})},
+			seq(head, []string{"ProvisionHost"}, bringUpSteps, []string{"PlanCustody", "StartNode", "WaitForCommandCompletion", "CaptureChainGeneratedKeys", "MarkInputsApplied", "SetNodeState:running"})},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -282,9 +338,15 @@ func TestALostCommandIsSentAgainAsANewOne(t *testing.T) {
 	}
 }
 
+// legacyMigration runs MigrateWorkflow as runs begun before custody do.
+func legacyMigration(env *testsuite.TestWorkflowEnvironment) {
+	env.OnGetVersion(custodyOrder, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+}
+
 func TestMigrateMovesTheNodeToANewHost(t *testing.T) {
 	w := &world{}
 	env := newEnv(t, w)
+	legacyMigration(env)
 	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
 	var res MigrateResult
 	if err := env.GetWorkflowResult(&res); err != nil {
@@ -318,6 +380,7 @@ func TestMigrateCompensation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := &world{fail: failing(tt.fail)}
 			env := newEnv(t, w)
+			legacyMigration(env)
 			env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
 			if env.GetWorkflowError() == nil {
 				t.Fatal("migration succeeded")
@@ -339,6 +402,7 @@ func TestMigrateCompensation(t *testing.T) {
 func TestMigrateKeepsTheNewHostWhenTheOldOneWillNotGo(t *testing.T) {
 	w := &world{fail: failing("DestroyHost:old-1")}
 	env := newEnv(t, w)
+	legacyMigration(env)
 	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
 	var res MigrateResult
 	if err := env.GetWorkflowResult(&res); err != nil {
