@@ -11,7 +11,6 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -205,15 +204,14 @@ type archiveOutcome struct {
 
 // sendChunks sends what r holds until it ends. A fresh buffer each time:
 // gRPC may still hold the message sent.
-func sendChunks(stream grpc.ClientStreamingClient[agentv1.SnapshotChunk, agentv1.PutSnapshotResponse], r io.Reader, chunk *agentv1.SnapshotChunk, idle *idleWatch) error {
+func sendChunks(stream agentv1.AgentService_PutSnapshotClient, r io.Reader, chunk *agentv1.SnapshotChunk, idle *idleWatch) error {
 	for {
 		buf := make([]byte, snapshotChunkSize)
 		n, err := io.ReadFull(r, buf)
 		if n > 0 {
 			c := &agentv1.SnapshotChunk{NodeId: chunk.NodeId, CommandId: chunk.CommandId, SnapshotId: chunk.SnapshotId, Data: buf[:n]}
 			if serr := stream.Send(c); errors.Is(serr, io.EOF) {
-				_, serr = stream.CloseAndRecv() // the gateway ended the stream: its status says why
-				return serr
+				return endedEarly(stream)
 			} else if serr != nil {
 				return serr
 			}
@@ -226,6 +224,15 @@ func sendChunks(stream grpc.ClientStreamingClient[agentv1.SnapshotChunk, agentv1
 			return err
 		}
 	}
+}
+
+// endedEarly is why the gateway ended a stream before its end: the
+// status it closed the stream with.
+func endedEarly(stream agentv1.AgentService_PutSnapshotClient) error {
+	if _, err := stream.CloseAndRecv(); err != nil {
+		return err
+	}
+	return status.Error(codes.Internal, "the gateway ended the snapshot stream before its end")
 }
 
 func snapshotResult(id string, m *agentv1.SnapshotManifest) *agentv1.SnapshotResult {
@@ -266,7 +273,7 @@ func (a *opsAgent) getSnapshot(ctx context.Context, id, snapshotID string, l lef
 // chunkReader reads the data of a GetSnapshot stream. It keeps the
 // stream's error, so a broken stream is told from a broken archive.
 type chunkReader struct {
-	stream     grpc.ServerStreamingClient[agentv1.SnapshotChunk]
+	stream     agentv1.AgentService_GetSnapshotClient
 	snapshotID string
 	idle       *idleWatch
 	progress   func(int64)

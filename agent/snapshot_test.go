@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/store/snapshots"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -65,7 +67,7 @@ func (e *testEnv) directAgent(t testing.TB, nodeID string, tune ...func(*AgentCo
 		f(&cfg)
 	}
 	cfg = cfg.withDefaults()
-	must(t, os.MkdirAll(cfg.ChainDir, 0o700))
+	mustOK(t, os.MkdirAll(cfg.ChainDir, 0o700))
 	creds, err := ensureEnrolled(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -142,10 +144,10 @@ func TestAChainSnapshottedOnOneHostIsRestoredOnTheNextWithoutItsKeysAndExcludedP
 		t.Errorf("a snapshot of a running chain failed with %q; want it to say the chain must stop", refused.Error)
 	}
 	e.waitStatus(t, e.enqueue(t, "node_a", engine.CommandStop, nil), engine.CommandCompleted, 10*time.Second)
-	write(t, cfg.ChainDir, "data/blockstore.db/000001.sst", "block data: marker-0001 "+strings.Repeat("x", 300_000), 0o640)
-	write(t, cfg.ChainDir, "data/priv_validator_state.json", `{"height":"7"}`, 0o600)
-	write(t, cfg.ChainDir, "data/cache/tmp.bin", "cache", 0o600)
-	write(t, cfg.ChainDir, "bin/tool", "#!/bin/sh\n", 0o755)
+	writeFileIn(t, cfg.ChainDir, "data/blockstore.db/000001.sst", "block data: marker-0001 "+strings.Repeat("x", 300_000), 0o640)
+	writeFileIn(t, cfg.ChainDir, "data/priv_validator_state.json", `{"height":"7"}`, 0o600)
+	writeFileIn(t, cfg.ChainDir, "data/cache/tmp.bin", "cache", 0o600)
+	writeFileIn(t, cfg.ChainDir, "bin/tool", "#!/bin/sh\n", 0o755)
 
 	done := e.waitStatus(t, e.enqueue(t, "node_a", engine.CommandSnapshot, snapshotPayload(t, "mig-1", exclude...)), engine.CommandCompleted, 10*time.Second)
 	var made agentv1.SnapshotResult
@@ -173,28 +175,16 @@ func TestAChainSnapshottedOnOneHostIsRestoredOnTheNextWithoutItsKeysAndExcludedP
 
 	// A byte flipped in the stored archive: the restore fails naming the
 	// file, and the chain data dir is as it was.
-	write(t, next.ChainDir, "data/blockstore.db/000001.sst", "the new host's own data", 0o600)
-	before := tree(t, next.ChainDir)
+	writeFileIn(t, next.ChainDir, "data/blockstore.db/000001.sst", "the new host's own data", 0o600)
+	before := treeOf(t, next.ChainDir)
 	flipByteAfter(t, e.storedSnapshot("node_a", "mig-1"), "marker-0001")
 	failed := e.waitStatus(t, e.enqueue(t, "node_a", engine.CommandRestoreSnapshot, restorePayload(t, "mig-1", exclude...)), engine.CommandFailed, 10*time.Second)
 	if !strings.Contains(failed.Error, "data/blockstore.db/000001.sst") || !strings.Contains(failed.Error, "digest") {
 		t.Errorf("restore of a corrupt snapshot failed with %q; want it to name the file", failed.Error)
 	}
-	if after := tree(t, next.ChainDir); !mapsEqual(before, after) {
+	if after := treeOf(t, next.ChainDir); !maps.Equal(before, after) {
 		t.Errorf("a failed restore changed the chain data dir:\nbefore %v\nafter  %v", before, after)
 	}
-}
-
-func mapsEqual(a, b map[string]treeEntry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // flipByteAfter changes the byte that follows marker in the file.
@@ -209,7 +199,7 @@ func flipByteAfter(t *testing.T, path, marker string) {
 		t.Fatalf("%s does not hold %q", path, marker)
 	}
 	b[i+len(marker)] ^= 0x01
-	must(t, os.WriteFile(path, b, 0o600))
+	mustOK(t, os.WriteFile(path, b, 0o600))
 }
 
 // storeArchive puts archive in the store as snapshot id of node.
@@ -231,7 +221,7 @@ func (e *snapshotEnv) storeArchive(t *testing.T, node, id string, archive []byte
 func TestTheAgentRefusesACraftedSnapshotThatLeavesTheChainDir(t *testing.T) {
 	e := newSnapshotEnv(t)
 	a, _ := e.directAgent(t, "node_a")
-	e.storeArchive(t, "node_a", "evil", withManifest(t, file("config/ok.toml", "ok"), file("../../escaped", "x")))
+	e.storeArchive(t, "node_a", "evil", withManifest(t, regularMember("config/ok.toml", "ok"), regularMember("../../escaped", "x")))
 	_, err := e.runDirect(t, a, engine.CommandRestoreSnapshot, &agentv1.RestoreSnapshotPayload{SnapshotId: "evil"})
 	wantPermanent(t, "restore", err, "../../escaped")
 	for _, p := range []string{filepath.Join(a.cfg.ChainDir, "../../escaped"), filepath.Join(a.cfg.ChainDir, "config/ok.toml")} {
@@ -296,7 +286,7 @@ func watchHeap() (*atomic.Uint64, func()) {
 // their digest.
 func writeRandomFile(t testing.TB, path string, size int) [32]byte {
 	t.Helper()
-	must(t, os.MkdirAll(filepath.Dir(path), 0o700))
+	mustOK(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
@@ -399,7 +389,7 @@ func TestTheGatewayStoresASnapshotOnlyFromTheRunningSnapshotCommandNamingIt(t *t
 	if err != nil {
 		t.Fatal(err)
 	}
-	must(t, stream.Send(chunk("node_a", snap.Id, "snap-1")))
+	mustOK(t, stream.Send(chunk("node_a", snap.Id, "snap-1")))
 	cancel()
 	_, _ = stream.CloseAndRecv()
 	waitFor(t, time.Second, "the cut stream to be aborted", func() bool { return partialFiles(t, e.dir) == 0 })
@@ -430,7 +420,7 @@ func (e *testEnv) finishCommand(t testing.TB, id string) {
 		t.Fatal(err)
 	}
 	c.Status, c.FinishedAt = engine.CommandCompleted, time.Now().UTC()
-	must(t, e.store.UpdateCommand(context.Background(), c))
+	mustOK(t, e.store.UpdateCommand(context.Background(), c))
 }
 
 func putChunks(ctx context.Context, a *opsAgent, chunks []*agentv1.SnapshotChunk) (*agentv1.PutSnapshotResponse, error) {
@@ -468,7 +458,7 @@ func getAll(a *opsAgent, req *agentv1.GetSnapshotRequest) ([]byte, error) {
 func partialFiles(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
-	for p := range tree(t, dir) {
+	for p := range treeOf(t, dir) {
 		if strings.Contains(p, ".partial-") {
 			n++
 		}
@@ -486,7 +476,7 @@ func TestARestoreOfASnapshotNeverStoredFailsForGood(t *testing.T) {
 func TestAGatewayWithoutASnapshotStoreRefusesSnapshotsForGood(t *testing.T) {
 	e := newTestEnv(t)
 	a, _ := e.directAgent(t, "node_a")
-	write(t, a.cfg.ChainDir, "data/x", "x", 0o600)
+	writeFileIn(t, a.cfg.ChainDir, "data/x", "x", 0o600)
 	_, err := e.runDirect(t, a, engine.CommandSnapshot, &agentv1.SnapshotPayload{SnapshotId: "snap-1"})
 	wantPermanent(t, "snapshot", err, "stores no snapshots")
 	_, err = e.runDirect(t, a, engine.CommandSnapshot, &agentv1.SnapshotPayload{SnapshotId: "../x"})
@@ -496,7 +486,7 @@ func TestAGatewayWithoutASnapshotStoreRefusesSnapshotsForGood(t *testing.T) {
 func TestASnapshotIsMadeAgainWhenTheGatewayComesBack(t *testing.T) {
 	e := newSnapshotEnv(t)
 	a, logs := e.directAgent(t, "node_a", func(c *AgentConfig) { c.MinBackoff, c.MaxBackoff = 200*time.Millisecond, time.Second })
-	write(t, a.cfg.ChainDir, "data/x", "chain data", 0o600)
+	writeFileIn(t, a.cfg.ChainDir, "data/x", "chain data", 0o600)
 	cmd := e.queue(t, "node_a", engine.CommandSnapshot, &agentv1.SnapshotPayload{SnapshotId: "snap-1"})
 	stopGateway(e.gw) // the appliance restarts
 	done := make(chan error, 1)
@@ -513,5 +503,44 @@ func TestASnapshotIsMadeAgainWhenTheGatewayComesBack(t *testing.T) {
 	}
 	if l, err := e.snaps.List(context.Background(), "node_a"); err != nil || len(l) != 1 {
 		t.Errorf("stored snapshots = %v, %v; want one", l, err)
+	}
+}
+
+func TestSnapshotStreamsNeedTheNodesCurrentCertificate(t *testing.T) {
+	e := newSnapshotEnv(t)
+	old, _ := e.directAgent(t, "node_a")
+	snap := e.queue(t, "node_a", engine.CommandSnapshot, &agentv1.SnapshotPayload{SnapshotId: "snap-1"})
+	restore := e.queue(t, "node_a", engine.CommandRestoreSnapshot, &agentv1.RestoreSnapshotPayload{SnapshotId: "snap-1"})
+	chunks := []*agentv1.SnapshotChunk{{NodeId: "node_a", CommandId: snap.Id, SnapshotId: "snap-1", Data: []byte("archive")}}
+	get := &agentv1.GetSnapshotRequest{NodeId: "node_a", CommandId: restore.Id, SnapshotId: "snap-1"}
+
+	// Without a certificate.
+	anonymous := *old.gw.credentials()
+	anonymous.cert.PrivateKey = nil
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(anonymous.tlsConfig("127.0.0.1"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := agentv1.NewAgentServiceClient(conn).PutSnapshot(context.Background())
+	if err == nil {
+		_ = stream.Send(chunks[0])
+		_, err = stream.CloseAndRecv()
+	}
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("PutSnapshot without a certificate = %v; want unauthenticated", err)
+	}
+
+	// With a certificate the node's next enrolment superseded.
+	e.directAgent(t, "node_a")
+	waitFor(t, time.Second, "the gateway's cached registration to expire", func() bool {
+		_, err := getAll(old, get) // not found while the old certificate passes
+		return status.Code(err) == codes.PermissionDenied
+	})
+	if _, err := putChunks(context.Background(), old, chunks); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("PutSnapshot with a superseded certificate = %v; want permission denied", err)
+	}
+	if l, _ := e.snaps.List(context.Background(), "node_a"); len(l) != 0 {
+		t.Errorf("refused streams stored %v", l)
 	}
 }

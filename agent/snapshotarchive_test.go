@@ -26,7 +26,7 @@ type treeEntry struct {
 }
 
 // tree maps every path below dir (slash-separated) to its entry.
-func tree(t *testing.T, dir string) map[string]treeEntry {
+func treeOf(t *testing.T, dir string) map[string]treeEntry {
 	t.Helper()
 	out := map[string]treeEntry{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
@@ -64,7 +64,7 @@ func tree(t *testing.T, dir string) map[string]treeEntry {
 }
 
 // write makes a file with its directories.
-func write(t testing.TB, dir, rel, content string, mode fs.FileMode) {
+func writeFileIn(t testing.TB, dir, rel, content string, mode fs.FileMode) {
 	t.Helper()
 	p := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -85,15 +85,15 @@ func snapshotChainDir(t *testing.T) string {
 	t.Helper()
 	outside := t.TempDir()
 	chain := filepath.Join(t.TempDir(), "chain")
-	write(t, outside, "secret", outsideSecret, 0o600)
-	write(t, chain, "config/app.toml", "moniker = \"a\"\n", 0o644)
-	write(t, chain, "config/node_key.json", `{"priv_key":"the node key"}`, 0o600)
-	write(t, chain, "data/blockstore.db/000001.sst", strings.Repeat("block data ", 10_000), 0o640)
-	write(t, chain, "data/priv_validator_state.json", `{"height":"7"}`, 0o600)
-	write(t, chain, "data/cache/tmp.bin", "cache", 0o600)
-	write(t, chain, "bin/tool", "#!/bin/sh\n", 0o755)
-	write(t, chain, ".hoodcloud/ports.json", `{"p2p":26656}`, 0o600)
-	write(t, chain, "empty.txt", "", 0o444)
+	writeFileIn(t, outside, "secret", outsideSecret, 0o600)
+	writeFileIn(t, chain, "config/app.toml", "moniker = \"a\"\n", 0o644)
+	writeFileIn(t, chain, "config/node_key.json", `{"priv_key":"the node key"}`, 0o600)
+	writeFileIn(t, chain, "data/blockstore.db/000001.sst", strings.Repeat("block data ", 10_000), 0o640)
+	writeFileIn(t, chain, "data/priv_validator_state.json", `{"height":"7"}`, 0o600)
+	writeFileIn(t, chain, "data/cache/tmp.bin", "cache", 0o600)
+	writeFileIn(t, chain, "bin/tool", "#!/bin/sh\n", 0o755)
+	writeFileIn(t, chain, ".hoodcloud/ports.json", `{"p2p":26656}`, 0o600)
+	writeFileIn(t, chain, "empty.txt", "", 0o444)
 	for _, dir := range []string{"data/empty"} {
 		if err := os.MkdirAll(filepath.Join(chain, dir), 0o750); err != nil {
 			t.Fatal(err)
@@ -102,13 +102,13 @@ func snapshotChainDir(t *testing.T) string {
 	if err := os.Chmod(filepath.Join(chain, "data"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	must(t, os.Symlink("config/app.toml", filepath.Join(chain, "inner-link")))
-	must(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(chain, "outer-link")))
-	must(t, syscall.Mkfifo(filepath.Join(chain, "data/pipe"), 0o600))
+	mustOK(t, os.Symlink("config/app.toml", filepath.Join(chain, "inner-link")))
+	mustOK(t, os.Symlink(filepath.Join(outside, "secret"), filepath.Join(chain, "outer-link")))
+	mustOK(t, syscall.Mkfifo(filepath.Join(chain, "data/pipe"), 0o600))
 	return chain
 }
 
-func must(t testing.TB, err error) {
+func mustOK(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -152,13 +152,13 @@ func archiveOf(t testing.TB, chain string, l leftOut) []byte {
 // and what is neither.
 func wantSnapshotOf(t *testing.T, chain, restored string, l leftOut) {
 	t.Helper()
-	want := tree(t, chain)
+	want := treeOf(t, chain)
 	for p, e := range want {
 		if e.kind == "symlink" || e.kind == "special" || l.has(p) {
 			delete(want, p)
 		}
 	}
-	got := tree(t, restored)
+	got := treeOf(t, restored)
 	for _, p := range slices.Sorted(maps.Keys(want)) {
 		if got[p] != want[p] {
 			t.Errorf("%s restored as %+v; want %+v", p, got[p], want[p])
@@ -192,8 +192,8 @@ func TestARestoreReplacesFilesAndKeepsTheOthers(t *testing.T) {
 	chain := snapshotChainDir(t)
 	archive := archiveOf(t, chain, testLeftOut(t))
 	target := filepath.Join(t.TempDir(), "chain")
-	write(t, target, "config/app.toml", "stale", 0o600)
-	write(t, target, "config/node_key.json", "the new host's key", 0o600)
+	writeFileIn(t, target, "config/app.toml", "stale", 0o600)
+	writeFileIn(t, target, "config/node_key.json", "the new host's key", 0o600)
 	if _, err := restoreArchive(target, "snap-1", bytes.NewReader(archive), testLeftOut(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -208,18 +208,20 @@ func TestARestoreReplacesFilesAndKeepsTheOthers(t *testing.T) {
 	}
 }
 
-// member is one member of a crafted archive.
-type member struct {
+// tarMember is one member of a crafted archive.
+type tarMember struct {
 	name, body string
 	typ        byte
 	mode       int64
 	link       string
 }
 
-func file(name, body string) member { return member{name: name, body: body, typ: tar.TypeReg, mode: 0o600} }
+func regularMember(name, body string) tarMember {
+	return tarMember{name: name, body: body, typ: tar.TypeReg, mode: 0o600}
+}
 
 // manifestOf lists the regular members, as an honest agent would.
-func manifestOf(t testing.TB, members ...member) member {
+func manifestOf(t testing.TB, members ...tarMember) tarMember {
 	t.Helper()
 	m := &agentv1.SnapshotManifest{}
 	for _, f := range members {
@@ -232,10 +234,10 @@ func manifestOf(t testing.TB, members ...member) member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return file(manifestMember, string(b))
+	return regularMember(manifestMember, string(b))
 }
 
-func tarOf(t testing.TB, members ...member) []byte {
+func tarOf(t testing.TB, members ...tarMember) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -244,17 +246,17 @@ func tarOf(t testing.TB, members ...member) []byte {
 		if m.typ != tar.TypeReg {
 			hdr.Size = 0
 		}
-		must(t, tw.WriteHeader(hdr))
+		mustOK(t, tw.WriteHeader(hdr))
 		if _, err := io.WriteString(tw, m.body); m.typ == tar.TypeReg && err != nil {
 			t.Fatal(err)
 		}
 	}
-	must(t, tw.Close())
+	mustOK(t, tw.Close())
 	return buf.Bytes()
 }
 
 // withManifest is members followed by their honest manifest.
-func withManifest(t testing.TB, members ...member) []byte {
+func withManifest(t testing.TB, members ...tarMember) []byte {
 	return tarOf(t, append(members, manifestOf(t, members...))...)
 }
 
@@ -265,11 +267,11 @@ func wantRefusedRestore(t *testing.T, archive []byte, mention string) {
 	t.Helper()
 	parent := t.TempDir()
 	chain := filepath.Join(parent, "chain")
-	write(t, chain, "config/app.toml", "kept", 0o644)
-	before := tree(t, parent)
+	writeFileIn(t, chain, "config/app.toml", "kept", 0o644)
+	before := treeOf(t, parent)
 	_, err := restoreArchive(chain, "snap-1", bytes.NewReader(archive), testLeftOut(t))
 	wantPermanent(t, "restore", err, mention)
-	after := tree(t, parent)
+	after := treeOf(t, parent)
 	if !maps.Equal(before, after) {
 		t.Errorf("a refused restore changed the directory: before %v, after %v", before, after)
 	}
@@ -278,31 +280,31 @@ func wantRefusedRestore(t *testing.T, archive []byte, mention string) {
 func TestACraftedArchiveNeverWritesOutsideTheChainDirNorWhatTheRestoreLeavesOut(t *testing.T) {
 	tests := []struct {
 		name    string
-		member  member
+		member  tarMember
 		mention string
 	}{
-		{"parent", file("../escaped", "x"), "../escaped"},
-		{"parent inside", file("data/../../escaped", "x"), "data/../../escaped"},
-		{"absolute", file("/tmp/escaped", "x"), "/tmp/escaped"},
-		{"backslash", file(`data\..\..\escaped`, "x"), `data\\..\\..\\escaped`},
-		{"the agent's own dir", file(".hoodcloud/bin/evil", "x"), ".hoodcloud/bin/evil"},
-		{"a key file", file("config/node_key.json", "a planted key"), "config/node_key.json"},
-		{"an excluded file", file("data/priv_validator_state.json", `{"height":"0"}`), "data/priv_validator_state.json"},
-		{"inside an excluded dir", file("data/cache/x", "x"), "data/cache/x"},
-		{"the chain dir itself", member{name: "./", typ: tar.TypeDir, mode: 0o777}, "chain data dir itself"},
-		{"a symlink", member{name: "link", typ: tar.TypeSymlink, link: "/etc/passwd"}, `"link"`},
-		{"a hard link", member{name: "hard", typ: tar.TypeLink, link: "/etc/passwd"}, `"hard"`},
-		{"a device", member{name: "dev", typ: tar.TypeChar, mode: 0o600}, `"dev"`},
+		{"parent", regularMember("../escaped", "x"), "../escaped"},
+		{"parent inside", regularMember("data/../../escaped", "x"), "data/../../escaped"},
+		{"absolute", regularMember("/tmp/escaped", "x"), "/tmp/escaped"},
+		{"backslash", regularMember(`data\..\..\escaped`, "x"), `data\\..\\..\\escaped`},
+		{"the agent's own dir", regularMember(".hoodcloud/bin/evil", "x"), ".hoodcloud/bin/evil"},
+		{"a key file", regularMember("config/node_key.json", "a planted key"), "config/node_key.json"},
+		{"an excluded file", regularMember("data/priv_validator_state.json", `{"height":"0"}`), "data/priv_validator_state.json"},
+		{"inside an excluded dir", regularMember("data/cache/x", "x"), "data/cache/x"},
+		{"the chain dir itself", tarMember{name: "./", typ: tar.TypeDir, mode: 0o777}, "chain data dir itself"},
+		{"a symlink", tarMember{name: "link", typ: tar.TypeSymlink, link: "/etc/passwd"}, `"link"`},
+		{"a hard link", tarMember{name: "hard", typ: tar.TypeLink, link: "/etc/passwd"}, `"hard"`},
+		{"a device", tarMember{name: "dev", typ: tar.TypeChar, mode: 0o600}, `"dev"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wantRefusedRestore(t, withManifest(t, file("config/ok.toml", "ok"), tt.member), tt.mention)
+			wantRefusedRestore(t, withManifest(t, regularMember("config/ok.toml", "ok"), tt.member), tt.mention)
 		})
 	}
 }
 
 func TestARestoreChecksEveryFileAgainstTheManifest(t *testing.T) {
-	a, b := file("data/a.db", "the first file"), file("data/b.db", "the second file")
+	a, b := regularMember("data/a.db", "the first file"), regularMember("data/b.db", "the second file")
 	corrupt := withManifest(t, a, b)
 	i := bytes.Index(corrupt, []byte("the second file"))
 	corrupt[i] ^= 0x01
@@ -320,7 +322,7 @@ func TestARestoreChecksEveryFileAgainstTheManifest(t *testing.T) {
 		{"another mode", tarOf(t, a, b, badMode), "mode"},
 		{"a file twice", tarOf(t, a, a, manifestOf(t, a)), `"data/a.db" appears twice`},
 		{"members after the manifest", tarOf(t, a, manifestOf(t, a), b), "after its manifest"},
-		{"a manifest that does not parse", tarOf(t, a, file(manifestMember, "{")), "manifest does not parse"},
+		{"a manifest that does not parse", tarOf(t, a, regularMember(manifestMember, "{")), "manifest does not parse"},
 		{"an archive cut in a file", corrupt[:i+5], `"data/b.db" is cut short`},
 		{"an archive cut in a header", corrupt[:1024+100], "not a valid tar stream"},
 		{"an archive cut after a file", corrupt[:1024], "without its manifest"},
@@ -339,7 +341,7 @@ func TestExcludedPathsThatLeaveTheChainDirAreRefused(t *testing.T) {
 
 func TestASnapshotRefusesAChainFileNamedLikeItsManifest(t *testing.T) {
 	chain := t.TempDir()
-	write(t, chain, manifestMember, "chain data", 0o600)
+	writeFileIn(t, chain, manifestMember, "chain data", 0o600)
 	root, err := os.OpenRoot(chain)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
-	"google.golang.org/grpc"
 )
 
 // snapshotChunkSize is the most archive data one GetSnapshot chunk holds.
@@ -20,7 +19,7 @@ const snapshotChunkSize = 1 << 20
 // PutSnapshot implements AgentService: it stores the archive a running
 // SNAPSHOT command of the node streams, kept only when the stream ends
 // whole while the command is still unfinished.
-func (s *service) PutSnapshot(stream grpc.ClientStreamingServer[agentv1.SnapshotChunk, agentv1.PutSnapshotResponse]) error {
+func (s *service) PutSnapshot(stream agentv1.AgentService_PutSnapshotServer) error {
 	if s.cfg.Snapshots == nil {
 		return toStatus(engine.Errorf(engine.EUnsupported, "this gateway stores no snapshots"))
 	}
@@ -46,13 +45,13 @@ func (s *service) PutSnapshot(stream grpc.ClientStreamingServer[agentv1.Snapshot
 
 // storeSnapshot writes the stream from its first chunk on and commits it
 // once it ended cleanly; any error leaves nothing stored.
-func (s *service) storeSnapshot(ctx context.Context, stream grpc.ClientStreamingServer[agentv1.SnapshotChunk, agentv1.PutSnapshotResponse], first *agentv1.SnapshotChunk) (int64, error) {
+func (s *service) storeSnapshot(ctx context.Context, stream agentv1.AgentService_PutSnapshotServer, first *agentv1.SnapshotChunk) (int64, error) {
 	w, err := s.cfg.Snapshots.Create(ctx, first.GetNodeId(), first.GetSnapshotId())
 	if err != nil {
 		return 0, s.snapshotStoreError("create", first, err)
 	}
 	defer w.Abort()
-	if err := receiveChunks(stream, first, w); err != nil {
+	if err := s.receiveChunks(stream, first, w); err != nil {
 		return 0, err
 	}
 	// A command cancelled or failed meanwhile gets no snapshot.
@@ -68,27 +67,29 @@ func (s *service) storeSnapshot(ctx context.Context, stream grpc.ClientStreaming
 
 // receiveChunks copies first and the chunks that follow it to w until the
 // stream ends; every chunk must name first's command and snapshot.
-func receiveChunks(stream grpc.ClientStreamingServer[agentv1.SnapshotChunk, agentv1.PutSnapshotResponse], first *agentv1.SnapshotChunk, w io.Writer) error {
+func (s *service) receiveChunks(stream agentv1.AgentService_PutSnapshotServer, first *agentv1.SnapshotChunk, w io.Writer) error {
 	for c := first; ; {
 		if c.GetCommandId() != first.GetCommandId() || c.GetSnapshotId() != first.GetSnapshotId() {
 			return toStatus(engine.Errorf(engine.EInvalid, "a chunk names another command or snapshot than the stream's first"))
 		}
 		if _, err := w.Write(c.GetData()); err != nil {
-			return toStatus(engine.Errorf(engine.EUnavailable, "the snapshot store cannot write"))
+			return s.snapshotStoreError("write", first, err)
 		}
-		var err error
-		if c, err = stream.Recv(); errors.Is(err, io.EOF) {
+		next, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
 			return nil
-		} else if err != nil {
+		}
+		if err != nil {
 			return err
 		}
+		c = next
 	}
 }
 
 // GetSnapshot implements AgentService: it streams the snapshot a running
 // RESTORE_SNAPSHOT command of the node names, in chunks of at most
 // snapshotChunkSize.
-func (s *service) GetSnapshot(req *agentv1.GetSnapshotRequest, stream grpc.ServerStreamingServer[agentv1.SnapshotChunk]) error {
+func (s *service) GetSnapshot(req *agentv1.GetSnapshotRequest, stream agentv1.AgentService_GetSnapshotServer) error {
 	if s.cfg.Snapshots == nil {
 		return toStatus(engine.Errorf(engine.EUnsupported, "this gateway stores no snapshots"))
 	}
