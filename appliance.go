@@ -38,6 +38,7 @@ type Main struct {
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
 	Gateway     *gateway.Gateway
+	Snapshots   engine.SnapshotStore // what agents put through the gateway, under the data dir
 	Provisioner engine.Provisioner
 	// AgentIdentity issues enrolment tokens and agent certificates.
 	AgentIdentity *gateway.Identity

@@ -19,6 +19,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/store/hetzner"
 	"github.com/hoodcloud/hoodcloud/store/local"
 	"github.com/hoodcloud/hoodcloud/store/postgres"
+	"github.com/hoodcloud/hoodcloud/store/snapshots"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	"github.com/hoodcloud/hoodcloud/web"
 	"github.com/hoodcloud/hoodcloud/web/tlsconf"
@@ -157,6 +158,12 @@ func (m *Main) gatewayHosts() []string {
 
 func (m *Main) openGateway(context.Context) error {
 	m.AgentIdentity = gateway.NewIdentityFromCAs(m.Boot.CAs(), m.Store)
+	snaps, err := snapshots.Open(filepath.Join(m.Config.DataDir, "snapshots"))
+	if err != nil {
+		return err
+	}
+	m.Snapshots = snaps
+	m.onClose(func(context.Context) error { return snaps.Close() })
 	g := gateway.New(gateway.Config{
 		Addr:     m.Config.AgentAddr,
 		Logger:   m.Logger,
@@ -169,6 +176,7 @@ func (m *Main) openGateway(context.Context) error {
 		DataKeys: func(ctx context.Context, nodeID string) ([]byte, error) {
 			return engine.NodeDataKey(ctx, m.Store, m.Secrets, nodeID)
 		},
+		Snapshots: snaps,
 	})
 	if err := g.Open(); err != nil {
 		return err

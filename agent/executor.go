@@ -109,6 +109,18 @@ func (a *opsAgent) execute(ctx context.Context, c *agentv1.Command, progress Pro
 			return nil, permanent(err.Error())
 		}
 		return a.upgrade(ctx, &p, progress)
+	case agentv1.CommandType_COMMAND_TYPE_SNAPSHOT:
+		var p agentv1.SnapshotPayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return a.snapshot(ctx, c.GetId(), &p, progress)
+	case agentv1.CommandType_COMMAND_TYPE_RESTORE_SNAPSHOT:
+		var p agentv1.RestoreSnapshotPayload
+		if err := agentv1.UnmarshalPayload(c.GetPayload(), &p); err != nil {
+			return nil, permanent(err.Error())
+		}
+		return a.restoreSnapshot(ctx, c.GetId(), &p, progress)
 	default:
 		return nil, permanent("this agent does not support command type " + c.GetType().String())
 	}

@@ -99,7 +99,7 @@ type testEnv struct {
 	cfg      gateway.Config
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &testEnv{logs: &testenv.LogBuffer{}}
@@ -132,7 +132,7 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // startGateway (re)starts the gateway, on the same address after the first.
-func (e *testEnv) startGateway(t *testing.T) {
+func (e *testEnv) startGateway(t testing.TB) {
 	t.Helper()
 	cfg := e.cfg
 	cfg.Nodes = e.nodes

@@ -57,6 +57,9 @@ type Config struct {
 	// Leases are checked before a START bearing signing leases is handed
 	// out; nil fails every such START.
 	Leases LeaseReader
+	// Snapshots keeps the archives of chain data dirs agents put and get
+	// (PutSnapshot, GetSnapshot); nil refuses them.
+	Snapshots engine.SnapshotStore
 
 	// Hosts are the names and IPs in the server certificate; default
 	// localhost and 127.0.0.1.
@@ -125,7 +128,8 @@ func (g *Gateway) Open() error {
 			return err
 		}
 		g.service = newService(g.cfg)
-		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.refuseRetiredCAs, g.service.authorize))
+		opts = append(opts, grpc.Creds(creds), grpc.ChainUnaryInterceptor(g.refuseRetiredCAs, g.service.authorize),
+			grpc.ChainStreamInterceptor(g.refuseRetiredCAsOnStreams, g.service.authorizeStream))
 	}
 	g.server = grpc.NewServer(opts...)
 	healthpb.RegisterHealthServer(g.server, g.health)
@@ -220,6 +224,14 @@ func (g *Gateway) refuseRetiredCAs(ctx context.Context, req any, _ *grpc.UnarySe
 		return nil, status.Error(codes.Unauthenticated, "the client certificate's CA is no longer trusted")
 	}
 	return next(ctx, req)
+}
+
+// refuseRetiredCAsOnStreams is refuseRetiredCAs for streaming calls.
+func (g *Gateway) refuseRetiredCAsOnStreams(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	if chains := verifiedChains(ss.Context()); len(chains) > 0 && !trustsAny(g.cfg.Identity.CAs().Trusted(), chains) {
+		return status.Error(codes.Unauthenticated, "the client certificate's CA is no longer trusted")
+	}
+	return next(srv, ss)
 }
 
 func verifiedChains(ctx context.Context) [][]*x509.Certificate {

@@ -99,6 +99,39 @@ func (s *service) authorize(ctx context.Context, req any, info *grpc.UnaryServer
 	return next(ctx, req)
 }
 
+// authorizeStream is authorize for streaming calls: the certificate and
+// its registration are checked when the stream opens, and every message
+// received must name the certificate's node.
+func (s *service) authorizeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	if unauthenticated[info.FullMethod] {
+		return next(srv, ss)
+	}
+	nodeID, serial, err := peerNode(ss.Context())
+	if err != nil {
+		return err
+	}
+	if err := s.checkRegistration(ss.Context(), nodeID, serial); err != nil {
+		return err
+	}
+	return next(srv, &nodeStream{ServerStream: ss, nodeID: nodeID})
+}
+
+// nodeStream refuses any message received that is not for its node.
+type nodeStream struct {
+	grpc.ServerStream
+	nodeID string
+}
+
+func (n *nodeStream) RecvMsg(m any) error {
+	if err := n.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	if r, ok := m.(nodeRequest); !ok || r.GetNodeId() != n.nodeID {
+		return status.Error(codes.PermissionDenied, "the request is not for the certificate's node")
+	}
+	return nil
+}
+
 // peerNode returns the node id and serial of the peer's verified certificate.
 func peerNode(ctx context.Context) (string, string, error) {
 	p, ok := peer.FromContext(ctx)
