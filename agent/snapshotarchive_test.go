@@ -350,3 +350,29 @@ func TestASnapshotRefusesAChainFileNamedLikeItsManifest(t *testing.T) {
 	_, _, err = listSnapshot(root, nil)
 	wantPermanent(t, "snapshot", err, manifestMember)
 }
+
+// FuzzRestoreArchive: whatever the gateway sends, a restore never panics
+// and never writes beside the chain data dir.
+func FuzzRestoreArchive(f *testing.F) {
+	f.Add(withManifest(f, regularMember("config/app.toml", "moniker"), tarMember{name: "data/", typ: tar.TypeDir, mode: 0o750}))
+	f.Add(withManifest(f, regularMember("../escaped", "x")))
+	f.Add(tarOf(f, regularMember("data/a", "a")))
+	f.Add([]byte("not an archive"))
+	f.Fuzz(func(t *testing.T, archive []byte) {
+		parent := t.TempDir()
+		chain := filepath.Join(parent, "chain")
+		_, _ = restoreArchive(chain, "fuzz", bytes.NewReader(archive), testLeftOut(t))
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "chain" {
+				t.Fatalf("the restore wrote %s beside the chain data dir", e.Name())
+			}
+		}
+		if _, err := os.Stat(filepath.Join(chain, stagingDir("fuzz"))); err == nil {
+			t.Fatal("the staging dir is left behind")
+		}
+	})
+}
