@@ -333,7 +333,11 @@ func TestAStartWithoutALeaseFailsForGoodNamingTheKeyButNoKeyContent(t *testing.T
 	if rt.Calls("start") != 0 {
 		t.Error("the chain started without a lease")
 	}
-	// The payload as the control plane writes it.
+	// The payload as the control plane writes it, under the lease it
+	// granted this host.
+	if _, err := e.store.GrantSigningLease(context.Background(), engine.LeaseGrant{NodeID: "node_a", KeyName: validatorKey, Holder: engine.LeaseHolder{NodeID: "node_a"}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	withLease := []byte(`{"leases":[{"key_name":"priv_validator_key","epoch":1}]}`)
 	e.waitStatus(t, e.enqueue(t, "node_a", engine.CommandStart, withLease), engine.CommandCompleted, 10*time.Second)
 	if rt.Calls("start") != 1 {
