@@ -76,6 +76,7 @@ func (m *Main) activities() *workflows.Activities {
 		OpenSealed:  m.Boot.SealedBox().Open,
 		Bootstrap:   m.hostBootstrap(),
 		CACertPEM:   m.Boot.CAs().TrustPEM,
+		Snapshots:   m.Snapshots,
 	}
 }
 

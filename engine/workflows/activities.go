@@ -88,6 +88,9 @@ type Activities struct {
 	// trust, read as each host is created (they change when the CA is
 	// rotated); it replaces Bootstrap.CACertPEM.
 	CACertPEM func() []byte
+	// Snapshots holds the chain data snapshots migrations carry; nil
+	// keeps them (nothing to delete).
+	Snapshots engine.SnapshotStore
 	Now       func() time.Time // default time.Now
 	Timing    Timing
 }

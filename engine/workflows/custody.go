@@ -233,6 +233,24 @@ func (a *Activities) sendSnapshotCommand(ctx context.Context, req CommandRequest
 	return a.sendAndAwaitAck(ctx, req, typ, payload)
 }
 
+// SnapshotRef names a node's snapshot.
+type SnapshotRef struct {
+	NodeID     string
+	SnapshotID string
+}
+
+// DeleteSnapshot removes a snapshot once restored: it holds the chain's
+// data, and the next move takes a fresh one.
+func (a *Activities) DeleteSnapshot(ctx context.Context, r SnapshotRef) error {
+	if a.Snapshots == nil {
+		return nil
+	}
+	if err := a.Snapshots.Delete(ctx, r.NodeID, r.SnapshotID); err != nil {
+		return classify(fmt.Errorf("delete snapshot %s of node %s: %w", r.SnapshotID, r.NodeID, err))
+	}
+	return nil
+}
+
 // BlockGap waits for Blocks more blocks of a chain after Since.
 type BlockGap struct {
 	NodeID         string

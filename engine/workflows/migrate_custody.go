@@ -113,6 +113,7 @@ func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) err
 			return fmt.Errorf("restore the snapshot: %w", err)
 		}
 		note("restore", "snapshot "+snapshot.SnapshotID+" restored")
+		_ = run(ctx, once, nil, acts.DeleteSnapshot, SnapshotRef{NodeID: nodeID, SnapshotID: snapshot.SnapshotID})
 	}
 	if err := waitGap(ctx, m, note); err != nil {
 		return err

@@ -54,7 +54,7 @@ func TestAMigrationInCustodyStopsTheOldSignerBeforeTheNewOneHasTheKey(t *testing
 	want := []string{
 		"SetNodeState:maintenance", "NodeHost", "AgentRegistration", "PlanCustody",
 		"StopNode", "CaptureSigningState", "SendSnapshotCommand", "WaitForCommandCompletion", "ReleaseSigningLeases:first:stopped",
-		"ProvisionMigrationHost", "WaitForAgentReady", "SendRestoreCommand", "WaitForCommandCompletion",
+		"ProvisionMigrationHost", "WaitForAgentReady", "SendRestoreCommand", "WaitForCommandCompletion", "DeleteSnapshot",
 		"WaitForChainBlocks", "GrantSigningLeases:new",
 		"NodeRecord", "InjectKeys", "SendConfigureCommand", "WaitForCommandCompletion", "StartNode", "WaitForCommandCompletion",
 		"DestroyHost:old-1", "UpdateHostInfo:new-1", "SetNodeState:syncing", "WaitForCaughtUp", "SetNodeState:running",

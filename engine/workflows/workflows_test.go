@@ -165,6 +165,7 @@ func mockCustody(env *testsuite.TestWorkflowEnvironment, w *world) {
 	on(acts.WaitForChainBlocks, func(context.Context, BlockGap) (bool, error) { return !w.unobserved, w.hit("WaitForChainBlocks") })
 	on(acts.WaitForCaughtUp, func(context.Context, CaughtUp) (bool, error) { return w.caughtUp, w.hit("WaitForCaughtUp") })
 	on(acts.RecordMigrationStep, func(context.Context, MigrationStepRecord) error { return nil })
+	on(acts.DeleteSnapshot, func(context.Context, SnapshotRef) error { return w.hit("DeleteSnapshot") })
 }
 
 // holderName: "first" for a node's first host, else its incarnation's
