@@ -127,7 +127,9 @@ func buyMovingValidator(t *testing.T, customer, admin *crashClient, pub []byte, 
 	must(t, admin.do("POST", "/payments/"+pay.ID+"/mark-paid", "", 202, nil))
 	v := &movingValidator{address: address}
 	if !poll(t, 2*time.Minute, 200*time.Millisecond, func() bool {
-		var nodes struct{ Nodes []struct{ ID, SubscriptionID string } }
+		var nodes struct {
+			Nodes []struct{ ID, SubscriptionID string }
+		}
 		must(t, customer.do("GET", "/nodes", "", 200, &nodes))
 		for _, n := range nodes.Nodes {
 			if n.SubscriptionID == sub.ID {
