@@ -72,7 +72,7 @@ func customerValidatorKey(t testing.TB) (file []byte, address string, secret str
 }
 
 // buyAndPay subscribes to chain's node type, gives inputs and pays.
-func buyAndPay(t *testing.T, m *Main, api apiClient, chain, nodeType, inputs, ref string) string {
+func buyAndPay(t testing.TB, m *Main, api apiClient, chain, nodeType, inputs, ref string) string {
 	var sub struct{ ID string }
 	api.do("POST", "/subscriptions", `{"chain_profile_id":"`+chain+`","node_type":"`+nodeType+`","duration":"1m"}`, 201, &sub)
 	if inputs != "" {

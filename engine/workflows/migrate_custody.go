@@ -82,7 +82,7 @@ func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) err
 	}
 	m.oldHolder = holderOf(m.plan, nodeID)
 	m.newHolder = engine.LeaseHolder{NodeID: nodeID, Incarnation: incarnation(ctx)}
-	note("start", fmt.Sprintf("moving %d signing key(s) from host %s", len(m.plan.Keys), res.OldHost.ProviderID))
+	note("begin", fmt.Sprintf("moving %d signing key(s) from host %s", len(m.plan.Keys), res.OldHost.ProviderID))
 
 	releaseReason, err := stopOldSigner(ctx, res, m, note)
 	if err != nil {
