@@ -64,9 +64,6 @@ func (a *Activities) PlanCustody(ctx context.Context, nodeID string) (*CustodyPl
 	}
 	plan := &CustodyPlan{NodeID: nodeID, ChainProfileID: p.ID, Keys: p.SigningKeys(n.NodeType),
 		StateFiles: p.Custody.StateFiles, Gap: p.Custody.Gap, GapBlocks: p.Custody.GapBlocks}
-	if a.Simulation != nil {
-		plan.Keys = nil // a simulated chain signs nothing
-	}
 	for _, rel := range p.KeyPaths(n.NodeType) {
 		plan.Exclude = append(plan.Exclude, rel)
 	}
