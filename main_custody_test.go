@@ -128,7 +128,10 @@ func buyMovingValidator(t *testing.T, customer, admin *crashClient, pub []byte, 
 	v := &movingValidator{address: address}
 	if !poll(t, 2*time.Minute, 200*time.Millisecond, func() bool {
 		var nodes struct {
-			Nodes []struct{ ID, SubscriptionID string }
+			Nodes []struct {
+				ID             string `json:"id"`
+				SubscriptionID string `json:"subscription_id"`
+			} `json:"nodes"`
 		}
 		must(t, customer.do("GET", "/nodes", "", 200, &nodes))
 		for _, n := range nodes.Nodes {
