@@ -64,12 +64,19 @@ func TestMigratedValidatorsNeverSignTwice(t *testing.T) {
 		t.Logf("round %d: killed the appliance at step %d of %s's migration", round, step, v.nodeID)
 		app = startAppliance(t, args)
 		for _, v := range validators {
-			v.awaitMoved(t, admin, round)
+			t.Logf("round %d: %s %s", round, v.nodeID, v.awaitMoved(t, admin, round))
 			v.awaitBlocks(t, admin)
 		}
 	}
 	if twice := watch.stop(); len(twice) > 0 {
 		t.Fatalf("two live signers of one key, %d times; first: %s", len(twice), twice[0])
+	}
+	for _, v := range validators {
+		// The watchdog must have seen the key sign, and on more than one
+		// host: a watch that saw nothing proves nothing.
+		if hosts := len(watch.homes[v.address]); hosts < 2 {
+			t.Errorf("the watchdog saw %s's key sign on %d host(s), want it moved", v.nodeID, hosts)
+		}
 	}
 	t.Logf("the watchdog took %d looks at the hosts; never two signers of one key", watch.looks)
 	assertOneHolderPerKey(t, admin, validators)
@@ -200,8 +207,9 @@ func (v *movingValidator) migrationSteps(t *testing.T, admin *crashClient) int {
 }
 
 // awaitMoved waits for the node's round-th migration to end: migrated (a
-// "done" step) or compensated, and the node signing again.
-func (v *movingValidator) awaitMoved(t *testing.T, admin *crashClient, round int) {
+// "done" step) or compensated, and the node signing again. It returns how
+// it ended.
+func (v *movingValidator) awaitMoved(t *testing.T, admin *crashClient, round int) string {
 	t.Helper()
 	var n custodyNode
 	if !poll(t, 5*time.Minute, 250*time.Millisecond, func() bool {
@@ -214,6 +222,8 @@ func (v *movingValidator) awaitMoved(t *testing.T, admin *crashClient, round int
 	}) {
 		t.Fatalf("round %d: the migration of %s did not end: %s, %+v", round, v.nodeID, n.State, n.LastMigration)
 	}
+	last := n.LastMigration.Steps[len(n.LastMigration.Steps)-1]
+	return last.Step + " (" + last.Note + ")"
 }
 
 // awaitBlocks waits for the chain to grow past the height last seen, with
@@ -258,11 +268,12 @@ type signerWatch struct {
 	wg    sync.WaitGroup
 	looks int
 	twice []string
-	keys  map[string]string // home dir → validator address
+	keys  map[string]string          // home dir → validator address
+	homes map[string]map[string]bool // validator address → the homes it signed in
 }
 
 func watchSigners(t *testing.T, dir string) *signerWatch {
-	w := &signerWatch{dir: dir, done: make(chan struct{}), keys: map[string]string{}}
+	w := &signerWatch{dir: dir, done: make(chan struct{}), keys: map[string]string{}, homes: map[string]map[string]bool{}}
 	w.wg.Go(func() {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
@@ -301,6 +312,10 @@ func (w *signerWatch) look() {
 		home := f[len(f)-1]
 		if addr := w.address(home); addr != "" {
 			signers[addr] = append(signers[addr], home)
+			if w.homes[addr] == nil {
+				w.homes[addr] = map[string]bool{}
+			}
+			w.homes[addr][home] = true
 		}
 	}
 	for addr, homes := range signers {
