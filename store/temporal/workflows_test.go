@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"github.com/hoodcloud/hoodcloud/engine/workflows"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -112,13 +113,18 @@ var historyScenarios = []struct {
 	{"provision_compensated.json", workflows.ProvisionWorkflow, workflows.ProvisionInput{SubscriptionID: "sub_history"}, map[string]bool{"WaitForAgentReady": true}},
 	{"terminate_partial.json", workflows.TerminateWorkflow, workflows.TerminateInput{NodeID: "node_history", Reason: "expired"}, map[string]bool{"StopNode": true}},
 	{"migrate_happy.json", workflows.MigrateWorkflow, workflows.MigrateInput{NodeID: "node_history"}, nil},
+	// Signing leases and the migration in custody.
+	{"provision_leases.json", workflows.ProvisionWorkflow, workflows.ProvisionInput{SubscriptionID: "sub_history"}, nil},
+	{"migrate_custody.json", workflows.MigrateWorkflow, workflows.MigrateInput{NodeID: "node_history"}, nil},
+	{"migrate_custody_compensated.json", workflows.MigrateWorkflow, workflows.MigrateInput{NodeID: "node_history"}, map[string]bool{"SendRestoreCommand": true}},
 }
 
-// TestRecordWorkflowHistories runs each scenario on a real cluster with
-// stub activities and writes its history to engine/workflows/testdata.
-// Run it with HOODCLOUD_UPDATE_HISTORIES=1 after a deliberate workflow
-// change (and version the change with workflow.GetVersion if runs may be
-// in flight).
+// TestRecordWorkflowHistories runs each scenario whose history is not
+// recorded yet on a real cluster with stub activities and writes its
+// history to engine/workflows/testdata: the recorded ones stand for runs of
+// older versions. Run it with HOODCLOUD_UPDATE_HISTORIES=1 after a
+// deliberate workflow change, versioned with workflow.GetVersion, with a
+// new scenario for the new version.
 func TestRecordWorkflowHistories(t *testing.T) {
 	if os.Getenv("HOODCLOUD_UPDATE_HISTORIES") != "1" {
 		t.Skip("set HOODCLOUD_UPDATE_HISTORIES=1 to record the replay histories")
@@ -140,6 +146,9 @@ func TestRecordWorkflowHistories(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range historyScenarios {
+		if _, err := os.Stat(filepath.Join(dir, s.file)); err == nil {
+			continue
+		}
 		id := "history-" + engine.NewID("wf")
 		fails[id] = s.fail
 		recordHistory(t, c, queue, id, s.fn, s.arg, filepath.Join(dir, s.file))
@@ -226,7 +235,40 @@ func registerStubs(r worker.Registry, fails map[string]map[string]bool) {
 			return &workflows.MigrationCheck{NodeID: id, Note: n}, hit(ctx, n)
 		}
 	}
+	custodyStubs(stubs, hit)
 	for name, fn := range stubs {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
+	}
+}
+
+// custodyStubs: a node with one signing key and a state file, its lease
+// held by its first host; a 1 s gap.
+func custodyStubs(stubs map[string]any, hit func(context.Context, string) error) {
+	at := time.Unix(1_800_000_000, 0).UTC()
+	stubs["PlanCustody"] = func(ctx context.Context, id string) (*workflows.CustodyPlan, error) {
+		return &workflows.CustodyPlan{NodeID: id, ChainProfileID: "test-chain", Keys: []string{"validator_key"},
+			Leases:     []engine.SigningLease{{NodeID: id, KeyName: "validator_key", Holder: engine.LeaseHolder{NodeID: id}, Epoch: 1, GrantedAt: at}},
+			StateFiles: []profile.StateFile{{Name: "sign_state", Path: "data/state.json"}}, Exclude: []string{"data/state.json"},
+			Gap: time.Second, GapBlocks: 2}, hit(ctx, "PlanCustody")
+	}
+	stubs["GrantSigningLeases"] = func(ctx context.Context, r workflows.LeaseRequest) ([]workflows.StartLease, error) {
+		return []workflows.StartLease{{KeyName: "validator_key", Epoch: 2}}, hit(ctx, "GrantSigningLeases")
+	}
+	stubs["ReleaseSigningLeases"] = func(ctx context.Context, _ workflows.LeaseRequest) (time.Time, error) {
+		return time.Now().UTC(), hit(ctx, "ReleaseSigningLeases")
+	}
+	stubs["CaptureSigningState"] = func(ctx context.Context, _ workflows.StateRequest) error { return hit(ctx, "CaptureSigningState") }
+	for _, n := range []string{"SendSnapshotCommand", "SendRestoreCommand"} {
+		stubs[n] = func(ctx context.Context, _ workflows.CommandRequest) error { return hit(ctx, n) }
+	}
+	stubs["WaitForChainBlocks"] = func(ctx context.Context, _ workflows.BlockGap) (bool, error) { return true, hit(ctx, "WaitForChainBlocks") }
+	stubs["WaitForCaughtUp"] = func(ctx context.Context, _ workflows.CaughtUp) (bool, error) { return true, hit(ctx, "WaitForCaughtUp") }
+	stubs["RecordMigrationStep"] = func(ctx context.Context, _ workflows.MigrationStepRecord) error { return hit(ctx, "RecordMigrationStep") }
+	stubs["DeleteSnapshot"] = func(ctx context.Context, _ workflows.SnapshotRef) error { return hit(ctx, "DeleteSnapshot") }
+	stubs["AgentRegistration"] = func(ctx context.Context, id string) (*engine.AgentRegistration, error) {
+		return &engine.AgentRegistration{NodeID: id, CertSerial: "01"}, hit(ctx, "AgentRegistration")
+	}
+	stubs["RestoreAgentRegistration"] = func(ctx context.Context, _ engine.AgentRegistration) error {
+		return hit(ctx, "RestoreAgentRegistration")
 	}
 }
