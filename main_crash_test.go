@@ -132,13 +132,19 @@ func TestCrashDuringProvisioning(t *testing.T) {
 // crashProvisions is N: HOODCLOUD_CRASH_PROVISIONS, default 50 (`make
 // soak` runs 200).
 func crashProvisions(t *testing.T) int {
-	raw := os.Getenv("HOODCLOUD_CRASH_PROVISIONS")
+	return envCount(t, "HOODCLOUD_CRASH_PROVISIONS", 50, 2000)
+}
+
+// envCount is the count in the environment variable name, def when unset;
+// anything but 1 to most fails the test.
+func envCount(t testing.TB, name string, def, most int) int {
+	raw := os.Getenv(name)
 	if raw == "" {
-		return 50
+		return def
 	}
 	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > 2000 {
-		t.Fatalf("HOODCLOUD_CRASH_PROVISIONS=%q: want 1-2000", raw)
+	if err != nil || n < 1 || n > most {
+		t.Fatalf("%s=%q: want 1-%d", name, raw, most)
 	}
 	return n
 }

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,15 +83,7 @@ func TestMigratedValidatorsNeverSignTwice(t *testing.T) {
 }
 
 func custodyValidators(t *testing.T) int {
-	raw := os.Getenv("HOODCLOUD_CUSTODY_VALIDATORS")
-	if raw == "" {
-		return 3
-	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < 1 || n > 50 {
-		t.Fatalf("HOODCLOUD_CUSTODY_VALIDATORS=%q: want 1-50", raw)
-	}
-	return n
+	return envCount(t, "HOODCLOUD_CUSTODY_VALIDATORS", 3, 50)
 }
 
 // shortGapChains is a chains dir whose cometbft-kvstore waits 2 s between

@@ -331,20 +331,22 @@ func (a *Activities) captureKey(ctx context.Context, req CommandRequest, k Chain
 	if err := commandOutcome(c); err != nil {
 		return err
 	}
-	return a.storeCapturedKey(ctx, req.NodeID, k, c.Result)
+	return a.storeCaptured(ctx, req.NodeID, k, sourceChainGenerated, c.Result)
 }
 
-func (a *Activities) storeCapturedKey(ctx context.Context, nodeID string, k ChainKey, result []byte) error {
+// storeCaptured keeps what a CAPTURE_KEY returned as the node's key k,
+// recorded as coming from source, once it opens under the node's data key.
+func (a *Activities) storeCaptured(ctx context.Context, nodeID string, k ChainKey, source string, result []byte) error {
 	var r captureKeyResult
 	if err := json.Unmarshal(result, &r); err != nil || len(r.EncryptedKey) == 0 {
-		return permanent(engine.EInvalid, "CAPTURE_KEY of %q on node %s returned no key", k.Name, nodeID)
+		return permanent(engine.EInvalid, "CAPTURE_KEY of %q on node %s returned nothing", k.Name, nodeID)
 	}
 	if err := a.checkSealedWithDEK(ctx, nodeID, r.EncryptedKey); err != nil {
 		return err
 	}
-	nk := &engine.NodeKey{NodeID: nodeID, Name: k.Name, KeyType: k.KeyType, Source: sourceChainGenerated, Ciphertext: r.EncryptedKey, CreatedAt: a.now()}
+	nk := &engine.NodeKey{NodeID: nodeID, Name: k.Name, KeyType: k.KeyType, Source: source, Ciphertext: r.EncryptedKey, CreatedAt: a.now()}
 	if err := a.Store.PutNodeKey(ctx, nk); err != nil {
-		return fmt.Errorf("store captured key %q of node %s: %w", k.Name, nodeID, err)
+		return fmt.Errorf("store captured %q of node %s: %w", k.Name, nodeID, err)
 	}
 	return nil
 }

@@ -150,7 +150,7 @@ func (a *Activities) CaptureSigningState(ctx context.Context, req StateRequest) 
 		if err := commandOutcome(c); err != nil {
 			return err
 		}
-		if err := a.storeState(ctx, req.NodeID, k, c.Result); err != nil {
+		if err := a.storeCaptured(ctx, req.NodeID, k, sourceSigningState, c.Result); err != nil {
 			return err
 		}
 	}
@@ -162,21 +162,6 @@ const stateKeyType = "signing-state"
 
 // sourceSigningState is the NodeKey.Source of a captured state file.
 const sourceSigningState = "signing_state"
-
-func (a *Activities) storeState(ctx context.Context, nodeID string, k ChainKey, result []byte) error {
-	var r captureKeyResult
-	if err := json.Unmarshal(result, &r); err != nil || len(r.EncryptedKey) == 0 {
-		return permanent(engine.EInvalid, "CAPTURE_KEY of state %q on node %s returned nothing", k.Name, nodeID)
-	}
-	if err := a.checkSealedWithDEK(ctx, nodeID, r.EncryptedKey); err != nil {
-		return err
-	}
-	nk := &engine.NodeKey{NodeID: nodeID, Name: k.Name, KeyType: k.KeyType, Source: sourceSigningState, Ciphertext: r.EncryptedKey, CreatedAt: a.now()}
-	if err := a.Store.PutNodeKey(ctx, nk); err != nil {
-		return fmt.Errorf("store state %q of node %s: %w", k.Name, nodeID, err)
-	}
-	return nil
-}
 
 // stateKeys are the captured state files of the node, to deliver with its
 // keys; none before its first move.

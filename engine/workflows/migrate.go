@@ -131,13 +131,9 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 	if err := run(ctx, waiting, nil, acts.WaitForAgentReady, AgentWait{NodeID: nodeID, Since: ph.Since}); err != nil {
 		return fmt.Errorf("wait for agent: %w", err)
 	}
-	var n engine.Node
 	keysFirst := workflow.GetVersion(ctx, keysBeforeConfigure, workflow.DefaultVersion, 1) >= 1
 	if keysFirst {
-		if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
-			return fmt.Errorf("read node: %w", err)
-		}
-		if err := injectKeys(ctx, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+		if err := deliverNodeKeys(ctx, nodeID); err != nil {
 			return err
 		}
 	}
@@ -152,6 +148,7 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 		res.Notes = append(res.Notes, c.Note)
 	}
 	if !keysFirst {
+		var n engine.Node
 		if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
 			return fmt.Errorf("read node: %w", err)
 		}
@@ -161,6 +158,16 @@ func bringUpMigrated(ctx workflow.Context, res *MigrateResult, ph ProvisionedHos
 		}
 	}
 	return awaitCommand(ctx, acts.StartNode, nodeID, "start")
+}
+
+// deliverNodeKeys delivers the keys of the node's subscription to its
+// (new) host.
+func deliverNodeKeys(ctx workflow.Context, nodeID string) error {
+	var n engine.Node
+	if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
+		return fmt.Errorf("read node: %w", err)
+	}
+	return injectKeys(ctx, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID})
 }
 
 // compensateMigration destroys the new host if there is one, gives the

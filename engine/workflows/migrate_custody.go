@@ -267,11 +267,7 @@ func grantLeases(ctx workflow.Context, m *custodyMove, holder engine.LeaseHolder
 // bringUpInCustody delivers keys and state, configures and starts the
 // chain under the leases.
 func bringUpInCustody(ctx workflow.Context, nodeID string, leases []StartLease) error {
-	var n engine.Node
-	if err := run(ctx, quick, &n, acts.NodeRecord, nodeID); err != nil {
-		return fmt.Errorf("read node: %w", err)
-	}
-	if err := injectKeys(ctx, KeysRequest{NodeID: nodeID, SubscriptionID: n.SubscriptionID, ChainProfileID: n.ChainProfileID}); err != nil {
+	if err := deliverNodeKeys(ctx, nodeID); err != nil {
 		return err
 	}
 	if err := awaitCommand(ctx, acts.SendConfigureCommand, nodeID, "configure"); err != nil {

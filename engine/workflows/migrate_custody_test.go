@@ -11,6 +11,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
 )
 
 type activityInfo = activity.Info
@@ -73,39 +74,41 @@ func TestAMigrationInCustodyStopsTheOldSignerBeforeTheNewOneHasTheKey(t *testing
 	}
 }
 
+// releaseTime is where the workflow clock stood when the leases were
+// released, once they are.
+func releaseTime(env *testsuite.TestWorkflowEnvironment) *time.Time {
+	var at time.Time
+	env.SetOnActivityStartedListener(func(info *activityInfo, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "ReleaseSigningLeases" {
+			at = env.Now()
+		}
+	})
+	return &at
+}
+
 func TestTheNewSignerIsGrantedTheKeyOnlyAfterTheGap(t *testing.T) {
 	w := &world{custody: aValidator()}
 	env := newEnv(t, w)
-	var released time.Time
-	env.SetOnActivityStartedListener(func(info *activityInfo, _ context.Context, _ converter.EncodedValues) {
-		if info.ActivityType.Name == "ReleaseSigningLeases" {
-			released = env.Now()
-		}
-	})
+	released := releaseTime(env)
 	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.grantedAt) != 1 || w.grantedAt[0].Sub(released) < 30*time.Second {
-		t.Fatalf("granted at %v, released at %v: want 30 s between", w.grantedAt, released)
+	if len(w.grantedAt) != 1 || w.grantedAt[0].Sub(*released) < 30*time.Second {
+		t.Fatalf("granted at %v, released at %v: want 30 s between", w.grantedAt, *released)
 	}
 }
 
 func TestWithoutAnotherObserverTwiceTheTimeStandsInForTheBlocks(t *testing.T) {
 	w := &world{custody: aValidator(), unobserved: true}
 	env := newEnv(t, w)
-	var released time.Time
-	env.SetOnActivityStartedListener(func(info *activityInfo, _ context.Context, _ converter.EncodedValues) {
-		if info.ActivityType.Name == "ReleaseSigningLeases" {
-			released = env.Now()
-		}
-	})
+	released := releaseTime(env)
 	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if len(w.grantedAt) != 1 || w.grantedAt[0].Sub(released) < time.Minute {
-		t.Fatalf("granted %v after the release, want a minute", w.grantedAt[0].Sub(released))
+	if len(w.grantedAt) != 1 || w.grantedAt[0].Sub(*released) < time.Minute {
+		t.Fatalf("granted %v after the release, want a minute", w.grantedAt[0].Sub(*released))
 	}
 }
 
