@@ -261,9 +261,15 @@ func custodyStubs(stubs map[string]any, hit func(context.Context, string) error)
 	for _, n := range []string{"SendSnapshotCommand", "SendRestoreCommand"} {
 		stubs[n] = func(ctx context.Context, _ workflows.CommandRequest) error { return hit(ctx, n) }
 	}
-	stubs["WaitForChainBlocks"] = func(ctx context.Context, _ workflows.BlockGap) (bool, error) { return true, hit(ctx, "WaitForChainBlocks") }
-	stubs["WaitForCaughtUp"] = func(ctx context.Context, _ workflows.CaughtUp) (bool, error) { return true, hit(ctx, "WaitForCaughtUp") }
-	stubs["RecordMigrationStep"] = func(ctx context.Context, _ workflows.MigrationStepRecord) error { return hit(ctx, "RecordMigrationStep") }
+	stubs["WaitForChainBlocks"] = func(ctx context.Context, _ workflows.BlockGap) (bool, error) {
+		return true, hit(ctx, "WaitForChainBlocks")
+	}
+	stubs["WaitForCaughtUp"] = func(ctx context.Context, _ workflows.CaughtUp) (bool, error) {
+		return true, hit(ctx, "WaitForCaughtUp")
+	}
+	stubs["RecordMigrationStep"] = func(ctx context.Context, _ workflows.MigrationStepRecord) error {
+		return hit(ctx, "RecordMigrationStep")
+	}
 	stubs["DeleteSnapshot"] = func(ctx context.Context, _ workflows.SnapshotRef) error { return hit(ctx, "DeleteSnapshot") }
 	stubs["AgentRegistration"] = func(ctx context.Context, id string) (*engine.AgentRegistration, error) {
 		return &engine.AgentRegistration{NodeID: id, CertSerial: "01"}, hit(ctx, "AgentRegistration")
