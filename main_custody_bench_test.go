@@ -16,8 +16,9 @@ import (
 )
 
 // BenchmarkValidatorMigration moves one real CometBFT validator whose
-// chain data dir holds HOODCLOUD_BENCH_DATA_MIB (default 1024) MiB more
-// than the chain wrote, with the profile's own 30 s gap:
+// chain data dir holds what the chain wrote, then one holding
+// HOODCLOUD_BENCH_DATA_MIB (default 1024) MiB more, side by side, with the
+// profile's own 30 s gap:
 //
 //	go test -run '^$' -bench ValidatorMigration -benchtime 1x -timeout 30m -v .
 //
@@ -28,7 +29,12 @@ import (
 // the new).
 func BenchmarkValidatorMigration(b *testing.B) {
 	withChainClient(b, chains.CometBFT)
-	mib := benchDataMiB(b)
+	for _, mib := range []int{0, benchDataMiB(b)} {
+		b.Run(fmt.Sprintf("data-%dMiB", mib), func(b *testing.B) { benchMigration(b, mib) })
+	}
+}
+
+func benchMigration(b *testing.B, mib int) {
 	cfg := testConfig(b, b.TempDir())
 	cfg.DevToken = "bench-admin"
 	m := MustOpenMain(b, cfg)
