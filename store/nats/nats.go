@@ -158,6 +158,9 @@ func (b *Bus) Consume(ctx context.Context, spec engine.ConsumerSpec, h engine.Me
 	return stop, nil
 }
 
+// ackTries bounds how often an unconfirmed ack is sent.
+const ackTries = 3
+
 func toMessage(msg jetstream.Msg) *engine.Message {
 	m := &engine.Message{Subject: msg.Subject(), Data: msg.Data(), ID: msg.Headers().Get(nats.MsgIdHdr)}
 	if md, err := msg.Metadata(); err == nil {
@@ -167,11 +170,17 @@ func toMessage(msg jetstream.Msg) *engine.Message {
 }
 
 // settle tells the server the handler's verdict. A failed ack is harmless:
-// the message is redelivered and handlers are idempotent.
+// the message is redelivered and handlers are idempotent. An ack the server
+// did not confirm (a busy server) is sent again a few times, so a handled
+// message is not handled again an ack wait later.
 func settle(msg jetstream.Msg, a engine.Ack) {
 	switch a {
 	case engine.AckDone:
-		msg.DoubleAck(context.Background())
+		for range ackTries {
+			if msg.DoubleAck(context.Background()) == nil {
+				return
+			}
+		}
 	case engine.AckRetry:
 		msg.NakWithDelay(time.Second)
 	default:
