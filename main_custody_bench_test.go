@@ -49,6 +49,7 @@ func benchMigration(b *testing.B, mib int) {
 
 	b.ResetTimer()
 	for range b.N {
+		waitFor(b, time.Minute, "blocks before the move", func() bool { return chainHeight(b, m, node.ID) > 1 })
 		before := chainHeight(b, m, node.ID)
 		began := time.Now()
 		admin.do("POST", "/nodes/"+node.ID+"/migrate", "", 202, nil)
