@@ -116,6 +116,30 @@ func (a *Activities) ReleaseSigningLeases(ctx context.Context, req LeaseRequest)
 	return last, nil
 }
 
+// ReleaseHeldLeases releases each of req.Keys the Store shows req.Holder
+// holding, at the epoch it holds it: what undoing a grant needs, whatever
+// part of the grant was recorded. It returns when the last was released.
+func (a *Activities) ReleaseHeldLeases(ctx context.Context, req LeaseRequest) (time.Time, error) {
+	var last time.Time
+	for _, k := range req.Keys {
+		l, err := a.Store.GetSigningLease(ctx, req.NodeID, k)
+		if engine.IsCode(err, engine.ENotFound) {
+			continue
+		}
+		if err != nil {
+			return time.Time{}, classify(fmt.Errorf("read the lease of key %q of node %s: %w", k, req.NodeID, err))
+		}
+		if l.Holder != req.Holder || !l.Held() {
+			continue
+		}
+		if l, err = a.Store.ReleaseSigningLease(ctx, req.NodeID, k, req.Holder, l.Epoch, req.Reason, a.now()); err != nil {
+			return time.Time{}, classify(fmt.Errorf("release the lease of key %q of node %s: %w", k, req.NodeID, err))
+		}
+		last = maxTime(last, l.ReleasedAt)
+	}
+	return last, nil
+}
+
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -260,7 +284,7 @@ func (a *Activities) WaitForChainBlocks(ctx context.Context, g BlockGap) (bool, 
 			return true, nil
 		}
 		if a.now().After(deadline) {
-			return false, permanent(engine.EUnavailable, "the chain of node %s made %d of %d blocks in %s", g.NodeID, h-start, g.Blocks, g.Timeout)
+			return false, permanent(engine.EUnavailable, "the chain of node %s made %d of %d blocks in %s", g.NodeID, max(h, start)-start, g.Blocks, g.Timeout)
 		}
 		heartbeat(ctx)
 		if err := sleep(ctx, a.timing().Poll); err != nil {

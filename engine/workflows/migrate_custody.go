@@ -35,6 +35,10 @@ type SignerConfirmation struct {
 // confirmationWait bounds how long a migration waits for an operator.
 const confirmationWait = 24 * time.Hour
 
+// blockGapWait bounds the wait for the gap's blocks, within the waiting
+// activity's hour.
+const blockGapWait = 50 * time.Minute
+
 // caughtUpWait bounds how long a migration waits for the node to catch up
 // before leaving it syncing for the health evaluator.
 const caughtUpWait = 10 * time.Minute
@@ -46,13 +50,18 @@ type custodyMove struct {
 	newHolder engine.LeaseHolder
 	oldAgent  *engine.AgentRegistration
 	newHost   *ProvisionedHost
+	snapshot  *SnapshotPlan
 	// oldStopped: its agent confirmed the old signer stopped, so it can
-	// start it again; released: the leases are released; granted: the new
-	// holder has them.
+	// start it again. releasing and granting: a release of the old
+	// holder's leases, a grant to the new one, was asked for (the Store
+	// may hold it even if the activity failed). startSent: the new host
+	// was told to start, so it may have signed.
 	oldStopped bool
-	released   bool
+	releasing  bool
 	releasedAt time.Time
+	granting   bool
 	granted    []StartLease
+	startSent  bool
 }
 
 func migrateInCustody(ctx workflow.Context, res *MigrateResult) error {
@@ -80,7 +89,7 @@ func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) err
 	if err := run(ctx, quick, &m.plan, acts.PlanCustody, nodeID); err != nil {
 		return fmt.Errorf("plan custody: %w", err)
 	}
-	m.oldHolder = holderOf(m.plan, nodeID)
+	m.oldHolder = holderOf(m.plan, m.oldAgent, nodeID)
 	m.newHolder = engine.LeaseHolder{NodeID: nodeID, Incarnation: incarnation(ctx)}
 	note("begin", fmt.Sprintf("moving %d signing key(s) from host %s", len(m.plan.Keys), res.OldHost.ProviderID))
 
@@ -88,14 +97,17 @@ func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) err
 	if err != nil {
 		return err
 	}
-	snapshot, err := saveOldChain(ctx, m, note)
-	if err != nil {
+	if err := saveOldChain(ctx, m, note); err != nil {
 		return err
 	}
 	if err := releaseLeases(ctx, m, m.oldHolder, releaseReason); err != nil {
 		return err
 	}
 	note("release", "leases released: "+releaseReason)
+	if !m.oldStopped {
+		fenceOldHost(ctx, res, note)
+	}
+	snapshot := m.snapshot
 
 	req := HostRequest{NodeID: nodeID, Provider: res.OldHost.Provider, Region: res.OldHost.Region, InstanceType: res.OldHost.InstanceType,
 		Since: workflow.Now(ctx), Incarnation: m.newHolder.Incarnation}
@@ -118,25 +130,41 @@ func moveInCustody(ctx workflow.Context, res *MigrateResult, m *custodyMove) err
 	if err := waitGap(ctx, m, note); err != nil {
 		return err
 	}
+	m.granting = true
 	if err := grantLeases(ctx, m, m.newHolder); err != nil {
 		return err
 	}
 	note("grant", leasesText(m.granted))
-	if err := bringUpInCustody(ctx, nodeID, m.granted); err != nil {
+	if err := bringUpInCustody(ctx, nodeID, m); err != nil {
 		return err
 	}
 	note("start", "the new host signs")
 	// The chain runs on the new host from here on: nothing is undone.
+	signs := len(m.plan.Keys) > 0
 	*m = custodyMove{}
-	finishMove(ctx, res, ph, note)
+	finishMove(ctx, res, ph, signs, note)
 	return nil
 }
 
-// holderOf is the node's current lease holder: the recorded one, or the
-// first host's for a node whose leases were never granted.
-func holderOf(plan CustodyPlan, nodeID string) engine.LeaseHolder {
-	if len(plan.Leases) > 0 {
+// fenceOldHost destroys an old host an operator vouched for before anyone
+// else may sign: should it come back, it has nothing left to sign with. A
+// failure is recorded; the operator's word stands.
+func fenceOldHost(ctx workflow.Context, res *MigrateResult, note func(string, string)) {
+	if err := run(ctx, hostOp, nil, acts.DestroyHost, res.OldHost); err != nil {
+		note("fence", "the old host could not be destroyed: "+err.Error())
+		return
+	}
+	note("fence", "old host destroyed before the new one signs")
+}
+
+// holderOf is the node's current lease holder: the recorded one, or, for a
+// node whose leases were never granted, the host its agent enrolled on.
+func holderOf(plan CustodyPlan, agent *engine.AgentRegistration, nodeID string) engine.LeaseHolder {
+	switch {
+	case len(plan.Leases) > 0:
 		return plan.Leases[0].Holder
+	case agent != nil:
+		return engine.LeaseHolder{NodeID: nodeID, Incarnation: agent.Incarnation}
 	}
 	return engine.LeaseHolder{NodeID: nodeID}
 }
@@ -163,6 +191,10 @@ func stopOldSigner(ctx workflow.Context, res *MigrateResult, m *custodyMove, not
 	})
 	var c SignerConfirmation
 	ch := workflow.GetSignalChannel(ctx, ConfirmOldSignerStopped)
+	// A confirmation sent before this wait began vouched for nothing the
+	// operator could have seen: only one after the incident counts.
+	for ch.ReceiveAsync(&c) {
+	}
 	timedOut := false
 	sel := workflow.NewSelector(ctx)
 	sel.AddReceive(ch, func(r workflow.ReceiveChannel, _ bool) { r.Receive(ctx, &c) })
@@ -180,10 +212,13 @@ func stopOldSigner(ctx workflow.Context, res *MigrateResult, m *custodyMove, not
 }
 
 // saveOldChain captures the stopped signer's state files and snapshots its
-// chain data. An unreachable old host gives neither.
-func saveOldChain(ctx workflow.Context, m *custodyMove, note func(string, string)) (*SnapshotPlan, error) {
+// chain data. An unreachable old host gives neither. A snapshot that fails
+// (an agent older than snapshots) leaves the new host to sync from scratch;
+// a state that cannot be captured stops the move: it is what keeps the key
+// from signing twice.
+func saveOldChain(ctx workflow.Context, m *custodyMove, note func(string, string)) error {
 	if !m.oldStopped {
-		return nil, nil
+		return nil
 	}
 	nodeID := m.plan.NodeID
 	if len(m.plan.StateFiles) > 0 && len(m.plan.Keys) > 0 {
@@ -192,16 +227,18 @@ func saveOldChain(ctx workflow.Context, m *custodyMove, note func(string, string
 			req.CommandIDs = append(req.CommandIDs, commandID(ctx, "capture-state/"+f.Name))
 		}
 		if err := run(ctx, waiting, nil, acts.CaptureSigningState, req); err != nil {
-			return nil, fmt.Errorf("capture the signer's state: %w", err)
+			return fmt.Errorf("capture the signer's state: %w", err)
 		}
 		note("state", fmt.Sprintf("%d state file(s) captured", len(req.StateFiles)))
 	}
 	snap := &SnapshotPlan{SnapshotID: "s" + incarnation(ctx)[1:], Exclude: m.plan.Exclude}
 	if err := awaitRequest(ctx, acts.SendSnapshotCommand, CommandRequest{NodeID: nodeID, Snapshot: snap}, "snapshot"); err != nil {
-		return nil, fmt.Errorf("snapshot the chain data: %w", err)
+		note("snapshot", "no snapshot, the new host syncs from scratch: "+err.Error())
+		return nil
 	}
+	m.snapshot = snap
 	note("snapshot", "snapshot "+snap.SnapshotID+" taken")
-	return snap, nil
+	return nil
 }
 
 func releaseLeases(ctx workflow.Context, m *custodyMove, holder engine.LeaseHolder, reason string) error {
@@ -214,14 +251,14 @@ func releaseLeases(ctx workflow.Context, m *custodyMove, holder engine.LeaseHold
 			req.Keys, req.Epochs = append(req.Keys, l.KeyName), append(req.Epochs, l.Epoch)
 		}
 	}
+	m.releasing = true
 	if len(req.Keys) == 0 {
-		m.released, m.releasedAt = true, workflow.Now(ctx)
+		m.releasedAt = workflow.Now(ctx)
 		return nil
 	}
 	if err := run(ctx, quick, &m.releasedAt, acts.ReleaseSigningLeases, req); err != nil {
 		return fmt.Errorf("release the signing leases: %w", err)
 	}
-	m.released = true
 	return nil
 }
 
@@ -235,7 +272,7 @@ func waitGap(ctx workflow.Context, m *custodyMove, note func(string, string)) er
 	wait := m.plan.Gap
 	if m.plan.GapBlocks > 0 {
 		var seen bool
-		g := BlockGap{NodeID: m.plan.NodeID, ChainProfileID: m.plan.ChainProfileID, Blocks: m.plan.GapBlocks, Timeout: time.Hour}
+		g := BlockGap{NodeID: m.plan.NodeID, ChainProfileID: m.plan.ChainProfileID, Blocks: m.plan.GapBlocks, Timeout: blockGapWait}
 		if err := run(ctx, waiting, &seen, acts.WaitForChainBlocks, g); err != nil {
 			return fmt.Errorf("wait for %d blocks: %w", m.plan.GapBlocks, err)
 		}
@@ -265,26 +302,31 @@ func grantLeases(ctx workflow.Context, m *custodyMove, holder engine.LeaseHolder
 }
 
 // bringUpInCustody delivers keys and state, configures and starts the
-// chain under the leases.
-func bringUpInCustody(ctx workflow.Context, nodeID string, leases []StartLease) error {
+// chain under the granted leases.
+func bringUpInCustody(ctx workflow.Context, nodeID string, m *custodyMove) error {
 	if err := deliverNodeKeys(ctx, nodeID); err != nil {
 		return err
 	}
 	if err := awaitCommand(ctx, acts.SendConfigureCommand, nodeID, "configure"); err != nil {
 		return err
 	}
-	return awaitRequest(ctx, acts.StartNode, CommandRequest{NodeID: nodeID, Leases: leases}, "start")
+	m.startSent = true
+	return awaitRequest(ctx, acts.StartNode, CommandRequest{NodeID: nodeID, Leases: m.granted}, "start")
 }
 
 // finishMove destroys the old host, records the new one and follows the
-// node to running once it caught up.
-func finishMove(ctx workflow.Context, res *MigrateResult, ph ProvisionedHost, note func(string, string)) {
+// node to running once it caught up. An old host left standing with a
+// signer's key on it is critical: it must not come back.
+func finishMove(ctx workflow.Context, res *MigrateResult, ph ProvisionedHost, signs bool, note func(string, string)) {
 	nodeID := res.NodeID
 	if err := run(ctx, hostOp, nil, acts.DestroyHost, res.OldHost); err != nil {
 		note("destroy-old", err.Error())
+		severity, what := engine.SeverityWarning, "old host not destroyed after migration"
+		if signs {
+			severity, what = engine.SeverityCritical, "old host not destroyed after migration: it still holds the signing key; destroy it before it comes back"
+		}
 		_ = run(ctx, quick, nil, acts.OpenIncident, IncidentRequest{
-			NodeID: nodeID, DedupeKey: "migration-old-host", Severity: engine.SeverityWarning,
-			Summary: summary("old host not destroyed after migration", err),
+			NodeID: nodeID, DedupeKey: "migration-old-host", Severity: severity, Summary: summary(what, err),
 		})
 	} else {
 		note("destroy-old", "old host destroyed")
@@ -302,10 +344,12 @@ func finishMove(ctx workflow.Context, res *MigrateResult, ph ProvisionedHost, no
 }
 
 // compensateCustodyMove undoes a failed move so that each key ends with
-// one holder: the new host destroyed, the old host given its agent back
-// and, when its agent had stopped it, its signer started again under new
-// leases after the gap. A signer an operator vouched for is left stopped:
-// its host is unreachable.
+// one holder. Once the new host was told to start it may have signed: it
+// keeps the key and the node is left to an operator. Before that, the new
+// host is destroyed (it never signed), the leases it was granted are
+// released and, when its agent had stopped it, the old signer gets them
+// back after the gap and starts again. A signer an operator vouched for is
+// left stopped: its host is unreachable.
 func compensateCustodyMove(ctx workflow.Context, res *MigrateResult, m *custodyMove, cause error) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
 	logger := workflow.GetLogger(ctx)
@@ -313,6 +357,31 @@ func compensateCustodyMove(ctx workflow.Context, res *MigrateResult, m *custodyM
 	fail := func(step string, err error) {
 		logger.Error("migration compensation step failed", "step", step, "node_id", nodeID, "error", err)
 	}
+	if m.startSent {
+		_ = run(ctx, quick, nil, acts.OpenIncident, IncidentRequest{
+			NodeID: nodeID, DedupeKey: "migration-new-signer-kept", Severity: engine.SeverityCritical,
+			Summary: summary("migration failed after the new host was told to start: it keeps the signing key; the old host stays stopped", cause),
+		})
+	} else {
+		undoNewHost(ctx, m, fail)
+		if m.oldStopped {
+			if err := restartOldSigner(ctx, m); err != nil {
+				fail("start the old signer again", err)
+			}
+		}
+	}
+	if m.snapshot != nil {
+		_ = run(ctx, once, nil, acts.DeleteSnapshot, SnapshotRef{NodeID: nodeID, SnapshotID: m.snapshot.SnapshotID})
+	}
+	recordStep(ctx, nodeID, "compensated", cause.Error())
+	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeDegraded, summary("migration failed", cause))); err != nil {
+		fail("mark node degraded", err)
+	}
+}
+
+// undoNewHost destroys a new host that never started, gives the node back
+// to its old agent and releases what the Store shows the new host holding.
+func undoNewHost(ctx workflow.Context, m *custodyMove, fail func(string, error)) {
 	if m.newHost != nil {
 		if err := run(ctx, hostOp, nil, acts.DestroyHost, m.newHost.Host); err != nil {
 			fail("destroy new host", err)
@@ -323,33 +392,24 @@ func compensateCustodyMove(ctx workflow.Context, res *MigrateResult, m *custodyM
 			}
 		}
 	}
-	if len(m.granted) > 0 { // the new host is gone: its leases go with it
-		req := LeaseRequest{NodeID: nodeID, Holder: m.newHolder, Reason: "host_destroyed"}
-		for _, l := range m.granted {
-			req.Keys, req.Epochs = append(req.Keys, l.KeyName), append(req.Epochs, l.Epoch)
-		}
-		if err := run(ctx, quick, &m.releasedAt, acts.ReleaseSigningLeases, req); err != nil {
+	if m.granting {
+		req := LeaseRequest{NodeID: m.plan.NodeID, Keys: m.plan.Keys, Holder: m.newHolder, Reason: "never_started"}
+		if err := run(ctx, quick, &m.releasedAt, acts.ReleaseHeldLeases, req); err != nil {
 			fail("release the new host's leases", err)
 		}
 	}
-	if m.oldStopped {
-		if err := restartOldSigner(ctx, m); err != nil {
-			fail("start the old signer again", err)
-		}
-	}
-	recordStep(ctx, nodeID, "compensated", cause.Error())
-	if err := run(ctx, quick, nil, acts.SetNodeState, stateChange(nodeID, engine.NodeDegraded, summary("migration failed", cause))); err != nil {
-		fail("mark node degraded", err)
-	}
 }
 
-// restartOldSigner gives the leases back to the old host, after the gap
-// when they were released, and starts its chain under them.
+// restartOldSigner gives the leases back to the old host, a gap after
+// any release, and starts its chain under them. A grant to the holder of a
+// lease is that lease, so a lease never released comes back as it was.
 func restartOldSigner(ctx workflow.Context, m *custodyMove) error {
 	var leases []StartLease
-	if m.released && len(m.plan.Keys) > 0 {
-		if left := m.releasedAt.Add(m.plan.Gap).Sub(workflow.Now(ctx)); left > 0 {
-			if err := workflow.Sleep(ctx, left); err != nil {
+	if len(m.plan.Keys) > 0 {
+		if m.releasing {
+			// The release may be in the Store even if its activity failed:
+			// a whole gap from now is never too short.
+			if err := workflow.Sleep(ctx, m.plan.Gap); err != nil {
 				return err
 			}
 		}
@@ -357,22 +417,9 @@ func restartOldSigner(ctx workflow.Context, m *custodyMove) error {
 		if err := run(ctx, quick, &leases, acts.GrantSigningLeases, req); err != nil {
 			return err
 		}
-	} else {
-		leases = currentLeases(m.plan)
 	}
 	start := CommandRequest{NodeID: m.plan.NodeID, CommandID: commandID(ctx, "start-old"), Leases: leases}
 	return run(ctx, waiting, nil, acts.StartNode, start)
-}
-
-// currentLeases are the plan's unreleased leases as START carries them.
-func currentLeases(plan CustodyPlan) []StartLease {
-	var out []StartLease
-	for _, l := range plan.Leases {
-		if l.ReleasedAt.IsZero() {
-			out = append(out, StartLease{KeyName: l.KeyName, Epoch: l.Epoch})
-		}
-	}
-	return out
 }
 
 func leasesText(ls []StartLease) string {

@@ -34,11 +34,12 @@ func holders(calls []string) (holder string, two bool) {
 	holder = "first"
 	for _, c := range calls {
 		switch {
-		case strings.HasPrefix(c, "ReleaseSigningLeases:"):
+		case strings.HasPrefix(c, "ReleaseSigningLeases:"), strings.HasPrefix(c, "ReleaseHeldLeases:"):
 			holder = ""
 		case strings.HasPrefix(c, "GrantSigningLeases:"):
-			two = two || holder != ""
-			holder = strings.TrimPrefix(c, "GrantSigningLeases:")
+			to := strings.TrimPrefix(c, "GrantSigningLeases:")
+			two = two || (holder != "" && holder != to) // a holder granted again keeps its lease
+			holder = to
 		}
 	}
 	return holder, two
@@ -127,7 +128,7 @@ func TestAnUnreachableOldHostWaitsForAnOperator(t *testing.T) {
 	}
 	got := w.ran()
 	want := []string{"StopNode", "OpenIncident:migration-old-signer", "OpenIncident:migration-signer-confirmed",
-		"ReleaseSigningLeases:first:operator:usr_ops", "ProvisionMigrationHost"}
+		"ReleaseSigningLeases:first:operator:usr_ops", "DestroyHost:old-1", "ProvisionMigrationHost"}
 	if i := slices.Index(got, "StopNode"); i < 0 || !slices.Equal(got[i:i+len(want)], want) {
 		t.Errorf("ran %v\nwant in it %v", got, want)
 	}
@@ -157,20 +158,21 @@ func TestWithoutAConfirmationNothingMoves(t *testing.T) {
 	}
 }
 
-// Every failure of a move in custody ends with one holder of the key, the
-// old host signing again when its agent had stopped it.
+// Every failure of a move in custody ends with one holder of the key: the
+// old host signing again when its agent had stopped it and the new host
+// never started, the new host once it was told to start (it may have
+// signed, and the old host's state is older than its own).
 func TestAFailedMoveInCustodyLeavesOneSigner(t *testing.T) {
 	tests := []struct {
 		fail   string
 		holder string
 		tail   []string
 	}{
-		{"CaptureSigningState", "first", []string{"CaptureSigningState", "StartNode", "SetNodeState:degraded"}},
-		{"SendSnapshotCommand", "first", []string{"SendSnapshotCommand", "StartNode", "SetNodeState:degraded"}},
-		{"ProvisionMigrationHost", "first", []string{"ProvisionMigrationHost", "GrantSigningLeases:first", "StartNode", "SetNodeState:degraded"}},
-		{"SendRestoreCommand", "first", []string{"SendRestoreCommand", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "GrantSigningLeases:first", "StartNode", "SetNodeState:degraded"}},
-		{"InjectKeys", "first", []string{"InjectKeys", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "ReleaseSigningLeases:new:host_destroyed", "GrantSigningLeases:first", "StartNode", "SetNodeState:degraded"}},
-		{"StartNode", "first", []string{"StartNode", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "ReleaseSigningLeases:new:host_destroyed", "GrantSigningLeases:first", "StartNode", "SetNodeState:degraded"}},
+		{"CaptureSigningState", "first", []string{"CaptureSigningState", "GrantSigningLeases:first", "StartNode", "SetNodeState:degraded"}},
+		{"ProvisionMigrationHost", "first", []string{"ProvisionMigrationHost", "GrantSigningLeases:first", "StartNode", "DeleteSnapshot", "SetNodeState:degraded"}},
+		{"SendRestoreCommand", "first", []string{"SendRestoreCommand", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "GrantSigningLeases:first", "StartNode", "DeleteSnapshot", "SetNodeState:degraded"}},
+		{"InjectKeys", "first", []string{"InjectKeys", "DestroyHost:new-1", "RestoreAgentRegistration:old-agent", "ReleaseHeldLeases:new:never_started", "GrantSigningLeases:first", "StartNode", "DeleteSnapshot", "SetNodeState:degraded"}},
+		{"StartNode", "new", []string{"StartNode", "OpenIncident:migration-new-signer-kept", "DeleteSnapshot", "SetNodeState:degraded"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fail, func(t *testing.T) {
@@ -190,9 +192,40 @@ func TestAFailedMoveInCustodyLeavesOneSigner(t *testing.T) {
 			if slices.Contains(got, "DestroyHost:old-1") {
 				t.Error("the old host was destroyed")
 			}
+			if tt.holder == "new" && (slices.Contains(got, "DestroyHost:new-1") || len(w.starts) != 1) {
+				t.Errorf("ran %v: the new host, told to start, was undone or the old one started again", got)
+			}
 			if last := w.starts[len(w.starts)-1]; len(last) != 1 {
 				t.Errorf("the old signer started again with leases %v, want its key's", last)
 			}
 		})
+	}
+}
+
+// An agent that cannot snapshot (older than snapshots) costs the new host
+// its head start, never the move.
+func TestAMoveWithoutASnapshotGoesOn(t *testing.T) {
+	w := &world{custody: aValidator(), fail: failing("SendSnapshotCommand")}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.ran(); slices.Contains(got, "SendRestoreCommand") || !slices.Contains(got, "UpdateHostInfo:new-1") {
+		t.Errorf("ran %v: want the move done without a restore", got)
+	}
+}
+
+// A grant the Store recorded before its activity failed is still undone:
+// the new host's leases are released from what the Store holds.
+func TestAGrantThatFailedIsStillReleased(t *testing.T) {
+	w := &world{custody: aValidator(), fail: failing("NodeRecord")}
+	env := newEnv(t, w)
+	env.ExecuteWorkflow(MigrateWorkflow, MigrateInput{NodeID: "node_1"})
+	if env.GetWorkflowError() == nil {
+		t.Fatal("the migration succeeded")
+	}
+	if got := w.ran(); !slices.Contains(got, "ReleaseHeldLeases:new:never_started") {
+		t.Errorf("ran %v: the new host's leases were never released", got)
 	}
 }

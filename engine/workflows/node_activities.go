@@ -82,13 +82,30 @@ func (a *Activities) UpdateHostInfo(ctx context.Context, u HostUpdate) error {
 }
 
 // DeleteNodeKeys removes every key of the node, its data key included,
-// and their signing leases: no host signs with a key that is gone.
+// their signing leases (no host signs with a key that is gone) and the
+// snapshots of its chain data a failed move left.
 func (a *Activities) DeleteNodeKeys(ctx context.Context, nodeID string) error {
 	if err := a.Store.DeleteNodeKeys(ctx, nodeID); err != nil {
 		return classify(fmt.Errorf("delete keys of node %s: %w", nodeID, err))
 	}
 	if err := a.Store.DeleteSigningLeases(ctx, nodeID); err != nil {
 		return classify(fmt.Errorf("delete signing leases of node %s: %w", nodeID, err))
+	}
+	return a.deleteSnapshots(ctx, nodeID)
+}
+
+func (a *Activities) deleteSnapshots(ctx context.Context, nodeID string) error {
+	if a.Snapshots == nil {
+		return nil
+	}
+	snaps, err := a.Snapshots.List(ctx, nodeID)
+	if err != nil {
+		return classify(fmt.Errorf("list snapshots of node %s: %w", nodeID, err))
+	}
+	for _, s := range snaps {
+		if err := a.DeleteSnapshot(ctx, SnapshotRef{NodeID: nodeID, SnapshotID: s.SnapshotID}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -161,6 +161,9 @@ func mockCustody(env *testsuite.TestWorkflowEnvironment, w *world) {
 	on(acts.ReleaseSigningLeases, func(_ context.Context, r LeaseRequest) (time.Time, error) {
 		return env.Now(), w.hit("ReleaseSigningLeases:" + holderName(r.Holder) + ":" + r.Reason)
 	})
+	on(acts.ReleaseHeldLeases, func(_ context.Context, r LeaseRequest) (time.Time, error) {
+		return env.Now(), w.hit("ReleaseHeldLeases:" + holderName(r.Holder) + ":" + r.Reason)
+	})
 	on(acts.CaptureSigningState, func(context.Context, StateRequest) error { return w.hit("CaptureSigningState") })
 	on(acts.WaitForChainBlocks, func(context.Context, BlockGap) (bool, error) { return !w.unobserved, w.hit("WaitForChainBlocks") })
 	on(acts.WaitForCaughtUp, func(context.Context, CaughtUp) (bool, error) { return w.caughtUp, w.hit("WaitForCaughtUp") })

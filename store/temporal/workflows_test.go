@@ -257,6 +257,9 @@ func custodyStubs(stubs map[string]any, hit func(context.Context, string) error)
 	stubs["ReleaseSigningLeases"] = func(ctx context.Context, _ workflows.LeaseRequest) (time.Time, error) {
 		return time.Now().UTC(), hit(ctx, "ReleaseSigningLeases")
 	}
+	stubs["ReleaseHeldLeases"] = func(ctx context.Context, _ workflows.LeaseRequest) (time.Time, error) {
+		return time.Now().UTC(), hit(ctx, "ReleaseHeldLeases")
+	}
 	stubs["CaptureSigningState"] = func(ctx context.Context, _ workflows.StateRequest) error { return hit(ctx, "CaptureSigningState") }
 	for _, n := range []string{"SendSnapshotCommand", "SendRestoreCommand"} {
 		stubs[n] = func(ctx context.Context, _ workflows.CommandRequest) error { return hit(ctx, n) }
