@@ -135,14 +135,19 @@ func TestSystemdRuntimeDrivesSystemctl(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "config/jwt.hex")); err != nil {
 		t.Error(err)
 	}
-	wantCalls(t, fake, [][]string{
-		{"systemctl", "daemon-reload"},
-		{"systemctl", "enable", "hoodcloud-geth.service", "hoodcloud-lighthouse.service"},
-	})
+	// Enabled only while told to run: a host that reboots starts no chain
+	// (no signer) on its own.
+	wantCalls(t, fake, [][]string{{"systemctl", "daemon-reload"}})
 	_ = r.Start(ctx)
-	wantCalls(t, fake, [][]string{{"systemctl", "start", "hoodcloud-geth.service"}, {"systemctl", "start", "hoodcloud-lighthouse.service"}})
+	wantCalls(t, fake, [][]string{
+		{"systemctl", "enable", "hoodcloud-geth.service"}, {"systemctl", "enable", "hoodcloud-lighthouse.service"},
+		{"systemctl", "start", "hoodcloud-geth.service"}, {"systemctl", "start", "hoodcloud-lighthouse.service"},
+	})
 	_ = r.Stop(ctx)
-	wantCalls(t, fake, [][]string{{"systemctl", "stop", "hoodcloud-lighthouse.service"}, {"systemctl", "stop", "hoodcloud-geth.service"}})
+	wantCalls(t, fake, [][]string{
+		{"systemctl", "stop", "hoodcloud-lighthouse.service"}, {"systemctl", "stop", "hoodcloud-geth.service"},
+		{"systemctl", "disable", "hoodcloud-lighthouse.service"}, {"systemctl", "disable", "hoodcloud-geth.service"},
+	})
 	st, _ := r.Status(ctx)
 	if st.Running || !strings.Contains(st.Message, "lighthouse") {
 		t.Errorf("status = %+v", st)

@@ -247,6 +247,7 @@ func (a *opsAgent) heartbeatLoop(ctx context.Context) {
 			return
 		default:
 			a.cfg.Logger.Warn("heartbeat failed", "code", status.Code(err).String())
+			a.fenceIfDisowned(ctx, err)
 			failures++
 		}
 		wait := interval

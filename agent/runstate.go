@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -131,11 +133,22 @@ func (a *opsAgent) resumeRuntime(ctx context.Context) {
 		a.cfg.Logger.Error("cannot restore the saved configuration", "err", err)
 		return
 	}
+	st, err := a.cfg.Runtime.Status(ctx)
+	alive := err == nil && st.Running
 	if !running {
+		if alive && len(signingKeys(p)) > 0 {
+			// Started by the host (a boot), not by the control plane,
+			// which stopped it: a signer runs only when told.
+			a.stopSigner(ctx, "the chain signs and was stopped, yet runs")
+		}
 		a.cfg.Logger.Info("runtime configuration restored", "chain_profile_id", p.GetChainProfileId())
 		return
 	}
-	if st, err := a.cfg.Runtime.Status(ctx); err == nil && st.Running {
+	if alive {
+		if err := a.epochs.check(signingKeys(p), a.state.leases()); err != nil {
+			a.stopSigner(ctx, "the chain runs without a current lease: "+err.Error())
+			return
+		}
 		a.cfg.Logger.Info("runtime configuration restored; the chain is running", "chain_profile_id", p.GetChainProfileId())
 		return
 	}
@@ -148,4 +161,31 @@ func (a *opsAgent) resumeRuntime(ctx context.Context) {
 		return
 	}
 	a.cfg.Logger.Info("runtime configuration restored; the chain started again", "chain_profile_id", p.GetChainProfileId())
+}
+
+// stopSigner stops a chain that signs where it must not (why says how),
+// and records it stopped: only a START under a current lease runs it
+// again.
+func (a *opsAgent) stopSigner(ctx context.Context, why string) {
+	a.cfg.Logger.Warn("stopping the chain: it must not sign here", "why", why)
+	if err := a.state.stopped(); err != nil {
+		a.cfg.Logger.Error("cannot record the chain stopped", "err", err)
+	}
+	if err := a.cfg.Runtime.Stop(ctx); err != nil {
+		a.cfg.Logger.Error("cannot stop the chain", "err", err)
+	}
+}
+
+// fenceIfDisowned stops a signing chain once the gateway refuses this
+// agent's certificate (the node enrolled on another host, or was revoked):
+// another host may hold its key now, and this one cannot hear a STOP.
+func (a *opsAgent) fenceIfDisowned(ctx context.Context, err error) {
+	if status.Code(err) != codes.PermissionDenied {
+		return
+	}
+	p, running, cerr := a.state.configuration()
+	if cerr != nil || p == nil || !running || len(signingKeys(p)) == 0 {
+		return
+	}
+	a.stopSigner(ctx, "the gateway refuses this agent: "+status.Convert(err).Message())
 }

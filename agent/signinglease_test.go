@@ -14,6 +14,8 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 const validatorKey = "priv_validator_key"
@@ -345,4 +347,43 @@ func TestAStartWithoutALeaseFailsForGoodNamingTheKeyButNoKeyContent(t *testing.T
 	}
 	assertNoSecretsIn(t, "agent", ra.logs.String(), secret)
 	assertNoSecretsIn(t, "gateway", e.logs.String(), secret)
+}
+
+// A host that boots may start the chain by itself (a systemd unit, a
+// container): a signer the control plane stopped is stopped again.
+func TestAnAgentThatRestartsStopsASignerItWasNotToldToRun(t *testing.T) {
+	h := newLeaseHost(t)
+	h.configure(signingChain())
+	h.mustStart(lease(validatorKey, 1))
+	if err := h.run(agentv1.CommandType_COMMAND_TYPE_STOP, nil); err != nil {
+		t.Fatal(err)
+	}
+	again := h.restart()
+	again.rt.running.Store(true) // the host started it at boot
+	again.agent.resumeRuntime(context.Background())
+	if again.rt.running.Load() {
+		t.Fatal("a signer the control plane stopped runs after the agent restarted")
+	}
+}
+
+// An agent the gateway disowns (the node enrolled on another host) stops
+// its signer: it can no longer hear a STOP, and the key may be live there.
+func TestADisownedAgentStopsItsSigner(t *testing.T) {
+	h := newLeaseHost(t)
+	h.configure(signingChain())
+	h.mustStart(lease(validatorKey, 1))
+	ctx := context.Background()
+	h.agent.fenceIfDisowned(ctx, status.Error(codes.Unavailable, "the appliance restarts"))
+	if !h.rt.running.Load() {
+		t.Fatal("the signer stopped while the gateway was only away")
+	}
+	h.agent.fenceIfDisowned(ctx, status.Error(codes.PermissionDenied, "the node's certificate is revoked"))
+	if h.rt.running.Load() {
+		t.Fatal("the signer runs though the gateway refuses its agent")
+	}
+	again := h.restart()
+	again.agent.resumeRuntime(ctx)
+	if again.rt.running.Load() || again.rt.Calls("start") != 0 {
+		t.Fatal("the disowned signer started again when its agent restarted")
+	}
 }

@@ -112,8 +112,10 @@ func NewSystemdRuntime(cfg SystemdConfig) *SystemdRuntime {
 }
 
 // Configure makes the recipe concrete in Dir (init steps run the binary
-// directly), writes one unit per component, then reloads systemd and
-// enables the units.
+// directly), writes one unit per component, then reloads systemd. The
+// units are enabled by START and disabled by STOP, never here: a host that
+// boots starts only a chain the control plane last told to run (a signer
+// must not come back on its own).
 func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayload, progress ProgressFunc) (*agentv1.ConfigureResult, error) {
 	rc, err := r.host.configure(ctx, p, progress)
 	if err != nil {
@@ -130,9 +132,6 @@ func (r *SystemdRuntime) Configure(ctx context.Context, p *agentv1.ConfigurePayl
 		units = append(units, r.unit(c))
 	}
 	if _, err := r.cfg.Commander.Run(ctx, "systemctl", "daemon-reload"); err != nil {
-		return nil, err
-	}
-	if _, err := r.cfg.Commander.Run(ctx, "systemctl", append([]string{"enable"}, units...)...); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
@@ -220,10 +219,19 @@ func (r *SystemdRuntime) Start(ctx context.Context) error {
 	if err := giveToUser(r.cfg.Dir, r.cfg.User); err != nil {
 		return err
 	}
+	if err := r.systemctl(ctx, "enable", false); err != nil {
+		return err
+	}
 	return r.systemctl(ctx, "start", false)
 }
 
-func (r *SystemdRuntime) Stop(ctx context.Context) error { return r.systemctl(ctx, "stop", true) }
+// Stop stops the units and disables them, so a reboot leaves them stopped.
+func (r *SystemdRuntime) Stop(ctx context.Context) error {
+	if err := r.systemctl(ctx, "stop", true); err != nil {
+		return err
+	}
+	return r.systemctl(ctx, "disable", true)
+}
 func (r *SystemdRuntime) Restart(ctx context.Context) error {
 	return r.systemctl(ctx, "restart", false)
 }
