@@ -153,6 +153,25 @@ func (a *Activities) localRun(ctx context.Context, n *engine.Node, p *profile.Ch
 	return nil, found, a.pinArtifacts(ctx, n.ID, found)
 }
 
+// simulated reports whether the node runs the simulated chain: with the
+// local provisioner, unless every program of the profile is pinned on the
+// node (localRun found them all on the PATH).
+func (a *Activities) simulated(n *engine.Node, p *profile.ChainProfile) bool {
+	if a.Simulation == nil {
+		return false
+	}
+	local := localPrograms(p)
+	if len(local) == 0 || a.Simulation.Artifacts == nil {
+		return true
+	}
+	for component := range local {
+		if _, pinned := n.Runtime.Artifacts[component]; !pinned {
+			return true
+		}
+	}
+	return false
+}
+
 // localPrograms maps each component with a local artifact to its program.
 func localPrograms(p *profile.ChainProfile) map[string]string {
 	out := map[string]string{}

@@ -64,6 +64,11 @@ func (a *Activities) PlanCustody(ctx context.Context, nodeID string) (*CustodyPl
 	}
 	plan := &CustodyPlan{NodeID: nodeID, ChainProfileID: p.ID, Keys: p.SigningKeys(n.NodeType),
 		StateFiles: p.Custody.StateFiles, Gap: p.Custody.Gap, GapBlocks: p.Custody.GapBlocks}
+	if a.simulated(n, p) {
+		// The simulated chain signs nothing and keeps no state: no lease
+		// to hold, no gap to wait.
+		plan.Keys, plan.StateFiles = nil, nil
+	}
 	for _, rel := range p.KeyPaths(n.NodeType) {
 		plan.Exclude = append(plan.Exclude, rel)
 	}
