@@ -637,13 +637,31 @@ func explainStuck(t *testing.T, dir string, n int, nodes map[string]*crashNode, 
 			continue
 		}
 		shown++
+		dumpAgentStacks(dir, nd.ID)
 		agentLog, _ := os.ReadFile(filepath.Join(dir, "hosts", nd.ID, "agent.log"))
-		fmt.Fprintf(&b, "--- node %s (%s), agent log:\n%s\n", nd.ID, nd.State, tail(string(agentLog), 3<<10))
+		fmt.Fprintf(&b, "--- node %s (%s), agent log and stacks:\n%s\n", nd.ID, nd.State, tail(string(agentLog), 32<<10))
 	}
 	for i, r := range runs {
 		fmt.Fprintf(&b, "--- appliance run %d:\n%s\n", i+1, tail(r.stderr.String(), 6<<10))
 	}
 	t.Fatal(b.String())
+}
+
+// dumpAgentStacks makes a stuck node's agent write its goroutines' stacks
+// to its log (SIGQUIT) and waits for it to exit: what it waits on is what
+// a stuck provision needs explaining by.
+func dumpAgentStacks(dir, nodeID string) {
+	b, err := os.ReadFile(filepath.Join(dir, "hosts", nodeID, "agent.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || syscall.Kill(pid, syscall.SIGQUIT) != nil {
+		return
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && syscall.Kill(pid, 0) == nil; {
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // hostDirs names the host directories, without those being made or removed.
