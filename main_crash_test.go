@@ -156,7 +156,7 @@ func crashServeArgs(t *testing.T, dir string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []string{"serve", "--data-dir", dir, "--log-level", "error", "--dev-token", crashDevToken,
+	return []string{"serve", "--data-dir", dir, "--log-level", "warn", "--dev-token", crashDevToken,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", p[0]), "--agent-addr", fmt.Sprintf("127.0.0.1:%d", p[1]),
 		"--temporal-frontend-port", fmt.Sprint(p[2]), "--temporal-http-port", fmt.Sprint(p[3]),
 		"--temporal-history-port", fmt.Sprint(p[4]), "--temporal-matching-port", fmt.Sprint(p[5]),
@@ -640,11 +640,25 @@ func explainStuck(t *testing.T, dir string, n int, nodes map[string]*crashNode, 
 		dumpAgentStacks(dir, nd.ID)
 		agentLog, _ := os.ReadFile(filepath.Join(dir, "hosts", nd.ID, "agent.log"))
 		fmt.Fprintf(&b, "--- node %s (%s), agent log and stacks:\n%s\n", nd.ID, nd.State, tail(string(agentLog), 32<<10))
+		for i, r := range runs {
+			fmt.Fprintf(&b, "--- appliance run %d about it:\n%s\n", i+1, tail(linesNaming(r.stderr.String(), nd.ID), 6<<10))
+		}
 	}
 	for i, r := range runs {
 		fmt.Fprintf(&b, "--- appliance run %d:\n%s\n", i+1, tail(r.stderr.String(), 6<<10))
 	}
 	t.Fatal(b.String())
+}
+
+// linesNaming keeps the lines of log that name id.
+func linesNaming(log, id string) string {
+	var keep []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, id) {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "")
 }
 
 // dumpAgentStacks makes a stuck node's agent write its goroutines' stacks

@@ -17,6 +17,9 @@ const (
 	caFile     = "ca.pem"
 	outboxFile = "outbox.json"
 	seenFile   = "seen-commands.json"
+	// finishedFile holds the ids of the commands whose outcome the agent
+	// recorded: a taken command not in it was cut short by a restart.
+	finishedFile = "finished-commands.json"
 	maxSeen    = 10_000 // the oldest ids are forgotten beyond this
 )
 
@@ -176,6 +179,19 @@ func (o *outbox) done(seq int64) error {
 		}
 	}
 	return nil
+}
+
+// hasOutcome reports whether the outbox holds the outcome of command id,
+// not yet delivered.
+func (o *outbox) hasOutcome(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, e := range o.events {
+		if e.CommandID == id && e.Kind != "acknowledged" {
+			return true
+		}
+	}
+	return false
 }
 
 func (o *outbox) len() int {

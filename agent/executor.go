@@ -50,9 +50,7 @@ func (a *opsAgent) executeOne(ctx context.Context, c *agentv1.Command) {
 		e = event{Kind: "failed", CommandID: c.GetId(), Error: err.Error(), Retryable: !errors.As(err, &ce) || ce.retryable, Result: result}
 	}
 	a.cfg.Logger.Info("command finished", "command_id", c.GetId(), "outcome", e.Kind)
-	if err := a.outbox.add(e); err != nil {
-		a.cfg.Logger.Error("cannot record command outcome", "command_id", c.GetId(), "err", err)
-	}
+	a.recordOutcome(e)
 	select { // heartbeat soon: the next command is likely on its way
 	case a.finished <- struct{}{}:
 	default:

@@ -111,12 +111,14 @@ type opsAgent struct {
 	state   *runtimeState
 	epochs  *signingEpochs
 	chain   *chainWatch
-	seen    *seenCommands
-	outbox  *outbox
+	seen     *seenCommands
+	outcomes *seenCommands // taken, and their outcome recorded
+	outbox   *outbox
 	queue   chan *agentv1.Command
 	mu      sync.Mutex
 	running []string        // acknowledged, result not yet delivered
 	reacked map[string]bool // seen ids acknowledged again this run
+	ranHere map[string]bool // ids this process took to run
 	// finished is signalled when a command finishes, to heartbeat soon.
 	finished chan struct{}
 }
@@ -212,7 +214,11 @@ func newOpsAgent(cfg AgentConfig) (*opsAgent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	chain := newChainWatch(cfg.ChainDir, cfg.ChainMetricsInterval, cfg.ChainStallSamples, state.configuration)
-	return &opsAgent{cfg: cfg, seen: seen, outbox: ob, state: state, epochs: epochs, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}, finished: make(chan struct{}, 1)}, nil
+	outcomes, err := loadSeenCommands(filepath.Join(cfg.DataDir, finishedFile))
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return &opsAgent{cfg: cfg, seen: seen, outcomes: outcomes, outbox: ob, state: state, epochs: epochs, chain: chain, queue: make(chan *agentv1.Command, 1024), reacked: map[string]bool{}, ranHere: map[string]bool{}, finished: make(chan struct{}, 1)}, nil
 }
 
 // run heartbeats in this goroutine while commands run, events are sent
@@ -323,7 +329,11 @@ func (a *opsAgent) heartbeat(ctx context.Context) (*agentv1.HeartbeatResponse, e
 func (a *opsAgent) take(cmds []*agentv1.Command) {
 	for _, c := range cmds {
 		if a.seen.has(c.GetId()) {
-			a.reacknowledge(c.GetId())
+			if a.tookHere(c.GetId()) || a.outcomes.has(c.GetId()) || a.outbox.hasOutcome(c.GetId()) {
+				a.reacknowledge(c.GetId())
+			} else {
+				a.resume(c)
+			}
 			continue
 		}
 		if err := a.outbox.add(event{Kind: "acknowledged", CommandID: c.GetId()}); err != nil {
@@ -336,9 +346,69 @@ func (a *opsAgent) take(cmds []*agentv1.Command) {
 			}
 			continue
 		}
-		a.setRunning(c.GetId(), true)
-		a.queue <- c
+		a.runHere(c)
 	}
+}
+
+// runHere queues c to run in this process.
+func (a *opsAgent) runHere(c *agentv1.Command) {
+	a.mu.Lock()
+	a.ranHere[c.GetId()] = true
+	a.mu.Unlock()
+	a.setRunning(c.GetId(), true)
+	a.queue <- c
+}
+
+func (a *opsAgent) tookHere(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ranHere[id]
+}
+
+// resume handles a command an earlier agent process took and did not
+// finish (it was stopped or crashed meanwhile): the gateway still sends it
+// and no outcome waits to be reported. A command safe to run twice runs
+// again; any other fails, retryably, so the control plane decides.
+func (a *opsAgent) resume(c *agentv1.Command) {
+	id := c.GetId()
+	if err := a.outbox.add(event{Kind: "acknowledged", CommandID: id}); err != nil {
+		a.cfg.Logger.Error("cannot record acknowledgement", "command_id", id, "err", err)
+		return
+	}
+	if rerunnable[c.GetType()] {
+		a.cfg.Logger.Info("command interrupted by an agent restart; running it again", "command_id", id, "type", c.GetType().String())
+		a.runHere(c)
+		return
+	}
+	a.mu.Lock()
+	a.ranHere[id] = true
+	a.mu.Unlock()
+	a.cfg.Logger.Warn("command interrupted by an agent restart; reported failed", "command_id", id, "type", c.GetType().String())
+	a.recordOutcome(event{Kind: "failed", CommandID: id, Error: "interrupted by an agent restart before it finished", Retryable: true})
+}
+
+// recordOutcome puts a command's outcome in the outbox, then marks the
+// command finished: a restart between the two finds the outcome there.
+func (a *opsAgent) recordOutcome(e event) {
+	if err := a.outbox.add(e); err != nil {
+		a.cfg.Logger.Error("cannot record command outcome", "command_id", e.CommandID, "err", err)
+		return
+	}
+	if _, err := a.outcomes.add(e.CommandID); err != nil {
+		a.cfg.Logger.Error("cannot record command finished", "command_id", e.CommandID, "err", err)
+	}
+}
+
+// rerunnable are the commands that come to the same end when run twice:
+// keys and configuration are written whole, init steps run once, START and
+// STOP reach a state. An UPGRADE or a snapshot transfer half done is not
+// simply done again.
+var rerunnable = map[agentv1.CommandType]bool{
+	agentv1.CommandType_COMMAND_TYPE_DELIVER_KEYS: true,
+	agentv1.CommandType_COMMAND_TYPE_CAPTURE_KEY:  true,
+	agentv1.CommandType_COMMAND_TYPE_CONFIGURE:    true,
+	agentv1.CommandType_COMMAND_TYPE_START:        true,
+	agentv1.CommandType_COMMAND_TYPE_STOP:         true,
 }
 
 // reacknowledge answers a seen command that came back (its ack was lost,

@@ -377,6 +377,46 @@ func TestAgentSurvivesAGatewayRestartWithoutLosingOrRepeatingCommands(t *testing
 	}
 }
 
+// A command an agent process took and did not finish (it was stopped
+// mid-way, its acknowledgement lost) comes back to the next process, which
+// runs it again when running it twice is safe, instead of ignoring it.
+func TestACommandCutShortByARestartRunsAgain(t *testing.T) {
+	e := newTestEnv(t)
+	release := make(chan struct{})
+	rt := &scriptedRuntime{configure: func(ctx context.Context, progress ProgressFunc) error {
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}}
+	cfg := e.agentConfig(t, "node_a", rt)
+	ra := startAgent(t, cfg)
+	id := e.enqueue(t, "node_a", engine.CommandConfigure, nil)
+	e.waitStatus(t, id, engine.CommandAcknowledged, 5*time.Second)
+	ra.stop(t) // mid-CONFIGURE
+
+	c := e.command(t, id)
+	c.Status = engine.CommandDelivered // its acknowledgement never arrived
+	if err := e.store.UpdateCommand(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.cache.EnqueueCommand(context.Background(), "node_a", id); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	cfg.EnrollmentToken = ""
+	again := startAgent(t, cfg)
+	e.waitStatus(t, id, engine.CommandCompleted, 10*time.Second)
+	if n := rt.Calls("configure"); n != 2 {
+		t.Errorf("configure ran %d times, want twice: once cut short, once whole", n)
+	}
+	if !strings.Contains(again.logs.String(), "interrupted by an agent restart; running it again") {
+		t.Errorf("the agent did not say why it ran the command again:\n%s", again.logs)
+	}
+}
+
 func TestAgentWithoutCredentialsOrTokenRefusesToStart(t *testing.T) {
 	err := RunAgent(context.Background(), AgentConfig{GatewayAddr: "127.0.0.1:1", NodeID: "n", DataDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "enrollment token") {
