@@ -20,7 +20,7 @@ const (
 	// finishedFile holds the ids of the commands whose outcome the agent
 	// recorded: a taken command not in it was cut short by a restart.
 	finishedFile = "finished-commands.json"
-	maxSeen    = 10_000 // the oldest ids are forgotten beyond this
+	maxSeen      = 10_000 // the oldest ids are forgotten beyond this
 )
 
 // writeFileAtomic replaces path with data (0600) so a crash leaves the old

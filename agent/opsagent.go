@@ -106,19 +106,19 @@ func (c AgentConfig) validate() error {
 
 // opsAgent is one running agent.
 type opsAgent struct {
-	cfg     AgentConfig
-	gw      *gatewayConn
-	state   *runtimeState
-	epochs  *signingEpochs
-	chain   *chainWatch
+	cfg      AgentConfig
+	gw       *gatewayConn
+	state    *runtimeState
+	epochs   *signingEpochs
+	chain    *chainWatch
 	seen     *seenCommands
 	outcomes *seenCommands // taken, and their outcome recorded
 	outbox   *outbox
-	queue   chan *agentv1.Command
-	mu      sync.Mutex
-	running []string        // acknowledged, result not yet delivered
-	reacked map[string]bool // seen ids acknowledged again this run
-	ranHere map[string]bool // ids this process took to run
+	queue    chan *agentv1.Command
+	mu       sync.Mutex
+	running  []string        // acknowledged, result not yet delivered
+	reacked  map[string]bool // seen ids acknowledged again this run
+	ranHere  map[string]bool // ids this process took to run
 	// finished is signalled when a command finishes, to heartbeat soon.
 	finished chan struct{}
 }
