@@ -84,6 +84,14 @@ func buyAndPay(t testing.TB, m *Main, api apiClient, chain, nodeType, inputs, re
 	return sub.ID
 }
 
+// buyCometValidator buys and pays for a cometbft-kvstore validator that
+// signs with keyFile, sealed as a customer seals it.
+func buyCometValidator(t testing.TB, m *Main, api apiClient, keyFile []byte, moniker, ref string) string {
+	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), keyFile)
+	return buyAndPay(t, m, api, "cometbft-kvstore", "validator",
+		`[{"name":"moniker","value":"`+moniker+`"},{"name":"priv_validator_key","value":"`+sealed+`"}]`, ref)
+}
+
 func chainDir(n *engine.Node) string { return filepath.Join(n.Host.Address, "agent", "chain") }
 
 func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
@@ -92,9 +100,7 @@ func TestCometBFTValidatorSignsWithTheCustomersKey(t *testing.T) {
 	api := signUp(t, m, "validator@example.com", 1)
 
 	keyFile, address, secret := customerValidatorKey(t)
-	sealed := sealTo(t, m.Boot.SealedBoxKey.PublicKey().Bytes(), keyFile)
-	sub := buyAndPay(t, m, api, "cometbft-kvstore", "validator",
-		`[{"name":"moniker","value":"e2e validator"},{"name":"priv_validator_key","value":"`+sealed+`"}]`, "cmt")
+	sub := buyCometValidator(t, m, api, keyFile, "e2e validator", "cmt")
 	node := waitRunning(t, m, sub, 3*time.Minute)
 
 	rpc := node.Runtime.Ports["rpc"]

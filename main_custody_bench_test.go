@@ -41,9 +41,7 @@ func benchMigration(b *testing.B, mib int) {
 	admin := apiClient{t: b, base: "http://" + m.HTTP.Addr() + "/api/v1", token: cfg.DevToken}
 	customer := signUp(b, m, "mover@example.com", 1)
 	keyFile, _, _ := customerValidatorKey(b)
-	sealed := sealTo(b, m.Boot.SealedBoxKey.PublicKey().Bytes(), keyFile)
-	sub := buyAndPay(b, m, customer, "cometbft-kvstore", "validator",
-		`[{"name":"moniker","value":"mover"},{"name":"priv_validator_key","value":"`+sealed+`"}]`, "move")
+	sub := buyCometValidator(b, m, customer, keyFile, "mover", "move")
 	node := waitRunning(b, m, sub, 3*time.Minute)
 	padChainData(b, node, mib)
 

@@ -323,14 +323,7 @@ func TestStallIsDeclaredAfterFiveChecksWithoutProgress(t *testing.T) {
 func TestAgentSurvivesAGatewayRestartWithoutLosingOrRepeatingCommands(t *testing.T) {
 	e := newTestEnv(t)
 	release := make(chan struct{})
-	rt := &scriptedRuntime{configure: func(ctx context.Context, progress ProgressFunc) error {
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}}
+	rt := configureUntil(release)
 	cfg := e.agentConfig(t, "node_a", rt)
 	ra := startAgent(t, cfg)
 	cfgID := e.enqueue(t, "node_a", engine.CommandConfigure, nil)
@@ -377,13 +370,10 @@ func TestAgentSurvivesAGatewayRestartWithoutLosingOrRepeatingCommands(t *testing
 	}
 }
 
-// A command an agent process took and did not finish (it was stopped
-// mid-way, its acknowledgement lost) comes back to the next process, which
-// runs it again when running it twice is safe, instead of ignoring it.
-func TestACommandCutShortByARestartRunsAgain(t *testing.T) {
-	e := newTestEnv(t)
-	release := make(chan struct{})
-	rt := &scriptedRuntime{configure: func(ctx context.Context, progress ProgressFunc) error {
+// configureUntil is a runtime whose CONFIGURE lasts until release closes
+// (or the agent stops).
+func configureUntil(release <-chan struct{}) *scriptedRuntime {
+	return &scriptedRuntime{configure: func(ctx context.Context, progress ProgressFunc) error {
 		select {
 		case <-release:
 			return nil
@@ -391,6 +381,15 @@ func TestACommandCutShortByARestartRunsAgain(t *testing.T) {
 			return ctx.Err()
 		}
 	}}
+}
+
+// A command an agent process took and did not finish (it was stopped
+// mid-way, its acknowledgement lost) comes back to the next process, which
+// runs it again when running it twice is safe, instead of ignoring it.
+func TestACommandCutShortByARestartRunsAgain(t *testing.T) {
+	e := newTestEnv(t)
+	release := make(chan struct{})
+	rt := configureUntil(release)
 	cfg := e.agentConfig(t, "node_a", rt)
 	ra := startAgent(t, cfg)
 	id := e.enqueue(t, "node_a", engine.CommandConfigure, nil)
