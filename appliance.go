@@ -37,6 +37,7 @@ type Main struct {
 	NATS        *hnats.EmbeddedBus // nil with external NATS
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
+	Leader      engine.Leadership // whether this instance runs the singleton work
 	Gateway     *gateway.Gateway
 	Snapshots   engine.SnapshotStore // what agents put through the gateway, under the data dir
 	Provisioner engine.Provisioner
@@ -87,6 +88,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"store", m.openStore},
 		{"secrets", m.openSecrets},
 		{"cache", m.openCache},
+		{"leader", m.openLeader},
 		{"command queue", m.rebuildCommandQueue},
 		{"events", m.openEvents},
 		{"temporal server", m.openTemporalServer},
@@ -139,7 +141,7 @@ func (m *Main) OpenState(ctx context.Context) error {
 // Run serves until ctx ends, then stops in order.
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
-	go m.expireSubscriptions(ctx, time.Minute)
+	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}
@@ -184,23 +186,14 @@ func (m *Main) addCheck(name string, critical bool, check func(context.Context) 
 }
 
 // expireSubscriptions ends subscriptions whose time is up and terminates
-// their nodes. One instance runs it until leader election exists.
-func (m *Main) expireSubscriptions(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n, err := engine.ExpireSubscriptions(ctx, m.Store, m.Store, m.Workflows, now.UTC(), 500)
-			if n > 0 {
-				m.Logger.Info("subscriptions expired", "count", n)
-			}
-			if err != nil {
-				m.Logger.Warn("expiring subscriptions", "err", err)
-			}
-		}
+// their nodes.
+func (m *Main) expireSubscriptions(ctx context.Context) {
+	n, err := engine.ExpireSubscriptions(ctx, m.Store, m.Store, m.Workflows, time.Now().UTC(), 500)
+	if n > 0 {
+		m.Logger.Info("subscriptions expired", "count", n)
+	}
+	if err != nil {
+		m.Logger.Warn("expiring subscriptions", "err", err)
 	}
 }
 

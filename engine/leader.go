@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // LeaderStore keeps the leader epoch: a counter bumped by every new leader,
 // so writes of a deposed leader can be fenced.
@@ -10,3 +13,48 @@ type LeaderStore interface {
 	// LeaderEpoch returns the current epoch and its holder (0, "" before any leader).
 	LeaderEpoch(ctx context.Context) (int64, string, error)
 }
+
+// Leadership tells whether this instance leads the appliance's singleton
+// work (health evaluation, incident dispatch, uptime, expiry, reaping).
+type Leadership interface {
+	// Leading returns the epoch this instance leads under, or false when
+	// another instance leads (or none does yet).
+	Leading() (epoch int64, ok bool)
+}
+
+// ErrStaleLeader is in the chain of a leader-only write refused because a
+// newer leader bumped the epoch since the writer took office.
+var ErrStaleLeader = &Error{Code: EConflict, Message: "a newer leader took over: this write is fenced"}
+
+type leaderEpochKey struct{}
+
+// WithLeaderEpoch marks ctx as leader-only work done under epoch. Store
+// writes made with it are fenced: applied only while epoch is still the
+// stored one, in the same transaction, else refused with ErrStaleLeader.
+func WithLeaderEpoch(ctx context.Context, epoch int64) context.Context {
+	return context.WithValue(ctx, leaderEpochKey{}, epoch)
+}
+
+// LeaderEpochFrom returns the epoch ctx's writes are fenced by, if any.
+func LeaderEpochFrom(ctx context.Context) (int64, bool) {
+	e, ok := ctx.Value(leaderEpochKey{}).(int64)
+	return e, ok
+}
+
+// SoleLeader is the leadership of an appliance that cannot have a rival:
+// on bbolt the instance holding the file lock is the only one there is. It
+// still takes a fresh epoch, so fencing works the same on every store.
+type SoleLeader struct{ epoch atomic.Int64 }
+
+// TakeSoleLeadership advances the epoch for holder and leads under it.
+func TakeSoleLeadership(ctx context.Context, store LeaderStore, holder string) (*SoleLeader, error) {
+	e, err := store.AdvanceLeaderEpoch(ctx, holder)
+	if err != nil {
+		return nil, err
+	}
+	l := &SoleLeader{}
+	l.epoch.Store(e)
+	return l, nil
+}
+
+func (l *SoleLeader) Leading() (int64, bool) { return l.epoch.Load(), true }

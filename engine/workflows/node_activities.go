@@ -122,18 +122,11 @@ func (a *Activities) RevokeAgent(ctx context.Context, nodeID string) error {
 // OpenIncident opens the incident; an open one with the same node and
 // dedupe key makes it a no-op.
 func (a *Activities) OpenIncident(ctx context.Context, r IncidentRequest) error {
-	if _, err := a.Store.FindOpenIncident(ctx, r.NodeID, r.DedupeKey); err == nil {
-		return nil
+	spec := engine.IncidentSpec{NodeID: r.NodeID, DedupeKey: r.DedupeKey, Severity: r.Severity, Summary: r.Summary}
+	if _, _, err := engine.RaiseIncident(ctx, a.Store, spec, a.now()); err != nil {
+		return classify(err)
 	}
-	in := &engine.Incident{
-		ID: engine.NewID("inc"), NodeID: r.NodeID, DedupeKey: r.DedupeKey,
-		Severity: r.Severity, Summary: r.Summary, OpenedAt: a.now(),
-	}
-	err := a.Store.OpenIncident(ctx, in)
-	if err == nil || engine.IsCode(err, engine.EConflict) {
-		return nil
-	}
-	return classify(fmt.Errorf("open incident for node %s: %w", r.NodeID, err))
+	return nil
 }
 
 // VerifyCleanup checks a terminated node left nothing behind: no keys, and
