@@ -12,6 +12,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
+	"github.com/hoodcloud/hoodcloud/engine/observe"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
@@ -57,6 +58,8 @@ type Main struct {
 	temporalServer *devserver.Server // nil with an external Temporal
 	inspectHosts   bool              // open the provisioner without starting agents
 	agentBinaryErr error
+	evaluator      *observe.Evaluator
+	healthMetrics  *healthMetrics
 	bootDone       chan struct{}
 	bootErr        error
 
@@ -100,6 +103,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
 		{"payments", m.openPayments},
+		{"health evaluator", m.openEvaluator},
 		{"http", m.openHTTP},
 	})
 	if err != nil {
@@ -142,6 +146,7 @@ func (m *Main) OpenState(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
 	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
+	go m.whileLeading(ctx, m.Config.HealthInterval, m.evaluateHealth)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}

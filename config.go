@@ -74,6 +74,14 @@ type Config struct {
 	// (keys.WebhookSecretFile); "" for the secret generated at first start.
 	PaymentWebhookSecretFile string
 
+	// The health evaluator: how often it judges every node, how many
+	// cycles in a row a verdict needs before it changes a node, how long a
+	// height may stand still, and whether a stuck node is restarted.
+	HealthInterval      time.Duration
+	HealthConfirmations int
+	HealthStuckAfter    time.Duration
+	HealthRemediate     bool
+
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
 
@@ -116,6 +124,11 @@ func defaultConfig() Config {
 		PaymentMaxDeliver:     5,
 		PaymentAckWait:        30 * time.Second,
 		PaymentIdempotencyTTL: 24 * time.Hour,
+
+		HealthInterval:      15 * time.Second,
+		HealthConfirmations: 3,
+		HealthStuckAfter:    5 * time.Minute,
+		HealthRemediate:     true,
 	}
 }
 
@@ -159,6 +172,10 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PaymentIdempotencyTTL, "payment-idempotency-ttl", c.PaymentIdempotencyTTL, "how long the cache remembers a processed payment event")
 	fs.StringVar(&c.PaymentWebhookSecretFile, "payment-webhook-secret-file", c.PaymentWebhookSecretFile,
 		"file of the payment webhook's HMAC secret (mode 0600, at least 32 bytes; during a rotation the previous secret on a second line)")
+	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "how often the health evaluator judges every node")
+	fs.IntVar(&c.HealthConfirmations, "health-confirmations", c.HealthConfirmations, "consecutive evaluations a verdict needs before it changes a node's state")
+	fs.DurationVar(&c.HealthStuckAfter, "health-stuck-after", c.HealthStuckAfter, "how long a node's height may stand still, while not syncing, before it is stuck")
+	fs.BoolVar(&c.HealthRemediate, "health-remediate", c.HealthRemediate, "restart a stuck node once per incident (a profile turns it off by redefining its stuck rule without a remedy)")
 	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
 	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
@@ -279,6 +296,12 @@ func (c *Config) validate() error {
 		func() error {
 			if c.Provisioner == "hetzner" && c.HetznerToken == "" {
 				return configErrorf("hetzner-token: required with provisioner hetzner (set HOODCLOUD_HETZNER_TOKEN)")
+			}
+			return nil
+		},
+		func() error {
+			if c.HealthInterval <= 0 || c.HealthConfirmations < 1 || c.HealthStuckAfter <= 0 {
+				return configErrorf("health-interval and health-stuck-after must be positive, health-confirmations >= 1")
 			}
 			return nil
 		},

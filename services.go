@@ -260,9 +260,7 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
 			Installation: m.installationID(),
 			AgentBinary:  m.Config.agentBinaryPath(),
-			// Local agents cost nothing to hear from often, and each command
-			// waits for a heartbeat to be delivered.
-			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
+			AgentArgs: []string{"--heartbeat-interval=" + localHeartbeatInterval.String(), "--progress-interval=1s"},
 			Env:       m.Config.agentEnv,
 			Logger:    m.Logger,
 			Inspect:   m.inspectHosts,
@@ -279,6 +277,10 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 	m.onClose(func(context.Context) error { return p.Close() })
 	return nil
 }
+
+// localHeartbeatInterval is how often local agents report: they cost
+// nothing to hear from often, and each command waits for a heartbeat.
+const localHeartbeatInterval = time.Second
 
 // localPlacements puts every host on this machine, whatever provider the
 // chain profile names: the local provisioner simulates them all.
