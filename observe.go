@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// openEvaluator prepares the health evaluator; Run drives it while this
+// openEvaluator starts the health evaluator, which runs while this
 // instance leads.
 func (m *Main) openEvaluator(context.Context) error {
 	statuses, ok := m.Cache.(engine.AgentStatusLister)
@@ -38,6 +38,7 @@ func (m *Main) openEvaluator(context.Context) error {
 		Remediate:         m.Config.HealthRemediate,
 	})
 	m.healthMetrics = newHealthMetrics(m.Registry)
+	m.lead(m.Config.HealthInterval, m.evaluateHealth)
 	return nil
 }
 

@@ -260,7 +260,8 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
 			Installation: m.installationID(),
 			AgentBinary:  m.Config.agentBinaryPath(),
-			AgentArgs: []string{"--heartbeat-interval=" + localHeartbeatInterval.String(), "--progress-interval=1s"},
+			AgentArgs: []string{"--heartbeat-interval=" + localHeartbeatInterval.String(), "--progress-interval=1s",
+				"--chain-metrics-interval=" + localChainMetricsInterval.String()},
 			Env:       m.Config.agentEnv,
 			Logger:    m.Logger,
 			Inspect:   m.inspectHosts,
@@ -281,6 +282,10 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 // localHeartbeatInterval is how often local agents report: they cost
 // nothing to hear from often, and each command waits for a heartbeat.
 const localHeartbeatInterval = time.Second
+
+// localChainMetricsInterval is how often local agents sample their chain:
+// the health evaluator sees a height no staler than this.
+const localChainMetricsInterval = 2 * time.Second
 
 // localPlacements puts every host on this machine, whatever provider the
 // chain profile names: the local provisioner simulates them all.

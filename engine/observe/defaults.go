@@ -15,6 +15,8 @@ func Defaults() []RuleSpec {
 			Summary: "the block height stopped growing while the node is not syncing", Remedy: RemedyRestart},
 		{Name: "no-peers", Verdict: VerdictDegraded, When: "sampled && peers == 0",
 			Summary: "the node has no peers"},
+		{Name: "app-degraded", Verdict: VerdictDegraded, When: `has_heartbeat && health == "degraded" && !syncing`,
+			Summary: "the agent reports the chain software degraded (its metrics unreachable, say)"},
 		{Name: "behind", Verdict: VerdictSyncing, When: "has_heartbeat && syncing"},
 		{Name: "caught-up", Verdict: VerdictOK, When: "has_heartbeat && !syncing"},
 	}

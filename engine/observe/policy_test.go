@@ -36,6 +36,8 @@ func TestDefaultPolicies(t *testing.T) {
 		{"height stalled while not syncing", func(f *Facts) { f.StalledFor = 5 * time.Minute }, VerdictDegraded, "stuck"},
 		{"height stalled while syncing is not stuck", func(f *Facts) { f.StalledFor, f.Syncing, f.Highest = time.Hour, true, 200 }, VerdictSyncing, "behind"},
 		{"no peers", func(f *Facts) { f.Peers = 0 }, VerdictDegraded, "no-peers"},
+		{"the agent says degraded", func(f *Facts) { f.Health = engine.AppHealthDegraded }, VerdictDegraded, "app-degraded"},
+		{"degraded while syncing is syncing", func(f *Facts) { f.Health, f.Syncing = engine.AppHealthDegraded, true }, VerdictSyncing, "behind"},
 		{"no peers before the first sample says nothing", func(f *Facts) { f.Peers, f.Sampled = 0, false }, VerdictOK, "caught-up"},
 		{"syncing and behind", func(f *Facts) { f.Syncing, f.Highest = true, 150 }, VerdictSyncing, "behind"},
 		{"worst first: stuck without peers is critical once heartbeats stop", func(f *Facts) {
