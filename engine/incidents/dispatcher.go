@@ -289,7 +289,11 @@ const maxErrorText = 300
 // errorText is err's message, short enough to keep on the incident.
 // Notifiers keep URLs and secrets out of their errors.
 func errorText(err error) string {
-	msg := strings.ToValidUTF8(err.Error(), "?")
+	msg := err.Error()
+	if engine.ErrorCode(err) != engine.EInternal {
+		msg = engine.ErrorMessage(err) // without the code's prefix
+	}
+	msg = strings.ToValidUTF8(msg, "?")
 	if len(msg) <= maxErrorText {
 		return msg
 	}
