@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/incidents"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
@@ -38,6 +39,7 @@ type Main struct {
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
 	Leader      engine.Leadership // whether this instance runs the singleton work
+	Incidents   *incidents.Dispatcher
 	Gateway     *gateway.Gateway
 	Snapshots   engine.SnapshotStore // what agents put through the gateway, under the data dir
 	Provisioner engine.Provisioner
@@ -100,6 +102,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
 		{"payments", m.openPayments},
+		{"incidents", m.openIncidents},
 		{"http", m.openHTTP},
 	})
 	if err != nil {
@@ -142,6 +145,7 @@ func (m *Main) OpenState(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
 	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
+	go m.whileLeading(ctx, m.Config.Incidents.DispatchInterval, m.dispatchIncidents)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}
