@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/incidents"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/observe"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
@@ -39,6 +40,7 @@ type Main struct {
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
 	Leader      engine.Leadership // whether this instance runs the singleton work
+	Incidents   *incidents.Dispatcher
 	Gateway     *gateway.Gateway
 	Snapshots   engine.SnapshotStore // what agents put through the gateway, under the data dir
 	Provisioner engine.Provisioner
@@ -104,6 +106,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"workflows", m.openWorkflows},
 		{"payments", m.openPayments},
 		{"health evaluator", m.openEvaluator},
+		{"incidents", m.openIncidents},
 		{"http", m.openHTTP},
 	})
 	if err != nil {

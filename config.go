@@ -81,6 +81,7 @@ type Config struct {
 	HealthConfirmations int
 	HealthStuckAfter    time.Duration
 	HealthRemediate     bool
+	Incidents IncidentConfig // notifiers of incidents (incidents.go)
 
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
@@ -89,7 +90,7 @@ type Config struct {
 }
 
 // secretKeys are never printed.
-var secretKeys = map[string]bool{"dev-token": true, "master-key": true, "hetzner-token": true}
+var secretKeys = map[string]bool{"dev-token": true, "master-key": true, "hetzner-token": true, "incident-webhook-url": true}
 
 // ConfigError is bad configuration: the process exits 2 and starts nothing.
 type ConfigError struct{ Err error }
@@ -129,6 +130,7 @@ func defaultConfig() Config {
 		HealthConfirmations: 3,
 		HealthStuckAfter:    5 * time.Minute,
 		HealthRemediate:     true,
+		Incidents: defaultIncidentConfig(),
 	}
 }
 
@@ -182,6 +184,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AgentBinary, "agent-binary", c.AgentBinary, "the ops-agent binary hosts download and local hosts run (default: hoodcloud-agent beside this executable)")
 	fs.StringVar(&c.AgentPublicAddr, "agent-public-addr", c.AgentPublicAddr, "gateway host:port that node hosts dial (default: agent-addr, unless it binds a wildcard)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL node hosts reach the HTTP API by, e.g. https://cp.example.com (default: from http-addr, unless it binds a wildcard)")
+	c.Incidents.bindFlags(fs)
 }
 
 // stringList is a comma-separated flag value.
@@ -307,6 +310,7 @@ func (c *Config) validate() error {
 		},
 		c.checkPublicAddrs,
 		c.checkPaymentWebhookSecretFile,
+		c.Incidents.validate,
 		func() error {
 			if c.servesTLS() {
 				return nil

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"bytes"
 	"os"
@@ -40,7 +41,7 @@ func TestHealthFollowsARealValidator(t *testing.T) {
 	w := &watchedNode{t: t, m: m, id: node.ID, host: node.Host.Address}
 	t.Cleanup(func() {
 		if t.Failed() {
-			st, err := agentStatuses(m.Cache).GetAgentStatus(t.Context(), node.ID)
+			st, err := agentStatuses(m.Cache).GetAgentStatus(context.Background(), node.ID)
 			t.Logf("latest status: %+v (%v)\nappliance lines naming the node:\n%s", st, err, linesNaming(logs.String(), node.ID))
 		}
 	})

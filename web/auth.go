@@ -33,6 +33,7 @@ func (s *Server) routeAPI() {
 	s.routeNodes(api, authed)
 	s.routeCustody(api, authed)
 	s.routeKeys(authed)
+	s.routeIncidents(authed)
 }
 
 type loginRequest struct {

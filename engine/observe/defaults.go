@@ -11,7 +11,7 @@ func Defaults() []RuleSpec {
 			Summary: "the agent reports the chain software critical"},
 		{Name: "crash-loop", Verdict: VerdictDegraded, When: "has_heartbeat && crash_loop",
 			Summary: "a chain component keeps crashing"},
-		{Name: "stuck", Verdict: VerdictDegraded, When: "sampled && !syncing && stalled_for >= stuck_after",
+		{Name: "stuck", Verdict: VerdictDegraded, When: "has_heartbeat && !syncing && stalled_for >= stuck_after",
 			Summary: "the block height stopped growing while the node is not syncing", Remedy: RemedyRestart},
 		{Name: "no-peers", Verdict: VerdictDegraded, When: "sampled && peers == 0",
 			Summary: "the node has no peers"},

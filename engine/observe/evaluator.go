@@ -280,6 +280,7 @@ func (e *Evaluator) act(ctx context.Context, n *engine.Node, res Result, now tim
 		w.streak++
 	} else {
 		w.pending, w.pendRule, w.streak = res.Verdict, rule, 1
+		e.cfg.Logger.Debug("health verdict", "node", n.ID, "verdict", res.Verdict, "rule", rule)
 	}
 	if w.streak < e.cfg.Confirmations {
 		return nil
