@@ -81,7 +81,7 @@ type Config struct {
 	HealthConfirmations int
 	HealthStuckAfter    time.Duration
 	HealthRemediate     bool
-	Incidents IncidentConfig // notifiers of incidents (incidents.go)
+	Incidents           IncidentConfig // notifiers of incidents (incidents.go)
 
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
@@ -130,7 +130,7 @@ func defaultConfig() Config {
 		HealthConfirmations: 3,
 		HealthStuckAfter:    5 * time.Minute,
 		HealthRemediate:     true,
-		Incidents: defaultIncidentConfig(),
+		Incidents:           defaultIncidentConfig(),
 	}
 }
 

@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
-	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"

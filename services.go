@@ -262,9 +262,9 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 			AgentBinary:  m.Config.agentBinaryPath(),
 			AgentArgs: []string{"--heartbeat-interval=" + localHeartbeatInterval.String(), "--progress-interval=1s",
 				"--chain-metrics-interval=" + localChainMetricsInterval.String()},
-			Env:       m.Config.agentEnv,
-			Logger:    m.Logger,
-			Inspect:   m.inspectHosts,
+			Env:     m.Config.agentEnv,
+			Logger:  m.Logger,
+			Inspect: m.inspectHosts,
 		})
 		p = localPlacements{lp}
 	}
