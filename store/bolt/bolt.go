@@ -150,6 +150,7 @@ var allBuckets = [][]byte{
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
 	bIncidents, bIncByNode, bIncOpen, bUptime, bUptimeByHour,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
+	bDeadLetters, bDeadLettersByTime,
 }
 
 func createBuckets(tx *bbolt.Tx) error {
