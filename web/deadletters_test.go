@@ -182,8 +182,8 @@ func TestRedriveOverTheAPI(t *testing.T) {
 	f := newDeadLetterFixture(t)
 	redrive := request{method: "POST", path: "/api/v1/admin/payments/dead-letters/" + f.letter + "/redrive", credential: f.rootJWT}
 	var conflict struct {
-		Error struct{ Code, Message string } `json:"error"`
-		DeadLetter deadLetterOut `json:"dead_letter"`
+		Error      struct{ Code, Message string } `json:"error"`
+		DeadLetter deadLetterOut                  `json:"dead_letter"`
 	}
 	f.decode(f.do(redrive), 409, &conflict)
 	if conflict.Error.Code != "conflict" || !strings.Contains(conflict.Error.Message, "still fails") ||
