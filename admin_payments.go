@@ -101,8 +101,11 @@ func adminDeadLetters(ctx context.Context, args []string, env func(string) strin
 	status := fs.String("status", "", "only letters in this status: dead, redriven or resolved")
 	limit := fs.Int("limit", 0, "at most this many (1 to 1000; default 100)")
 	output := outputFlag(fs)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+	if err := fs.Parse(args); err != nil {
 		return errUsage
+	}
+	if fs.NArg() != 0 {
+		return configErrorf("admin payments dead-letters: takes flags only, not %q", fs.Arg(0))
 	}
 	if err := checkOneOf("output", *output, "text", "json"); err != nil {
 		return err

@@ -51,6 +51,11 @@ func TestRedrivenPaymentActivatesExactlyOnce(t *testing.T) {
 		t.Errorf("hoodcloud_payment_dead_letters_total = %q, want 1", got)
 	}
 	requireStillPending(t, m, sub.ID)
+	code, out, errOut := runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
+		"payments", "dead-letters", "--api-url", base, "--status", "dead")
+	if code != 0 || !strings.Contains(out, letter.ID+"  dead  2 deliveries") || !strings.Contains(out, `"event_id":"evt-early"`) {
+		t.Fatalf("admin payments dead-letters = %d %q %q, want the letter with its payload", code, out, errOut)
+	}
 
 	// The cause is fixed: the payment is linked. Two operators redrive at
 	// once, then one again by the CLI.
@@ -60,7 +65,7 @@ func TestRedrivenPaymentActivatesExactlyOnce(t *testing.T) {
 	if codes[200] != 1 || codes[409] != 1 {
 		t.Fatalf("concurrent redrives answered %v, want one 200 and one 409", codes)
 	}
-	code, _, errOut := runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
+	code, _, errOut = runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
 		"payments", "redrive", "--api-url", base, letter.ID)
 	if code != 1 || !strings.Contains(errOut, "409") || !strings.Contains(errOut, "redriven, not dead") {
 		t.Fatalf("redrive of a redriven letter = %d %q, want exit 1 with the 409", code, errOut)
@@ -74,7 +79,7 @@ func TestRedrivenPaymentActivatesExactlyOnce(t *testing.T) {
 	if _, err := m.Store.FindOpenIncident(t.Context(), "", engine.PaymentDeadLetterIncidentKey(letter.ID)); !engine.IsCode(err, engine.ENotFound) {
 		t.Fatalf("the incident is still open after the redrive (%v)", err)
 	}
-	code, out, errOut := runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
+	code, out, errOut = runAdmin(t, "", map[string]string{"HOODCLOUD_ADMIN_TOKEN": "e2e-admin"},
 		"payments", "dead-letters", "--api-url", base, "--output", "json")
 	var listed struct {
 		DeadLetters []deadLetterOutput `json:"dead_letters"`
@@ -197,4 +202,29 @@ func metric(t *testing.T, base, name string) string {
 		}
 	}
 	return ""
+}
+
+func TestAdminPaymentsBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"payments"}, "usage: hoodcloud admin payments"},
+		{"unknown command", []string{"payments", "refund"}, `admin payments: unknown command "refund"`},
+		{"redrive nothing", []string{"payments", "redrive"}, "want exactly one dead letter ID"},
+		{"redrive two", []string{"payments", "redrive", "pdl_1", "pdl_2"}, "want exactly one dead letter ID"},
+		{"list with an argument", []string{"payments", "dead-letters", "pdl_1"}, "takes flags only"},
+		{"an unknown output", []string{"payments", "dead-letters", "--output", "yaml"}, "output: want one of text, json"},
+		{"list without token", []string{"payments", "dead-letters"}, "set HOODCLOUD_ADMIN_TOKEN"},
+		{"redrive without token", []string{"payments", "redrive", "--output", "json", "pdl_1"}, "set HOODCLOUD_ADMIN_TOKEN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runAdmin(t, "", nil, tt.args...)
+			if code != 2 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 mentioning %q", code, errOut, tt.want)
+			}
+		})
+	}
 }
