@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 const adminPaymentsUsage = `usage: hoodcloud admin payments COMMAND [flags]
@@ -69,17 +72,30 @@ func (l deadLetterOutput) describe(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n  error:   %s\n", l.Error)
 	if l.Payload != nil {
-		fmt.Fprintf(w, "  payload: %s\n", shorten(strconv.Quote(*l.Payload)))
+		fmt.Fprintf(w, "  payload: %s\n", shorten(terminalSafe(*l.Payload)))
 	} else {
 		fmt.Fprintf(w, "  payload (base64): %s\n", shorten(l.PayloadBase64))
 	}
+}
+
+// terminalSafe is s as it is, or quoted when it holds control characters
+// (a newline, an escape sequence) that would garble a terminal.
+func terminalSafe(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func shorten(s string) string {
 	if len(s) <= maxShownPayload {
 		return s
 	}
-	return s[:maxShownPayload] + "…"
+	cut := maxShownPayload
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // outputFlag adds --output to fs.
