@@ -160,7 +160,8 @@ func (c *PaymentConsumer) failed(ctx context.Context, m *Message, e *PaymentComp
 	if err := c.cfg.Cache.DeleteKey(ctx, PaymentIdempotencyKey(e.EventID)); err != nil {
 		log.Warn("forget idempotency key", "err", err)
 	}
-	if m.Deliveries >= c.cfg.MaxDeliver {
+	// A delivery a stop cut short is not the payment's failure.
+	if m.Deliveries >= c.cfg.MaxDeliver && ctx.Err() == nil {
 		log.Error("payment.completed failed on its last delivery", "err", err)
 		return c.giveUp(ctx, m, e, err)
 	}

@@ -410,3 +410,25 @@ func TestPaymentConsumerTakesOverAConsumerWithABusLimit(t *testing.T) {
 	}
 	stop()
 }
+
+// A last delivery cut short by the consumer stopping is delivered again
+// after the restart, not given up.
+func TestAStopIsNotAPaymentFailure(t *testing.T) {
+	p := newPayments(t)
+	c, _ := p.consumer(func(cfg *engine.PaymentConsumerConfig) { cfg.MaxDeliver = 1 })
+	pay := p.pendingLinked(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := &engine.Message{Data: eventJSON(t, engine.PaymentCompletedEvent{EventID: "ev-stop", PaymentID: pay.ID}), Deliveries: 1}
+	if got := c.Handle(ctx, m); got != engine.AckRetry {
+		t.Fatalf("Handle while stopping = %v, want AckRetry", got)
+	}
+	if ls, err := p.store.ListPaymentDeadLetters(context.Background(), "", 0); err != nil || len(ls) != 0 {
+		t.Fatalf("dead letters %v, %v; want none", ls, err)
+	}
+	m.Deliveries = 2
+	if got := c.Handle(context.Background(), m); got != engine.AckDone {
+		t.Fatalf("Handle after the restart = %v, want AckDone", got)
+	}
+	p.requireActivatedOnce(pay)
+}
