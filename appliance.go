@@ -52,6 +52,8 @@ type Main struct {
 	// WebhookSecrets verify payment webhooks: the operator's secret file
 	// or the secret generated at first start.
 	WebhookSecrets webhookSecrets
+	// DeadLetters are the payment events the consumer gave up on.
+	DeadLetters *engine.PaymentDeadLetters
 
 	// AgentBinary is the ops-agent handed to hosts; nil when there is none
 	// (agentBinaryErr says why, and the readiness reports it).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/incidents"
 	"github.com/hoodcloud/hoodcloud/internal/chains"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
@@ -27,6 +29,7 @@ func TestHealthFollowsARealValidator(t *testing.T) {
 	cfg.HealthInterval = time.Second
 	cfg.HealthConfirmations = 2
 	cfg.HealthStuckAfter = 12 * time.Second
+	hook := incidentReceiver(t, &cfg)
 	cfg.LogLevel = slog.LevelDebug
 	logs := &testenv.LogBuffer{}
 	m := NewMain(cfg, logs)
@@ -55,11 +58,14 @@ func TestHealthFollowsARealValidator(t *testing.T) {
 	if len(opened) != 1 {
 		t.Fatalf("open policy incidents %v; want exactly one", opened)
 	}
+	hook.waitFor(t, incidents.DeliveryID(opened[0].ID, engine.IncidentOpened))
 	w.signal(hung, syscall.SIGCONT)
 	w.awaitState(engine.NodeRunning)
 	if got := w.openPolicyIncidents(); len(got) != 0 {
 		t.Fatalf("open policy incidents after recovery: %v", got)
 	}
+	resolved := incidents.DeliveryID(opened[0].ID, engine.IncidentResolved)
+	hook.waitFor(t, resolved)
 
 	// A chain that stays hung: one restart, which brings it back.
 	w.signal(hung, syscall.SIGSTOP)
@@ -79,6 +85,35 @@ func TestHealthFollowsARealValidator(t *testing.T) {
 	if !stuck {
 		t.Fatalf("no stuck incident among %d; want the restart to answer one", len(all))
 	}
+	if n := count(hook.deliveries(), resolved); n != 1 {
+		t.Errorf("the resolve of %s was notified %d times; want once", opened[0].ID, n)
+	}
+}
+
+// incidentReceiver points cfg's incident webhook at a receiver of the test's.
+func incidentReceiver(t *testing.T, cfg *Config) *signedReceiver {
+	secret := "health-webhook-secret-0123456789abcdef"
+	secretFile := filepath.Join(t.TempDir(), "incident-webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := &signedReceiver{t: t, secret: []byte(secret)}
+	srv := httptest.NewServer(hook)
+	t.Cleanup(srv.Close)
+	cfg.Incidents.WebhookURL = srv.URL + "/hooks/health"
+	cfg.Incidents.WebhookSecretFile = secretFile
+	cfg.Incidents.DispatchInterval = 200 * time.Millisecond
+	return hook
+}
+
+func count(items []string, item string) int {
+	n := 0
+	for _, i := range items {
+		if i == item {
+			n++
+		}
+	}
+	return n
 }
 
 // watchedNode is one node of the appliance under test, seen from outside.
@@ -96,16 +131,16 @@ func (w *watchedNode) awaitState(want engine.NodeState) {
 	})
 }
 
-func (w *watchedNode) openPolicyIncidents() []string {
+func (w *watchedNode) openPolicyIncidents() []*engine.Incident {
 	w.t.Helper()
 	all, err := w.m.Store.ListIncidents(w.t.Context(), w.id)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	var open []string
+	var open []*engine.Incident
 	for _, in := range all {
 		if in.Open() && strings.HasPrefix(in.DedupeKey, "policy:") {
-			open = append(open, in.DedupeKey)
+			open = append(open, in)
 		}
 	}
 	return open

@@ -92,10 +92,12 @@ func (m *Main) openPayments(ctx context.Context) error {
 		MaxDeliver:     m.Config.PaymentMaxDeliver,
 		AckWait:        m.Config.PaymentAckWait,
 		IdempotencyTTL: m.Config.PaymentIdempotencyTTL,
+		OnDeadLetter:   m.countDeadLetters(),
 	})
 	if err != nil {
 		return err
 	}
+	m.DeadLetters = c.DeadLetters()
 	runCtx, cancel := context.WithCancel(context.Background())
 	stop, err := c.Start(runCtx, m.Events)
 	if err != nil {
@@ -348,6 +350,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Subscriptions: subscriptions,
 		Payments:      payments,
 		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secrets: m.WebhookSecrets, Events: m.Events}),
+		DeadLetters:   m.DeadLetters,
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,
 		AgentBinary:   m.AgentBinary,

@@ -30,6 +30,7 @@ func (s *Server) routeAPI() {
 	authed.DELETE("/api-keys/:id", s.revokeAPIKey)
 	s.routeSubscriptions(api, authed)
 	s.routePayments(api, authed)
+	s.routeDeadLetters(authed)
 	s.routeNodes(api, authed)
 	s.routeCustody(api, authed)
 	s.routeKeys(authed)

@@ -153,6 +153,7 @@ var allBuckets = [][]byte{
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
 	bIncidents, bIncByNode, bIncOpen, bIncByTime, bIncByState, bIncToNotify, bUptime, bUptimeByHour,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
+	bDeadLetters, bDeadLettersByTime,
 }
 
 func createBuckets(tx *bbolt.Tx) error {
