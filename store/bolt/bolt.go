@@ -148,7 +148,7 @@ var allBuckets = [][]byte{
 	bPayments, bPaymentsByExt, bPaymentEvents, bChainRefs,
 	bNodes, bNodesBySub, bNodesByOwner, bNodesByState, bNodesByChain, bStateLog, bStateLogByAt,
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
-	bIncidents, bIncByNode, bIncOpen, bUptime, bUptimeByHour,
+	bIncidents, bIncByNode, bIncOpen, bUptime, bUptimeByHour, bUptimeRecompute,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
 }
 
