@@ -24,7 +24,7 @@ func uCreated(d time.Duration, state engine.NodeState) *engine.NodeStateChange {
 }
 
 const (
-	uMin = time.Minute
+	uMin   = time.Minute
 	uGrace = 10 * time.Minute
 )
 
