@@ -32,6 +32,7 @@ func (s *Server) routeAPI() {
 	s.routePayments(api, authed)
 	s.routeNodes(api, authed)
 	s.routeCustody(api, authed)
+	s.routeUptime(authed)
 	s.routeKeys(authed)
 }
 

@@ -155,7 +155,7 @@ func newSubscriptionFixtureOf(tb testing.TB, chainSource profile.Source) *subscr
 		c.Payments = newPayments(tb, st, events, chains)
 		c.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
 		c.SealingKey = key.PublicKey().Bytes
-	})
+	}, withUptime(tb))
 	return &subscriptionFixture{fixture: f, key: key, workflows: wf, events: events, chains: chains, cache: cache}
 }
 
