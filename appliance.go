@@ -46,6 +46,10 @@ type Main struct {
 	HTTP          *web.Server
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
+	// UptimeWorker keeps nodes' hourly uptime buckets (leader only);
+	// Uptime reads them for the API.
+	UptimeWorker *engine.UptimeWorker
+	Uptime       *engine.Uptime
 	// WebhookSecrets verify payment webhooks: the operator's secret file
 	// or the secret generated at first start.
 	WebhookSecrets webhookSecrets
@@ -100,6 +104,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
 		{"payments", m.openPayments},
+		{"uptime", m.openUptime},
 		{"http", m.openHTTP},
 	})
 	if err != nil {
@@ -142,6 +147,7 @@ func (m *Main) OpenState(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
 	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
+	go m.whileLeading(ctx, m.Config.UptimeInterval, m.accountUptime)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}

@@ -132,8 +132,8 @@ func TestUptimeBucketOfOneHour(t *testing.T) {
 		{name: "sub-second spans round so that up and down add up to the hour", created: long,
 			log: []*engine.NodeStateChange{
 				uCreated(long, engine.NodeRunning),
-				uChange(10*uMin+400*time.Millisecond, engine.NodeRunning, engine.NodeDegraded),
-				uChange(20*uMin+700*time.Millisecond, engine.NodeDegraded, engine.NodeRunning),
+				uChange(10*uMin+200*time.Millisecond, engine.NodeRunning, engine.NodeDegraded),
+				uChange(20*uMin+800*time.Millisecond, engine.NodeDegraded, engine.NodeRunning),
 			},
 			now: endOfHour, up: 2999, down: 601, complete: true},
 	}
