@@ -16,9 +16,8 @@ const (
 	DefaultUptimeRetention = 90 * 24 * time.Hour
 )
 
-// uptimeLookback is how far back a pass first looks for a node's last
-// complete bucket: a worker that ran within a day finds it there, and only
-// one that was stopped longer reads the node's whole retention.
+// uptimeLookback is how far back a pass looks for a node's last complete
+// bucket before it reads the node's whole retention.
 const uptimeLookback = 24 * time.Hour
 
 // uptimeFlushAt bounds the buckets a pass holds before writing them, for
@@ -250,21 +249,26 @@ func (w *UptimeWorker) span(n *Node, now time.Time) (first, last time.Time) {
 // frontier is the hour after the node's last complete bucket between
 // first and last, or first when there is none. Complete buckets are a
 // prefix of the node's hours (every pass writes from the frontier on), so
-// a look at the last day usually finds it.
+// it looks back in steps: the previous hour finds it on a worker that ran
+// within the hour, the last day on one stopped for less than a day, and
+// only a longer stop reads the node's whole retention.
 func (w *UptimeWorker) frontier(ctx context.Context, nodeID string, first, last time.Time) (time.Time, error) {
-	recent := latest(first, last.Add(-uptimeLookback))
-	bs, err := w.cfg.Buckets.ListUptimeBuckets(ctx, nodeID, recent, last.Add(time.Hour))
-	if err != nil {
-		return time.Time{}, err
+	to := last.Add(time.Hour)
+	for _, back := range []time.Duration{time.Hour, uptimeLookback, last.Sub(first)} {
+		from := latest(first, last.Add(-back))
+		if !from.Before(to) {
+			continue
+		}
+		bs, err := w.cfg.Buckets.ListUptimeBuckets(ctx, nodeID, from, to)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if h, ok := afterLastComplete(bs); ok {
+			return h, nil
+		}
+		to = from
 	}
-	if h, ok := afterLastComplete(bs); ok || !recent.After(first) {
-		return latest(h, first), nil
-	}
-	if bs, err = w.cfg.Buckets.ListUptimeBuckets(ctx, nodeID, first, recent); err != nil {
-		return time.Time{}, err
-	}
-	h, _ := afterLastComplete(bs)
-	return latest(h, first), nil
+	return first, nil
 }
 
 // afterLastComplete is the hour after the last complete bucket of bs.

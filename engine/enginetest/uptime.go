@@ -171,6 +171,11 @@ func testUptimeCatchUp(t *testing.T, u *uptimeFixture) {
 	if got := len(u.stored(n.ID)); got != 5 {
 		t.Fatalf("%d buckets stored, want 5 (08:00 to 12:00)", got)
 	}
+	// Stopped for three days: it resumes from 12:00, older than a day.
+	_, wrote = u.pass(upAt(4+72, 5))
+	if len(wrote) != 73 || !wrote[0].Hour.Equal(upAt(4, 0)) || !wrote[0].Complete || wrote[72].Complete {
+		t.Fatalf("after three days the pass wrote %d buckets from %s, want 73 from 12:00, the last incomplete", len(wrote), wrote[0].Hour)
+	}
 }
 
 func testUptimeTerminated(t *testing.T, u *uptimeFixture) {
