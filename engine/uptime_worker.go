@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +16,9 @@ const (
 	DefaultUptimeBatchSize = 500
 	DefaultUptimeGrace     = 10 * time.Minute
 	DefaultUptimeRetention = 90 * 24 * time.Hour
+	// DefaultUptimeConcurrency is the nodes a pass computes at once: each
+	// is a few reads, so on PostgreSQL the round trips overlap.
+	DefaultUptimeConcurrency = 4
 )
 
 // uptimeLookback is how far back a pass looks for a node's last complete
@@ -21,8 +26,12 @@ const (
 const uptimeLookback = 24 * time.Hour
 
 // uptimeFlushAt bounds the buckets a pass holds before writing them, for
-// the first pass over nodes with months of history.
-const uptimeFlushAt = 10_000
+// the first pass over nodes with months of history; uptimeChunk is how
+// many nodes it computes before it looks whether to write.
+const (
+	uptimeFlushAt = 10_000
+	uptimeChunk   = 64
+)
 
 // UptimeConfig configures the uptime worker and reports. Nodes and Buckets
 // are required.
@@ -37,8 +46,12 @@ type UptimeConfig struct {
 	Grace time.Duration
 	// Retention is how long buckets are kept: zero is DefaultUptimeRetention.
 	Retention time.Duration
-	Logger    *slog.Logger
-	Now       func() time.Time // time.Now when nil
+	// Concurrency is how many nodes a pass computes at once (each a few
+	// store reads): zero is DefaultUptimeConcurrency. On PostgreSQL keep
+	// it below the pool's size (pool_max_conns) so requests find one.
+	Concurrency int
+	Logger      *slog.Logger
+	Now         func() time.Time // time.Now when nil
 }
 
 func (c UptimeConfig) withDefaults() (UptimeConfig, error) {
@@ -53,6 +66,9 @@ func (c UptimeConfig) withDefaults() (UptimeConfig, error) {
 	}
 	if c.Retention <= 0 {
 		c.Retention = DefaultUptimeRetention
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultUptimeConcurrency
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -142,6 +158,52 @@ func (b *uptimeBatch) add(nodeID string, bs []*UptimeBucket, err error) {
 	}
 }
 
+// computeAll computes the buckets of the nodes named by ids through
+// compute, Concurrency nodes at a time, adds them in order, and writes
+// whenever the batch holds uptimeFlushAt buckets.
+func (b *uptimeBatch) computeAll(ctx context.Context, ids []string, compute func(i int) ([]*UptimeBucket, error)) error {
+	for start := 0; start < len(ids); start += uptimeChunk {
+		chunk := ids[start:min(len(ids), start+uptimeChunk)]
+		results := make([]computed, len(chunk))
+		inParallel(len(chunk), b.w.cfg.Concurrency, func(i int) {
+			results[i].buckets, results[i].err = compute(start + i)
+		})
+		for i, r := range results {
+			if passStopped(ctx, r.err) {
+				return r.err
+			}
+			b.add(chunk[i], r.buckets, r.err)
+		}
+		if len(b.buckets) >= uptimeFlushAt {
+			if err := b.flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// computed is what computing one node's buckets gave.
+type computed struct {
+	buckets []*UptimeBucket
+	err     error
+}
+
+// inParallel calls fn(0) to fn(n-1) from up to workers goroutines and
+// returns when every call has.
+func inParallel(n, workers int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // flush writes what the batch holds. A write the leader fence refuses
 // stops the pass; any other failure is logged, and the batch's nodes are
 // left for the next pass.
@@ -185,20 +247,16 @@ func (w *UptimeWorker) advanceState(ctx context.Context, state NodeState, now ti
 		if err != nil {
 			return fmt.Errorf("list %s nodes: %w", state, err)
 		}
-		for _, n := range nodes {
-			p.Nodes++
-			bs, err := w.advance(ctx, n, now)
-			if passStopped(ctx, err) {
-				return err
-			}
-			batch.add(n.ID, bs, err)
-			if len(batch.buckets) >= uptimeFlushAt {
-				if err := batch.flush(ctx); err != nil {
-					return err
-				}
-			}
+		p.Nodes += len(nodes)
+		ids := make([]string, len(nodes))
+		for i, n := range nodes {
+			ids[i] = n.ID
 		}
-		if err := batch.flush(ctx); err != nil {
+		err = batch.computeAll(ctx, ids, func(i int) ([]*UptimeBucket, error) { return w.advance(ctx, nodes[i], now) })
+		if err == nil {
+			err = batch.flush(ctx)
+		}
+		if err != nil {
 			return err
 		}
 		if len(nodes) < w.cfg.BatchSize {
@@ -300,14 +358,11 @@ func (w *UptimeWorker) recomputeFlagged(ctx context.Context, now time.Time, p *U
 		if err != nil {
 			return fmt.Errorf("list nodes to recompute: %w", err)
 		}
-		for _, id := range ids {
-			bs, err := w.recompute(ctx, id, now)
-			if passStopped(ctx, err) {
-				return err
-			}
-			batch.add(id, bs, err)
+		err = batch.computeAll(ctx, ids, func(i int) ([]*UptimeBucket, error) { return w.recompute(ctx, ids[i], now) })
+		if err == nil {
+			err = batch.flush(ctx)
 		}
-		if err := batch.flush(ctx); err != nil {
+		if err != nil {
 			return err
 		}
 		if len(ids) < w.cfg.BatchSize {
