@@ -168,6 +168,9 @@ func (b *uptimeBatch) computeAll(ctx context.Context, ids []string, compute func
 		inParallel(len(chunk), b.w.cfg.Concurrency, func(i int) {
 			results[i].buckets, results[i].err = compute(start + i)
 		})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		for i, r := range results {
 			if passStopped(ctx, r.err) {
 				return r.err
