@@ -7,7 +7,9 @@ DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 # The real servers adapter tests run against; unreachable ones are skipped
-# loudly unless HOODCLOUD_TEST_REQUIRE_EXTERNAL=1.
+# loudly unless HOODCLOUD_TEST_REQUIRE_EXTERNAL=1. The Alertmanager round trip
+# (Debian's prometheus-alertmanager) skips loudly without the binary unless
+# HOODCLOUD_TEST_REQUIRE_ALERTMANAGER=1.
 export HOODCLOUD_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 export HOODCLOUD_TEST_REDIS_URL    ?= redis://127.0.0.1:6379/0
 export HOODCLOUD_TEST_NATS_URL     ?= nats://127.0.0.1:4222

@@ -32,6 +32,10 @@ Commands (run them while the appliance is stopped: they open its data dir):
 
 Against a running appliance (admin token in HOODCLOUD_ADMIN_TOKEN):
   mark-paid [--api-url URL] PAYMENT_ID   complete a payment by hand (staging)
+  payments dead-letters [--api-url URL] [--status S] [--limit N] [--output text|json]
+                                         payment events given up on, with payload and error
+  payments redrive [--api-url URL] [--output text|json] ID
+                                         process a dead letter again once its cause is fixed
   rotate KEY [--api-url URL] [--grace D]  replace a key while serving; KEY is one of
       jwt         session signing key; old tokens verify for the grace (default 24h)
       sealed-box  key inputs are sealed to; old inputs open for the grace (default 720h)
@@ -56,6 +60,8 @@ func admin(ctx context.Context, args []string, env func(string) string, stdin io
 		return adminReap(ctx, args[1:], env, stdout, stderr)
 	case "mark-paid":
 		return adminMarkPaid(ctx, args[1:], env, stdout, stderr)
+	case "payments":
+		return adminPayments(ctx, args[1:], env, stdout, stderr)
 	}
 	return configErrorf("admin: unknown command %q\n%s", args[0], adminUsage)
 }
@@ -283,11 +289,20 @@ const defaultAPIURL = "http://127.0.0.1:8080"
 // out (unless nil). Other answers are errors naming the status and the
 // appliance's message; the token never appears in them.
 func adminCall(ctx context.Context, env func(string) string, command, apiURL, path string, body []byte, out any) error {
+	return adminRequest(ctx, env, command, http.MethodPost, apiURL, path, body, out)
+}
+
+// maxAdminAnswer bounds what an admin command reads of an answer: lists
+// of dead letters carry their payloads.
+const maxAdminAnswer = 32 << 20
+
+// adminRequest is adminCall with any method.
+func adminRequest(ctx context.Context, env func(string) string, command, method, apiURL, path string, body []byte, out any) error {
 	token := env("HOODCLOUD_ADMIN_TOKEN")
 	if token == "" {
 		return configErrorf("%s: set HOODCLOUD_ADMIN_TOKEN to an admin token", command)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(apiURL, "/")+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(apiURL, "/")+path, bytes.NewReader(body))
 	if err != nil {
 		return configErrorf("%s: api-url: %v", command, err)
 	}
@@ -300,7 +315,7 @@ func adminCall(ctx context.Context, env func(string) string, command, apiURL, pa
 		return fmt.Errorf("%s: %w", command, err)
 	}
 	defer resp.Body.Close()
-	dec := json.NewDecoder(io.LimitReader(resp.Body, 64<<10))
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxAdminAnswer))
 	if resp.StatusCode/100 != 2 {
 		var e struct {
 			Error struct{ Code, Message string }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/agent/gateway"
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/incidents"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
+	"github.com/hoodcloud/hoodcloud/engine/observe"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
@@ -38,6 +40,7 @@ type Main struct {
 	Temporal    *temporal.Client   // the SDK connection and our worker
 	Workflows   engine.Workflows
 	Leader      engine.Leadership // whether this instance runs the singleton work
+	Incidents   *incidents.Dispatcher
 	Gateway     *gateway.Gateway
 	Snapshots   engine.SnapshotStore // what agents put through the gateway, under the data dir
 	Provisioner engine.Provisioner
@@ -53,6 +56,8 @@ type Main struct {
 	// WebhookSecrets verify payment webhooks: the operator's secret file
 	// or the secret generated at first start.
 	WebhookSecrets webhookSecrets
+	// DeadLetters are the payment events the consumer gave up on.
+	DeadLetters *engine.PaymentDeadLetters
 
 	// AgentBinary is the ops-agent handed to hosts; nil when there is none
 	// (agentBinaryErr says why, and the readiness reports it).
@@ -61,6 +66,8 @@ type Main struct {
 	temporalServer *devserver.Server // nil with an external Temporal
 	inspectHosts   bool              // open the provisioner without starting agents
 	agentBinaryErr error
+	evaluator      *observe.Evaluator
+	healthMetrics  *healthMetrics
 	bootDone       chan struct{}
 	bootErr        error
 
@@ -104,6 +111,8 @@ func (m *Main) Open(ctx context.Context) error {
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
 		{"payments", m.openPayments},
+		{"health evaluator", m.openEvaluator},
+		{"incidents", m.openIncidents},
 		{"uptime", m.openUptime},
 		{"http", m.openHTTP},
 	})

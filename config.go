@@ -74,6 +74,15 @@ type Config struct {
 	// (keys.WebhookSecretFile); "" for the secret generated at first start.
 	PaymentWebhookSecretFile string
 
+	// The health evaluator: how often it judges every node, how many
+	// cycles in a row a verdict needs before it changes a node, how long a
+	// height may stand still, and whether a stuck node is restarted.
+	HealthInterval      time.Duration
+	HealthConfirmations int
+	HealthStuckAfter    time.Duration
+	HealthRemediate     bool
+	Incidents           IncidentConfig // notifiers of incidents (incidents.go)
+
 	UptimeInterval  time.Duration // how often the uptime worker runs
 	UptimeGrace     time.Duration // how long from creation a provisioning node counts as up
 	UptimeRetention time.Duration // how long hourly uptime buckets are kept
@@ -85,7 +94,7 @@ type Config struct {
 }
 
 // secretKeys are never printed.
-var secretKeys = map[string]bool{"dev-token": true, "master-key": true, "hetzner-token": true}
+var secretKeys = map[string]bool{"dev-token": true, "master-key": true, "hetzner-token": true, "incident-webhook-url": true}
 
 // ConfigError is bad configuration: the process exits 2 and starts nothing.
 type ConfigError struct{ Err error }
@@ -120,6 +129,12 @@ func defaultConfig() Config {
 		PaymentMaxDeliver:     5,
 		PaymentAckWait:        30 * time.Second,
 		PaymentIdempotencyTTL: 24 * time.Hour,
+
+		HealthInterval:      15 * time.Second,
+		HealthConfirmations: 3,
+		HealthStuckAfter:    5 * time.Minute,
+		HealthRemediate:     true,
+		Incidents:           defaultIncidentConfig(),
 
 		UptimeInterval:  engine.DefaultUptimeInterval,
 		UptimeGrace:     engine.DefaultUptimeGrace,
@@ -167,6 +182,10 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.PaymentIdempotencyTTL, "payment-idempotency-ttl", c.PaymentIdempotencyTTL, "how long the cache remembers a processed payment event")
 	fs.StringVar(&c.PaymentWebhookSecretFile, "payment-webhook-secret-file", c.PaymentWebhookSecretFile,
 		"file of the payment webhook's HMAC secret (mode 0600, at least 32 bytes; during a rotation the previous secret on a second line)")
+	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "how often the health evaluator judges every node")
+	fs.IntVar(&c.HealthConfirmations, "health-confirmations", c.HealthConfirmations, "consecutive evaluations a verdict needs before it changes a node's state")
+	fs.DurationVar(&c.HealthStuckAfter, "health-stuck-after", c.HealthStuckAfter, "how long a node's height may stand still, while not syncing, before it is stuck")
+	fs.BoolVar(&c.HealthRemediate, "health-remediate", c.HealthRemediate, "restart a stuck node once per incident (a profile turns it off by redefining its stuck rule without a remedy)")
 	fs.StringVar(&c.Provisioner, "provisioner", c.Provisioner, "where node hosts come from: local (directories on this machine) or hetzner")
 	fs.StringVar(&c.HetznerToken, "hetzner-token", c.HetznerToken, "Hetzner Cloud API token (secret; prefer the environment)")
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
@@ -176,6 +195,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.UptimeGrace, "uptime-grace", c.UptimeGrace, "how long from its creation a provisioning node counts as up")
 	fs.DurationVar(&c.UptimeRetention, "uptime-retention", c.UptimeRetention, "how long hourly uptime buckets are kept (default 90 days)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL node hosts reach the HTTP API by, e.g. https://cp.example.com (default: from http-addr, unless it binds a wildcard)")
+	c.Incidents.bindFlags(fs)
 }
 
 // stringList is a comma-separated flag value.
@@ -293,8 +313,15 @@ func (c *Config) validate() error {
 			}
 			return nil
 		},
+		func() error {
+			if c.HealthInterval <= 0 || c.HealthConfirmations < 1 || c.HealthStuckAfter <= 0 {
+				return configErrorf("health-interval and health-stuck-after must be positive, health-confirmations >= 1")
+			}
+			return nil
+		},
 		c.checkPublicAddrs,
 		c.checkPaymentWebhookSecretFile,
+		c.Incidents.validate,
 		func() error {
 			if c.servesTLS() {
 				return nil

@@ -24,6 +24,18 @@ func (m *Main) instanceName() string {
 	return hostname() + "/" + m.Config.HTTPAddr
 }
 
+// lead runs work every interval while this instance leads, from now
+// until the appliance closes (before the components opened earlier).
+func (m *Main) lead(every time.Duration, work func(context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.whileLeading(ctx, every, work)
+	}()
+	m.onClose(func(context.Context) error { cancel(); <-done; return nil })
+}
+
 // whileLeading runs work every interval for as long as ctx lasts, skipping
 // the turns on which this instance does not lead. Work runs with ctx
 // fenced by the leader epoch, so a deposed leader's writes are refused.

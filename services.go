@@ -92,10 +92,12 @@ func (m *Main) openPayments(ctx context.Context) error {
 		MaxDeliver:     m.Config.PaymentMaxDeliver,
 		AckWait:        m.Config.PaymentAckWait,
 		IdempotencyTTL: m.Config.PaymentIdempotencyTTL,
+		OnDeadLetter:   m.countDeadLetters(),
 	})
 	if err != nil {
 		return err
 	}
+	m.DeadLetters = c.DeadLetters()
 	runCtx, cancel := context.WithCancel(context.Background())
 	stop, err := c.Start(runCtx, m.Events)
 	if err != nil {
@@ -260,12 +262,11 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 			Dir:          filepath.Join(m.Config.DataDir, "hosts"),
 			Installation: m.installationID(),
 			AgentBinary:  m.Config.agentBinaryPath(),
-			// Local agents cost nothing to hear from often, and each command
-			// waits for a heartbeat to be delivered.
-			AgentArgs: []string{"--heartbeat-interval=1s", "--progress-interval=1s"},
-			Env:       m.Config.agentEnv,
-			Logger:    m.Logger,
-			Inspect:   m.inspectHosts,
+			AgentArgs: []string{"--heartbeat-interval=" + localHeartbeatInterval.String(), "--progress-interval=1s",
+				"--chain-metrics-interval=" + localChainMetricsInterval.String()},
+			Env:     m.Config.agentEnv,
+			Logger:  m.Logger,
+			Inspect: m.inspectHosts,
 		})
 		p = localPlacements{lp}
 	}
@@ -279,6 +280,14 @@ func (m *Main) openProvisioner(ctx context.Context) error {
 	m.onClose(func(context.Context) error { return p.Close() })
 	return nil
 }
+
+// localHeartbeatInterval is how often local agents report: they cost
+// nothing to hear from often, and each command waits for a heartbeat.
+const localHeartbeatInterval = time.Second
+
+// localChainMetricsInterval is how often local agents sample their chain:
+// the health evaluator sees a height no staler than this.
+const localChainMetricsInterval = 2 * time.Second
 
 // localPlacements puts every host on this machine, whatever provider the
 // chain profile names: the local provisioner simulates them all.
@@ -341,6 +350,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Subscriptions: subscriptions,
 		Payments:      payments,
 		Webhook:       engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secrets: m.WebhookSecrets, Events: m.Events}),
+		DeadLetters:   m.DeadLetters,
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,
 		AgentBinary:   m.AgentBinary,

@@ -45,6 +45,7 @@ func ParseCommandLine(name string, args []string, env func(string) string, stder
 	claims := fs.String("port-claims-dir", "", "machine-wide record of the ports chains were given (default: in the temporary directory)")
 	fs.BoolVar(&cfg.IntervalOnly, "interval-only-heartbeats", env(IntervalOnlyEnv) == "1", "heartbeat at the interval only, not briskly after a command finishes")
 	fs.DurationVar(&cfg.ProgressCheckInterval, "progress-interval", 30*time.Second, "how often running commands report progress")
+	fs.DurationVar(&cfg.ChainMetricsInterval, "chain-metrics-interval", DefaultChainMetricsInterval, "how often the chain's metrics are sampled (height, peers, sync)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, ErrUsage
 	}

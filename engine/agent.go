@@ -118,3 +118,12 @@ type AgentStatusCache interface {
 	// none arrived within the ttl it was set with.
 	GetAgentStatus(ctx context.Context, nodeID string) (*AgentStatus, error)
 }
+
+// AgentStatusLister reads the statuses of many nodes at once: the health
+// evaluator reads the fleet in batches. The Redis Cache is one.
+type AgentStatusLister interface {
+	// GetAgentStatuses returns the latest status of each node that has one,
+	// by node id, in one round trip: nodes without a recent status are
+	// absent from the map.
+	GetAgentStatuses(ctx context.Context, nodeIDs []string) (map[string]*AgentStatus, error)
+}

@@ -21,6 +21,8 @@ type StreamSpec struct {
 	Subjects []string
 	// MaxAge drops messages older than this; zero keeps them.
 	MaxAge time.Duration
+	// MaxBytes drops the oldest messages beyond this size; zero: no limit.
+	MaxBytes int64
 	// DuplicateWindow is how long a message id is remembered for dedupe.
 	DuplicateWindow time.Duration
 }

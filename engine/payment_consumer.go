@@ -28,16 +28,19 @@ type PaymentConsumerConfig struct {
 	Cache     Cache
 	Workflows Workflows
 	// Catalog dates expiries and places line items (path 2); a line item
-	// the chain profiles do not offer (EInvalid) drops the message.
+	// the chain profiles do not offer (EInvalid) dead-letters the message.
 	Catalog Catalog
 
 	Stream         StreamSpec    // zero: PaymentStream()
 	Durable        string        // zero: PaymentConsumerDurable
-	MaxDeliver     int           // zero: DefaultPaymentMaxDeliver
+	MaxDeliver     int           // deliveries before an event is dead-lettered; zero: DefaultPaymentMaxDeliver
 	AckWait        time.Duration // zero: DefaultPaymentAckWait
 	IdempotencyTTL time.Duration // zero: DefaultPaymentIdempotencyTTL
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// OnDeadLetter, if set, is told of each letter that becomes dead (a
+	// metric counts them); not again when the same letter is recorded again.
+	OnDeadLetter func(*PaymentDeadLetter)
 }
 
 // PaymentConsumer activates what a payment.completed message pays for and
@@ -45,13 +48,23 @@ type PaymentConsumerConfig struct {
 // is delivered.
 //
 // The verdicts, after the error table of the spec:
-//   - a body that is not JSON, or lacks required fields: AckDrop (logged).
+//   - a body that is not JSON, or lacks required fields, and an event that
+//     can never be processed (EInvalid: a line item no profile offers, a
+//     payment for cancelled subscriptions): dead-lettered, then AckDrop.
 //     The spec says NAK for an unmarshal failure, but a body that does not
-//     parse never will, so a retry only burns deliveries; both cases drop.
+//     parse never will, so a retry only burns deliveries.
 //   - a duplicate (the event is processed in the Store inbox): AckDone.
 //   - a Store failure, a subscription that cannot be activated, or a
-//     workflow that does not start: AckRetry, up to MaxDeliver deliveries;
-//     the cache key is deleted so the retry is processed.
+//     workflow that does not start: AckRetry, the cache key deleted so the
+//     retry is processed; on the MaxDeliver-th delivery, dead-lettered,
+//     then AckDrop.
+//
+// A payment event never disappears silently: giving one up records a
+// PaymentDeadLetter and opens a critical incident, which an operator
+// resolves by redriving it (PaymentDeadLetters). The consumer, not the
+// bus, counts the deliveries: the bus delivers a message until the
+// consumer acknowledges it, so one whose dead letter cannot be recorded
+// yet (the Store is down) is delivered again rather than lost.
 //   - success: AckDone. Success includes two outcomes that activate
 //     nothing or not everything, recorded on the payment for the customer
 //     (GET /api/v1/payments/{id}) and, for money, an operator: money that
@@ -103,7 +116,8 @@ func (c *PaymentConsumer) Start(ctx context.Context, events Events) (stop func()
 	}
 	spec := ConsumerSpec{
 		Stream: c.cfg.Stream.Name, Durable: c.cfg.Durable, FilterSubject: c.cfg.Stream.Subjects[0],
-		MaxDeliver: c.cfg.MaxDeliver, AckWait: c.cfg.AckWait,
+		MaxDeliver: 0, // unlimited: Handle gives up after MaxDeliver, once the dead letter is stored
+		AckWait:    c.cfg.AckWait,
 	}
 	return events.Consume(ctx, spec, c.Handle)
 }
@@ -115,8 +129,8 @@ func PaymentIdempotencyKey(eventID string) string { return paymentIdempotencyKey
 func (c *PaymentConsumer) Handle(ctx context.Context, m *Message) Ack {
 	e, err := DecodePaymentCompleted(m.Data)
 	if err != nil {
-		c.log.Warn("dropping malformed payment.completed", "msg_id", m.ID, "deliveries", m.Deliveries, "reason", ErrorMessage(err))
-		return AckDrop
+		c.log.Warn("malformed payment.completed", "msg_id", m.ID, "deliveries", m.Deliveries, "reason", ErrorMessage(err))
+		return c.giveUp(ctx, m, nil, err)
 	}
 	log := c.log.With("event_id", e.EventID, "payment_id", e.PaymentID, "deliveries", m.Deliveries)
 	key := PaymentIdempotencyKey(e.EventID)
@@ -130,17 +144,29 @@ func (c *PaymentConsumer) Handle(ctx context.Context, m *Message) Ack {
 		return AckDone
 	}
 	if err := c.process(ctx, e, log); err != nil {
-		if IsCode(err, EInvalid) {
-			log.Error("dropping payment.completed that can never be processed", "reason", ErrorMessage(err))
-			return AckDrop
-		}
-		log.Warn("payment.completed failed; it will be retried", "err", err)
-		if err := c.cfg.Cache.DeleteKey(ctx, key); err != nil {
-			log.Warn("forget idempotency key", "err", err)
-		}
-		return AckRetry
+		return c.failed(ctx, m, e, err, log)
 	}
+	c.resolveDeadLetter(ctx, e)
 	return AckDone
+}
+
+// failed is the verdict on a delivery of e that failed with err: given
+// up when it can never succeed or was the last allowed, else retried.
+func (c *PaymentConsumer) failed(ctx context.Context, m *Message, e *PaymentCompletedEvent, err error, log *slog.Logger) Ack {
+	if IsCode(err, EInvalid) {
+		log.Error("payment.completed can never be processed", "reason", ErrorMessage(err))
+		return c.giveUp(ctx, m, e, err)
+	}
+	if err := c.cfg.Cache.DeleteKey(ctx, PaymentIdempotencyKey(e.EventID)); err != nil {
+		log.Warn("forget idempotency key", "err", err)
+	}
+	// A delivery a stop cut short is not the payment's failure.
+	if m.Deliveries >= c.cfg.MaxDeliver && ctx.Err() == nil {
+		log.Error("payment.completed failed on its last delivery", "err", err)
+		return c.giveUp(ctx, m, e, err)
+	}
+	log.Warn("payment.completed failed; it will be retried", "err", err)
+	return AckRetry
 }
 
 // processed reports whether the Store inbox holds eventID as processed.
@@ -210,7 +236,7 @@ func (c *PaymentConsumer) payment(ctx context.Context, e *PaymentCompletedEvent)
 	}
 	if len(e.LineItems) == 0 {
 		// The link may not be committed yet: retry, within MaxDeliver.
-		return nil, fmt.Errorf("payment %q is unknown and the event has no line items", e.PaymentID)
+		return nil, Errorf(ENotFound, "payment %q is unknown and the event has no line items", e.PaymentID)
 	}
 	return c.lineItemPayment(ctx, e)
 }
@@ -313,7 +339,7 @@ func (c *PaymentConsumer) itemsOf(ctx context.Context, e *PaymentCompletedEvent,
 			// Missing: the link may not be committed yet; retry.
 			return nil, fmt.Errorf("read subscription %s of payment %s: %w", id, pay.ID, err)
 		case s.PaymentID == "":
-			return nil, fmt.Errorf("subscription %s is not linked to payment %s yet", id, pay.ID)
+			return nil, Errorf(EConflict, "subscription %s is not linked to payment %s yet", id, pay.ID)
 		case s.PaymentID != pay.ID || s.Status == SubscriptionCancelled || s.Status == SubscriptionExpired:
 			continue
 		}

@@ -561,55 +561,33 @@ func TestPaymentConsumerRedeliversAfterRetry(t *testing.T) {
 	}
 }
 
-func TestPaymentConsumerGivesUpAfterMaxDeliver(t *testing.T) {
+// Over JetStream, the MaxDeliver-th failed delivery is the last: the
+// event is dead-lettered and never delivered again.
+func TestPaymentConsumerDeadLettersAfterMaxDeliverOverJetStream(t *testing.T) {
 	p := newPayments(t)
-	p.workflows.fail = func(string, int) error { return engine.Errorf(engine.EUnavailable, "temporal is down") }
-	bus := openEmbeddedBus(t, "127.0.0.1:0")
-	c, _ := p.consumer()
+	p.temporalDown()
+	bus := openEmbeddedBus(t, "")
+	c, _ := p.consumer(func(cfg *engine.PaymentConsumerConfig) { cfg.MaxDeliver = 2 })
 	log := newDeliveryLog()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stream := engine.PaymentStream()
-	if err := bus.EnsureStream(ctx, stream); err != nil {
-		t.Fatal(err)
-	}
-	gaveUp := subscribeMaxDeliveries(t, bus.ClientURL(), stream.Name, "few")
-	stop, err := bus.Consume(ctx, engine.ConsumerSpec{Stream: stream.Name, Durable: "few", MaxDeliver: 2, AckWait: time.Second}, log.wrap(c.Handle))
+	t.Cleanup(cancel)
+	stop, err := c.Start(ctx, log.wrapEvents(bus))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
+	t.Cleanup(stop)
 	pay := p.pendingLinked(1)
 	if err := engine.MarkPaid(ctx, bus, pay.ID); err != nil {
 		t.Fatal(err)
 	}
 	log.wait(t, 2)
-	if _, err := gaveUp.NextMsg(testenv.Patience); err != nil {
-		t.Fatalf("the server never gave the message up: %v", err)
+	if l := p.onlyLetter(); l.Deliveries != 2 || l.PaymentID != pay.ID {
+		t.Fatalf("dead letter %+v, want payment %s after MaxDeliver (2) deliveries", l, pay.ID)
 	}
-	if n := len(log.acks); n != 2 {
-		t.Fatalf("%d deliveries, want MaxDeliver (2)", n)
+	log.requireNoMore(t, bus, engine.SubjectPaymentCompleted)
+	if want := []engine.Ack{engine.AckRetry, engine.AckDrop}; fmt.Sprint(log.acks[:2]) != fmt.Sprint(want) {
+		t.Errorf("verdicts %v, want %v", log.acks[:2], want)
 	}
-}
-
-// subscribeMaxDeliveries subscribes to the advisory the server publishes
-// when it gives a message of the durable consumer up after MaxDeliver
-// deliveries: after it, the message is never delivered again.
-func subscribeMaxDeliveries(t *testing.T, url, stream, durable string) *nats.Subscription {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	sub, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + "." + durable)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return sub
 }
 
 func TestPaymentConsumerCrashBeforeAck(t *testing.T) {

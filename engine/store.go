@@ -8,6 +8,7 @@ type Store interface {
 	UserStore
 	SubscriptionStore
 	PaymentStore
+	PaymentDeadLetterStore
 	ChainProfileStore
 	NodeStore
 	AgentStore

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -42,7 +43,23 @@ func TransitionNode(ctx context.Context, nodes NodeStore, events Events, nodeID 
 	if !to.Valid() {
 		return nil, Errorf(EInvalid, "unknown node state %q", to)
 	}
-	c, n, err := changeNodeState(ctx, nodes, nodeID, to, reason, now)
+	return transitionNode(ctx, nodes, events, nodeID, nil, to, reason, now)
+}
+
+// TransitionNodeFrom is TransitionNode for a writer that owns only some
+// states: it moves the node only while it is in one of from, and returns
+// EConflict naming the state it found otherwise. The health evaluator
+// uses it so that a node a workflow took over (maintenance, terminating)
+// is never moved under the workflow's feet.
+func TransitionNodeFrom(ctx context.Context, nodes NodeStore, events Events, nodeID string, from []NodeState, to NodeState, reason string, now time.Time) (*Node, error) {
+	if !to.Valid() {
+		return nil, Errorf(EInvalid, "unknown node state %q", to)
+	}
+	return transitionNode(ctx, nodes, events, nodeID, from, to, reason, now)
+}
+
+func transitionNode(ctx context.Context, nodes NodeStore, events Events, nodeID string, from []NodeState, to NodeState, reason string, now time.Time) (*Node, error) {
+	c, n, err := changeNodeState(ctx, nodes, nodeID, from, to, reason, now)
 	if err != nil || c == nil {
 		return n, err
 	}
@@ -53,8 +70,9 @@ func TransitionNode(ctx context.Context, nodes NodeStore, events Events, nodeID 
 }
 
 // changeNodeState stores the move and returns the log entry, or a nil entry
-// when the node is already in state to.
-func changeNodeState(ctx context.Context, nodes NodeStore, nodeID string, to NodeState, reason string, now time.Time) (*NodeStateChange, *Node, error) {
+// when the node is already in state to. A non-nil from restricts the
+// states the move may start from.
+func changeNodeState(ctx context.Context, nodes NodeStore, nodeID string, from []NodeState, to NodeState, reason string, now time.Time) (*NodeStateChange, *Node, error) {
 	var err error
 	for range transitionAttempts {
 		var n *Node
@@ -63,6 +81,9 @@ func changeNodeState(ctx context.Context, nodes NodeStore, nodeID string, to Nod
 		}
 		if n.State == to {
 			return nil, n, nil
+		}
+		if from != nil && !slices.Contains(from, n.State) {
+			return nil, n, Errorf(EConflict, "node %s is %s, not moved to %s", nodeID, n.State, to)
 		}
 		if !n.State.CanBecome(to) {
 			return nil, nil, Errorf(EInvalid, "node %s cannot go from %s to %s", nodeID, n.State, to)

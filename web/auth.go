@@ -30,10 +30,12 @@ func (s *Server) routeAPI() {
 	authed.DELETE("/api-keys/:id", s.revokeAPIKey)
 	s.routeSubscriptions(api, authed)
 	s.routePayments(api, authed)
+	s.routeDeadLetters(authed)
 	s.routeNodes(api, authed)
 	s.routeCustody(api, authed)
 	s.routeUptime(authed)
 	s.routeKeys(authed)
+	s.routeIncidents(authed)
 }
 
 type loginRequest struct {

@@ -59,6 +59,9 @@ type Config struct {
 	// Webhook takes signed payment events; without it the webhook
 	// answers 501.
 	Webhook *engine.PaymentWebhook
+	// DeadLetters serves the payment events the consumer gave up on to
+	// administrators; without it those routes are not served.
+	DeadLetters *engine.PaymentDeadLetters
 	// SealingKey returns the current X25519 public key customers seal
 	// provisioning secrets to; without it /crypto/public-key is not served.
 	SealingKey func() []byte

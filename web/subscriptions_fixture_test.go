@@ -154,6 +154,7 @@ func newSubscriptionFixtureOf(tb testing.TB, chainSource profile.Source) *subscr
 		c.Subscriptions = subs
 		c.Payments = newPayments(tb, st, events, chains)
 		c.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
+		_, c.DeadLetters = newDeadLetters(tb, st, cache, wf, chains)
 		c.SealingKey = key.PublicKey().Bytes
 	}, withUptime(tb))
 	return &subscriptionFixture{fixture: f, key: key, workflows: wf, events: events, chains: chains, cache: cache}

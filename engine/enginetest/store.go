@@ -65,6 +65,7 @@ var storeAggregates = []storeAggregate{
 	{"NodeKeys", testStoreNodeKeys},
 	{"Inputs", testStoreInputs},
 	{"Incidents", testStoreIncidents},
+	{"IncidentPipeline", testStoreIncidentPipeline},
 	{"UptimeBuckets", testStoreUptime},
 	{"Rollouts", testStoreRollouts},
 	{"LeaderEpoch", testStoreLeader},

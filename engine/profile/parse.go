@@ -96,8 +96,18 @@ type rawKey struct {
 }
 
 type rawHealth struct {
-	Collectors yaml.Node `yaml:"collectors"`
-	Policies   yaml.Node `yaml:"policies"`
+	Collectors yaml.Node   `yaml:"collectors"`
+	Policies   []rawPolicy `yaml:"policies"`
+}
+
+// rawPolicy is one health rule: see observe.RuleSpec.
+type rawPolicy struct {
+	Name     string `yaml:"name"`
+	Verdict  string `yaml:"verdict"`
+	When     string `yaml:"when"`
+	Summary  string `yaml:"summary"`
+	Remedy   string `yaml:"remedy"`
+	Disabled bool   `yaml:"disabled"`
 }
 
 // Parse reads and validates one profile. file names the profile in errors

@@ -2,6 +2,7 @@ package profile_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,10 +230,27 @@ func TestParseRejectsOversizedFile(t *testing.T) {
 	}
 }
 
-func TestParseAcceptsOpaqueHealth(t *testing.T) {
-	doc := validYAML(t) + "health:\n  collectors:\n    - {type: prometheus, url: 'http://127.0.0.1:6060/metrics', anything: [1, 2]}\n  policies:\n    - {verdict: ok, when: 'true'}\n"
+func TestParseKeepsCollectorsOpaqueAndCompilesPolicies(t *testing.T) {
+	doc := validYAML(t) + "health:\n  collectors:\n    - {type: prometheus, url: 'http://127.0.0.1:6060/metrics', anything: [1, 2]}\n" +
+		"  policies:\n    - {name: lagging, verdict: degraded, when: 'has_metric(m, \"lag\") && metric(m, \"lag\") > 3.0'}\n    - {name: no-peers, disabled: true}\n"
 	p := mustParse(t, doc)
-	if len(p.Health.Collectors.Content) != 1 || len(p.Health.Policies.Content) != 1 {
+	if len(p.Health.Collectors.Content) != 1 || p.Health.Policy == nil {
 		t.Fatalf("health = %+v", p.Health)
+	}
+	var names []string
+	for _, r := range p.Health.Policy.Rules() {
+		names = append(names, r.Name)
+	}
+	if !slices.Contains(names, "lagging") || slices.Contains(names, "no-peers") || !slices.Contains(names, "stuck") {
+		t.Errorf("rules %v: want the defaults without no-peers, plus lagging", names)
+	}
+}
+
+func TestAPolicyThatDoesNotCompileMakesTheProfileInvalid(t *testing.T) {
+	doc := validYAML(t) + "health:\n  policies:\n    - {name: broken, verdict: degraded, when: 'peers >'}\n"
+	_, err := profile.Parse("chains/bad.yaml", []byte(doc))
+	if !engine.IsCode(err, engine.EInvalid) || !strings.Contains(err.Error(), "chains/bad.yaml") ||
+		!strings.Contains(err.Error(), `health.policies: rule "broken": when:`) {
+		t.Fatalf("err = %v; want the file, the field and the rule named", err)
 	}
 }

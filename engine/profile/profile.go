@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/observe"
 	"gopkg.in/yaml.v3"
 )
 
@@ -93,11 +94,11 @@ type Placement struct {
 	PriceCents int64 `json:"price_cents,omitempty"`
 }
 
-// Health is the profile's observation config, kept opaque until the
-// observation package reads it.
+// Health is the profile's observation config: its collectors, kept opaque,
+// and its health policy, compiled once when the profile is loaded.
 type Health struct {
 	Collectors yaml.Node
-	Policies   yaml.Node
+	Policy     *observe.Policy // the default rules overlaid by the profile's
 }
 
 // NodeType returns the node type called name.

@@ -36,7 +36,7 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	var ps problems
 	p := &ChainProfile{
 		ID: raw.ID, Name: raw.Name, Version: raw.Version, Family: raw.Family, Description: raw.Description,
-		Health: Health{Collectors: raw.Health.Collectors, Policies: raw.Health.Policies},
+		Health: Health{Collectors: raw.Health.Collectors},
 	}
 	checkHeader(&ps, raw)
 	p.Components = buildComponents(&ps, raw.Components)
@@ -48,6 +48,7 @@ func build(raw *rawProfile) (*ChainProfile, []string) {
 	p.Ports, p.Endpoints = raw.Ports, raw.Endpoints
 	p.Genesis = buildGenesis(&ps, raw.Genesis)
 	p.Custody = buildCustody(&ps, raw.Custody)
+	p.Health.Policy = buildPolicy(&ps, raw.Health.Policies)
 	if len(ps) == 0 {
 		checkKeyFiles(&ps, p)
 		checkSigners(&ps, p)

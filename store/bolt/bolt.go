@@ -132,6 +132,9 @@ var (
 	bIncidents     = []byte("incidents")
 	bIncByNode     = []byte("incidents_by_node")
 	bIncOpen       = []byte("incidents_open_by_dedupe")
+	bIncByTime     = []byte("incidents_by_time")
+	bIncByState    = []byte("incidents_by_state_time")
+	bIncToNotify   = []byte("incidents_to_notify")
 	bUptime        = []byte("uptime")
 	bUptimeByHour  = []byte("uptime_by_hour")
 	bRollouts      = []byte("rollouts")
@@ -148,8 +151,9 @@ var allBuckets = [][]byte{
 	bPayments, bPaymentsByExt, bPaymentEvents, bChainRefs,
 	bNodes, bNodesBySub, bNodesByOwner, bNodesByState, bNodesByChain, bStateLog, bStateLogByAt,
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
-	bIncidents, bIncByNode, bIncOpen, bUptime, bUptimeByHour, bUptimeRecompute,
+	bIncidents, bIncByNode, bIncOpen, bIncByTime, bIncByState, bIncToNotify, bUptime, bUptimeByHour, bUptimeRecompute,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
+	bDeadLetters, bDeadLettersByTime,
 }
 
 func createBuckets(tx *bbolt.Tx) error {
@@ -165,7 +169,7 @@ func createBuckets(tx *bbolt.Tx) error {
 	case string(v) != schemaVersion:
 		return fmt.Errorf("file has schema %s, this binary reads %s", v, schemaVersion)
 	}
-	return nil
+	return indexIncidentPipeline(tx)
 }
 
 // update runs fn in one write transaction: a use case commits whole or not at all.

@@ -21,7 +21,7 @@ var incidents = kind[engine.Incident]{
 		if i.Open() {
 			ix = append(ix, index{bucket: bIncOpen, key: key(i.NodeID, i.DedupeKey), unique: "an open incident with this dedupe key exists"})
 		}
-		return ix
+		return append(ix, incidentPipelineIndexes(i)...)
 	},
 }
 
@@ -46,7 +46,7 @@ func (s *Store) ListIncidents(ctx context.Context, nodeID string) (is []*engine.
 }
 
 func (s *Store) UpdateIncident(ctx context.Context, i *engine.Incident) error {
-	return replaceVersioned(ctx, s, incidents, i, nil)
+	return replaceVersioned(ctx, s, incidents, i, keepTransitions)
 }
 
 var uptime = kind[engine.UptimeBucket]{

@@ -299,5 +299,9 @@ func inUTC(v reflect.Value) {
 		for i := range v.NumField() {
 			inUTC(v.Field(i))
 		}
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:
+		for i := range v.Len() {
+			inUTC(v.Index(i))
+		}
 	}
 }

@@ -90,12 +90,21 @@ func (b *Bus) EnsureStream(ctx context.Context, spec engine.StreamSpec) error {
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		MaxAge:     spec.MaxAge,
+		MaxBytes:   maxBytes(spec.MaxBytes),
 		Duplicates: spec.DuplicateWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("ensure stream %s: %w", spec.Name, err)
 	}
 	return nil
+}
+
+// maxBytes is JetStream's value for a size limit: -1 for none.
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
 
 // Publish waits for the stream's acknowledgement, so the message is stored.

@@ -1,0 +1,27 @@
+package profile
+
+import (
+	"strings"
+
+	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/observe"
+)
+
+// buildPolicy compiles the profile's health rules over the defaults. A
+// rule that does not compile makes the whole profile invalid, so a bad
+// edit never replaces the policy that runs.
+func buildPolicy(ps *problems, raw []rawPolicy) *observe.Policy {
+	specs := make([]observe.RuleSpec, len(raw))
+	for i, r := range raw {
+		specs[i] = observe.RuleSpec{
+			Name: r.Name, Verdict: observe.Verdict(r.Verdict), When: r.When,
+			Summary: r.Summary, Remedy: observe.Remedy(r.Remedy), Disabled: r.Disabled,
+		}
+	}
+	p, err := observe.Compile(specs)
+	if err != nil {
+		ps.add("health.policies", "%s", strings.TrimPrefix(err.Error(), string(engine.EInvalid)+": "))
+		return nil
+	}
+	return p
+}
