@@ -156,7 +156,6 @@ func (m *Main) OpenState(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
 	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
-	go m.whileLeading(ctx, m.Config.UptimeInterval, m.accountUptime)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}

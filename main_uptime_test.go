@@ -11,7 +11,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
 )
 
-// TestLeaderAccountsUptime: the running appliance's leader materialises a
+// TestLeaderAccountsUptime: the open appliance's leader materialises a
 // node's buckets every uptime interval, and the API serves them.
 func TestLeaderAccountsUptime(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
@@ -23,11 +23,6 @@ func TestLeaderAccountsUptime(t *testing.T) {
 	if err := m.Store.CreateNode(t.Context(), n); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- m.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-ran })
-
 	api := apiClient{t: t, base: "http://" + m.HTTP.Addr() + "/api/v1", token: m.Boot.AdminToken}
 	var sum struct {
 		UpSeconds   int64    `json:"up_seconds"`

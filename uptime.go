@@ -6,7 +6,8 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 )
 
-// openUptime builds uptime accounting: the worker the leader runs and the
+// openUptime builds uptime accounting: the worker, run every uptime
+// interval while this instance leads until the appliance closes, and the
 // reports the API serves. Both only read and write the Store.
 func (m *Main) openUptime(context.Context) error {
 	cfg := engine.UptimeConfig{
@@ -23,6 +24,7 @@ func (m *Main) openUptime(context.Context) error {
 		return err
 	}
 	m.UptimeWorker, m.Uptime = w, u
+	m.lead(m.Config.UptimeInterval, m.accountUptime)
 	return nil
 }
 
