@@ -49,6 +49,10 @@ type Main struct {
 	HTTP          *web.Server
 	Chains        *profile.Catalog
 	TLS           *tlsconf.Source // nil when the API serves plain HTTP
+	// UptimeWorker keeps nodes' hourly uptime buckets (leader only);
+	// Uptime reads them for the API.
+	UptimeWorker *engine.UptimeWorker
+	Uptime       *engine.Uptime
 	// WebhookSecrets verify payment webhooks: the operator's secret file
 	// or the secret generated at first start.
 	WebhookSecrets webhookSecrets
@@ -109,6 +113,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"payments", m.openPayments},
 		{"health evaluator", m.openEvaluator},
 		{"incidents", m.openIncidents},
+		{"uptime", m.openUptime},
 		{"http", m.openHTTP},
 	})
 	if err != nil {

@@ -83,6 +83,10 @@ type Config struct {
 	HealthRemediate     bool
 	Incidents           IncidentConfig // notifiers of incidents (incidents.go)
 
+	UptimeInterval  time.Duration // how often the uptime worker runs
+	UptimeGrace     time.Duration // how long from creation a provisioning node counts as up
+	UptimeRetention time.Duration // how long hourly uptime buckets are kept
+
 	explicit map[string]bool // keys set by file, environment or flag
 	agentEnv []string        // added to local agents' environment (tests run themselves as the CLI)
 
@@ -131,6 +135,10 @@ func defaultConfig() Config {
 		HealthStuckAfter:    5 * time.Minute,
 		HealthRemediate:     true,
 		Incidents:           defaultIncidentConfig(),
+
+		UptimeInterval:  engine.DefaultUptimeInterval,
+		UptimeGrace:     engine.DefaultUptimeGrace,
+		UptimeRetention: engine.DefaultUptimeRetention,
 	}
 }
 
@@ -183,6 +191,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.AgentHosts, "agent-hosts", "comma-separated names/IPs agents reach the gateway by (default localhost,127.0.0.1)")
 	fs.StringVar(&c.AgentBinary, "agent-binary", c.AgentBinary, "the ops-agent binary hosts download and local hosts run (default: hoodcloud-agent beside this executable)")
 	fs.StringVar(&c.AgentPublicAddr, "agent-public-addr", c.AgentPublicAddr, "gateway host:port that node hosts dial (default: agent-addr, unless it binds a wildcard)")
+	fs.DurationVar(&c.UptimeInterval, "uptime-interval", c.UptimeInterval, "how often the uptime worker brings nodes' hourly buckets up to date")
+	fs.DurationVar(&c.UptimeGrace, "uptime-grace", c.UptimeGrace, "how long from its creation a provisioning node counts as up")
+	fs.DurationVar(&c.UptimeRetention, "uptime-retention", c.UptimeRetention, "how long hourly uptime buckets are kept (default 90 days)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "URL node hosts reach the HTTP API by, e.g. https://cp.example.com (default: from http-addr, unless it binds a wildcard)")
 	c.Incidents.bindFlags(fs)
 }
@@ -321,6 +332,12 @@ func (c *Config) validate() error {
 			return nil
 		},
 		c.checkTemporalPorts,
+		func() error {
+			if c.UptimeInterval <= 0 || c.UptimeGrace <= 0 || c.UptimeRetention < time.Hour {
+				return configErrorf("uptime-interval and uptime-grace must be positive, uptime-retention at least 1h")
+			}
+			return nil
+		},
 		func() error {
 			if c.ShutdownTimeout <= 0 {
 				return configErrorf("shutdown-timeout: must be positive, got %s", c.ShutdownTimeout)

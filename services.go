@@ -354,6 +354,7 @@ func (m *Main) openHTTP(context.Context) error {
 		SealingKey:    func() []byte { return m.Boot.SealedBox().PublicKey() },
 		Rotation:      rotation,
 		AgentBinary:   m.AgentBinary,
+		Uptime:        m.Uptime,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()

@@ -24,6 +24,11 @@ type UptimeStore interface {
 	ListUptimeBuckets(ctx context.Context, nodeID string, from, to time.Time) ([]*UptimeBucket, error)
 	// MarkUptimeRecompute flags a bucket for recomputation; ENotFound if missing.
 	MarkUptimeRecompute(ctx context.Context, nodeID string, hour time.Time) error
+	// ListUptimeRecomputeNodes returns the IDs of the nodes with at least one
+	// bucket flagged for recomputation, in order, after the cursor (an ID,
+	// "" for the start), at most limit. It reads an index of the flagged
+	// buckets, not every bucket.
+	ListUptimeRecomputeNodes(ctx context.Context, after string, limit int) ([]string, error)
 	// DeleteUptimeBucketsBefore purges buckets older than t and returns how many.
 	DeleteUptimeBucketsBefore(ctx context.Context, t time.Time) (int, error)
 }

@@ -33,6 +33,7 @@ func (s *Server) routeAPI() {
 	s.routeDeadLetters(authed)
 	s.routeNodes(api, authed)
 	s.routeCustody(api, authed)
+	s.routeUptime(authed)
 	s.routeKeys(authed)
 	s.routeIncidents(authed)
 }

@@ -69,6 +69,9 @@ type Config struct {
 	CAPEM func() []byte
 	// Rotation rotates keys for administrators; without it they get 501.
 	Rotation *keys.Rotations
+	// Uptime serves nodes' uptime (with Store); without it those routes
+	// are not served.
+	Uptime *engine.Uptime
 	// AgentBinary is the ops-agent served to hosts at AgentBinaryPath;
 	// without it that route answers 503 agent_binary_missing.
 	AgentBinary *AgentBinary

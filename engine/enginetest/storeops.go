@@ -115,6 +115,34 @@ func testStoreUptime(t *testing.T, s engine.Store, reopen StoreOpener) {
 		stSame(t, got, []*engine.UptimeBucket{b})
 		stCode(t, s.MarkUptimeRecompute(t.Context(), node, hour(6)), engine.ENotFound)
 	})
+	t.Run("RecomputeNodesListsFlaggedNodesOnceInPages", func(t *testing.T) {
+		s := openStore(t, reopen)
+		ids := stSorted([]string{engine.NewID("node"), engine.NewID("node"), engine.NewID("node"), engine.NewID("node")})
+		a, b, c, d := ids[0], ids[1], ids[2], ids[3]
+		stOK(t, s.PutUptimeBuckets(t.Context(), []*engine.UptimeBucket{
+			bucket(a, 0, 1), bucket(a, 1, 1), bucket(b, 0, 1), bucket(c, 0, 1), bucket(c, 1, 1), bucket(d, 0, 1),
+		}))
+		for _, m := range []struct {
+			node string
+			h    int
+		}{{a, 0}, {a, 1}, {c, 1}, {d, 0}} {
+			stOK(t, s.MarkUptimeRecompute(t.Context(), m.node, hour(m.h)))
+		}
+		got, err := s.ListUptimeRecomputeNodes(t.Context(), "", 2)
+		stOK(t, err)
+		stSameIDs(t, got, []string{a, c})
+		got, err = s.ListUptimeRecomputeNodes(t.Context(), c, 2)
+		stOK(t, err)
+		stSameIDs(t, got, []string{d})
+
+		// Recomputed (put back unflagged) or purged, a bucket leaves the list.
+		stOK(t, s.PutUptimeBuckets(t.Context(), []*engine.UptimeBucket{bucket(c, 1, 2)}))
+		_, err = s.DeleteUptimeBucketsBefore(t.Context(), hour(1))
+		stOK(t, err)
+		got, err = s.ListUptimeRecomputeNodes(t.Context(), "", 0)
+		stOK(t, err)
+		stSameIDs(t, got, []string{a})
+	})
 	t.Run("DeleteBeforePurgesAcrossNodesAndCounts", func(t *testing.T) {
 		s := openStore(t, reopen)
 		a, b := engine.NewID("node"), engine.NewID("node")

@@ -151,7 +151,7 @@ var allBuckets = [][]byte{
 	bPayments, bPaymentsByExt, bPaymentEvents, bChainRefs,
 	bNodes, bNodesBySub, bNodesByOwner, bNodesByState, bNodesByChain, bStateLog, bStateLogByAt,
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
-	bIncidents, bIncByNode, bIncOpen, bIncByTime, bIncByState, bIncToNotify, bUptime, bUptimeByHour,
+	bIncidents, bIncByNode, bIncOpen, bIncByTime, bIncByState, bIncToNotify, bUptime, bUptimeByHour, bUptimeRecompute,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
 	bDeadLetters, bDeadLettersByTime,
 }

@@ -53,7 +53,11 @@ var uptime = kind[engine.UptimeBucket]{
 	name: "uptime bucket", bucket: bUptime,
 	key: func(u *engine.UptimeBucket) []byte { return key(u.NodeID, timeKey(u.Hour)) },
 	indexes: func(u *engine.UptimeBucket) []index {
-		return []index{{bucket: bUptimeByHour, key: key(timeKey(u.Hour), u.NodeID)}}
+		ix := []index{{bucket: bUptimeByHour, key: key(timeKey(u.Hour), u.NodeID)}}
+		if u.Recompute {
+			ix = append(ix, index{bucket: bUptimeRecompute, key: key(u.NodeID, timeKey(u.Hour))})
+		}
+		return ix
 	},
 }
 
@@ -95,7 +99,7 @@ func (s *Store) MarkUptimeRecompute(ctx context.Context, nodeID string, hour tim
 func (s *Store) DeleteUptimeBucketsBefore(ctx context.Context, t time.Time) (n int, err error) {
 	end := []byte(timeKey(t))
 	err = s.update(ctx, func(tx *bbolt.Tx) error {
-		byHour, records := tx.Bucket(bUptimeByHour), tx.Bucket(bUptime)
+		byHour, records, flagged := tx.Bucket(bUptimeByHour), tx.Bucket(bUptime), tx.Bucket(bUptimeRecompute)
 		var old [][2][]byte
 		scanRange(byHour, nil, end, func(k, id []byte) bool {
 			old = append(old, [2][]byte{bytes.Clone(k), bytes.Clone(id)})
@@ -106,6 +110,9 @@ func (s *Store) DeleteUptimeBucketsBefore(ctx context.Context, t time.Time) (n i
 				return err
 			}
 			if err := records.Delete(o[1]); err != nil {
+				return err
+			}
+			if err := flagged.Delete(o[1]); err != nil {
 				return err
 			}
 		}

@@ -61,3 +61,19 @@ func (s *Store) DeleteUptimeBucketsBefore(ctx context.Context, t time.Time) (int
 	}
 	return int(tag.RowsAffected()), nil
 }
+
+// ListUptimeRecomputeNodes reads the partial index of flagged buckets.
+func (s *Store) ListUptimeRecomputeNodes(ctx context.Context, after string, limit int) ([]string, error) {
+	defer s.observe("list_uptime_recompute_nodes")()
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT node_id FROM uptime_buckets
+		WHERE recompute AND node_id > $1 ORDER BY node_id LIMIT $2`, after, noLimit(limit))
+	ids, err := collect(rows, err, "uptime bucket", func(row pgx.Row) (*string, error) {
+		var id string
+		return &id, row.Scan(&id)
+	})
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = *id
+	}
+	return out, err
+}
