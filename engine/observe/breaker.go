@@ -62,10 +62,3 @@ func (b *breaker) record(err error) {
 		b.openUntil = b.now().Add(b.cooldown)
 	}
 }
-
-// open reports whether reads are suspended.
-func (b *breaker) open() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.failures >= b.threshold
-}
