@@ -74,7 +74,7 @@ func changeNodeState(ctx context.Context, nodes NodeStore, nodeID string, to Nod
 		if err == nil {
 			return c, n, nil
 		}
-		if !IsCode(err, EConflict) {
+		if !IsCode(err, EConflict) || errors.Is(err, ErrStaleLeader) {
 			return nil, nil, fmt.Errorf("change node %s to %s: %w", nodeID, to, err)
 		}
 	}

@@ -20,7 +20,7 @@ func scanIncident(row pgx.Row) (*engine.Incident, error) {
 // per (node, dedupe key)".
 func (s *Store) OpenIncident(ctx context.Context, i *engine.Incident) error {
 	defer s.observe("open_incident")()
-	_, err := s.pool.Exec(ctx, `INSERT INTO incidents (`+incidentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
+	_, err := s.exec(ctx, `INSERT INTO incidents (`+incidentColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
 		i.ID, i.NodeID, i.DedupeKey, i.Severity, i.Summary, i.OpenedAt, optTime(i.ResolvedAt), optTime(i.NotifiedAt))
 	if err != nil {
 		return translate(err, "incident")
