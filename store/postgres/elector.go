@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // leaderLockKey is the advisory lock the instances of an appliance compete
@@ -266,9 +267,15 @@ func (e *Elector) closeSession() {
 // electionFailed is EUnavailable whatever went wrong on the session: the
 // election cannot be held, whether the server is down or ended the session.
 func electionFailed(err error) error {
-	var domain *engine.Error
-	if errors.As(err, &domain) {
+	var (
+		domain *engine.Error
+		pgErr  *pgconn.PgError
+	)
+	switch {
+	case errors.As(err, &domain):
 		return err
+	case errors.As(err, &pgErr) && pgErr.Code == "25P03": // idle_in_transaction_session_timeout
+		return engine.Errorf(engine.EUnavailable, "the lease ran out before a probe (was this process paused?): the server ended the session")
 	}
 	return unavailable(err)
 }
