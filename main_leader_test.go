@@ -59,6 +59,9 @@ func TestLeaderFailover(t *testing.T) {
 	b := &leaderInstance{name: "b", args: argsB}
 	b.start(t)
 	b.waitRole(t, false, time.Second)
+	if got := leaderComponent(t, b.base()); got != "healthy standby" {
+		t.Fatalf("the standby's /readyz leader component = %q, want healthy standby", got)
+	}
 
 	// The leader dies: its connections close with it.
 	killed := time.Now()
@@ -80,6 +83,9 @@ func TestLeaderFailover(t *testing.T) {
 	stopped := time.Now()
 	a.waitRole(t, true, takeoverLimit)
 	t.Logf("SIGSTOP of the leader: the standby led after %s", time.Since(stopped).Round(time.Millisecond))
+	if got, want := leaderComponent(t, a.base()), fmt.Sprintf("healthy leader (epoch %d)", epochB+1); got != want {
+		t.Fatalf("the new leader's /readyz leader component = %q, want %q", got, want)
+	}
 	testenv.WaitFor(t, "a to expire subscriptions", func() bool { return a.fencedWrites(t, "written") > 0 })
 	b.signal(t, syscall.SIGCONT)
 	b.waitRole(t, false, takeoverLimit)
@@ -152,6 +158,21 @@ func (l *leaderInstance) fencedWrites(t *testing.T, outcome string) int {
 		t.Fatalf("instance %s: %v", l.name, err)
 	}
 	return int(v)
+}
+
+// leaderComponent is the status and detail of /readyz's leader component.
+func leaderComponent(t *testing.T, base string) string {
+	t.Helper()
+	var ready struct {
+		Components []struct{ Name, Status, Detail string }
+	}
+	decodeJSON(t, getText(t, base+"/readyz"), &ready)
+	for _, c := range ready.Components {
+		if c.Name == "leader" {
+			return c.Status + " " + c.Detail
+		}
+	}
+	return "missing"
 }
 
 // scrapeMetric reads one sample from /metrics.
