@@ -71,6 +71,9 @@ type Main struct {
 	bootDone       chan struct{}
 	bootErr        error
 
+	rotations    *keys.Rotations        // its rewrap resumes on the leader only
+	fencedWrites *prometheus.CounterVec // outcomes of leader-only writes
+
 	checks  []engine.HealthCheck
 	up      *prometheus.GaugeVec
 	closers []func(context.Context) error
@@ -115,6 +118,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"incidents", m.openIncidents},
 		{"uptime", m.openUptime},
 		{"http", m.openHTTP},
+		{"leader work", m.openLeaderWork},
 	})
 	if err != nil {
 		return err
@@ -155,7 +159,6 @@ func (m *Main) OpenState(ctx context.Context) error {
 // Run serves until ctx ends, then stops in order.
 func (m *Main) Run(ctx context.Context) error {
 	go m.watchHealth(ctx, 15*time.Second)
-	go m.whileLeading(ctx, time.Minute, m.expireSubscriptions)
 	if m.Config.ChainsDir != "" {
 		go m.Chains.Watch(ctx, m.Config.ChainsCheckInterval, m.Logger)
 	}
@@ -185,12 +188,13 @@ func (m *Main) onClose(f func(context.Context) error) { m.closers = append(m.clo
 // Health checks every component now.
 func (m *Main) Health(ctx context.Context) engine.HealthReport {
 	r := engine.CheckHealth(ctx, m.checks, 2*time.Second)
-	for _, c := range r.Components {
+	for i, c := range r.Components {
 		v := 0.0
 		if c.Status == engine.Healthy {
 			v = 1
 		}
 		m.up.WithLabelValues(c.Name).Set(v)
+		r.Components[i].Detail = m.componentDetail(c.Name)
 	}
 	return r
 }

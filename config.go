@@ -66,6 +66,15 @@ type Config struct {
 	Provisioner  string // local or hetzner
 	HetznerToken string
 
+	// Leader election among instances sharing a PostgreSQL store: how often
+	// the leader probes its lock and standbys try to take it, and how long
+	// a leader that stopped (paused, cut off) keeps the lock.
+	LeaderProbeInterval time.Duration
+	LeaderLease         time.Duration
+	// The leader's periodic work.
+	SubscriptionExpiryInterval time.Duration
+	ReapInterval               time.Duration // 0: hosts are reaped only by `admin reap`
+
 	PaymentMaxDeliver     int           // deliveries of a payment.completed before it is given up
 	PaymentAckWait        time.Duration // redelivery after an unacknowledged delivery
 	PaymentIdempotencyTTL time.Duration // how long the cache remembers a processed payment event
@@ -126,6 +135,11 @@ func defaultConfig() Config {
 		ChainsCheckInterval: time.Minute,
 		Provisioner:         "local",
 
+		LeaderProbeInterval:        2 * time.Second,
+		LeaderLease:                6 * time.Second,
+		SubscriptionExpiryInterval: time.Minute,
+		ReapInterval:               10 * time.Minute,
+
 		PaymentMaxDeliver:     5,
 		PaymentAckWait:        30 * time.Second,
 		PaymentIdempotencyTTL: 24 * time.Hour,
@@ -177,6 +191,10 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.Var(&c.TLSHosts, "tls-hosts", "comma-separated names/IPs: HTTPS with a certificate from the appliance CA")
 	fs.StringVar(&c.ACMEDirectory, "acme-directory", c.ACMEDirectory, "ACME directory URL (default Let's Encrypt)")
 	fs.BoolVar(&c.AllowHTTP, "allow-http", c.AllowHTTP, "allow plain HTTP on a non-loopback http-addr")
+	fs.DurationVar(&c.LeaderProbeInterval, "leader-probe-interval", c.LeaderProbeInterval, "PostgreSQL store: how often the leader probes its lock and standbys try to take it")
+	fs.DurationVar(&c.LeaderLease, "leader-lease", c.LeaderLease, "PostgreSQL store: how long a stopped leader keeps leading; a standby takes over within lease + probe interval")
+	fs.DurationVar(&c.SubscriptionExpiryInterval, "subscription-expiry-interval", c.SubscriptionExpiryInterval, "how often the leader ends subscriptions whose time is up")
+	fs.DurationVar(&c.ReapInterval, "reap-interval", c.ReapInterval, "how often the leader destroys this installation's hosts that no live node needs (0: only by admin reap)")
 	fs.IntVar(&c.PaymentMaxDeliver, "payment-max-deliver", c.PaymentMaxDeliver, "deliveries of a payment.completed message before it is given up")
 	fs.DurationVar(&c.PaymentAckWait, "payment-ack-wait", c.PaymentAckWait, "redelivery delay of an unacknowledged payment message")
 	fs.DurationVar(&c.PaymentIdempotencyTTL, "payment-idempotency-ttl", c.PaymentIdempotencyTTL, "how long the cache remembers a processed payment event")
@@ -332,6 +350,7 @@ func (c *Config) validate() error {
 			return nil
 		},
 		c.checkTemporalPorts,
+		c.checkLeaderTimings,
 		func() error {
 			if c.UptimeInterval <= 0 || c.UptimeGrace <= 0 || c.UptimeRetention < time.Hour {
 				return configErrorf("uptime-interval and uptime-grace must be positive, uptime-retention at least 1h")

@@ -369,8 +369,9 @@ func (m *Main) openHTTP(context.Context) error {
 	return nil
 }
 
-// openKeyRotation serves key rotation and resumes a master key rewrap a
-// stop interrupted. It stops before the Store and Secrets close.
+// openKeyRotation serves key rotation; the leader resumes a master key
+// rewrap a stop interrupted (openLeaderWork). It stops before the Store and
+// Secrets close.
 func (m *Main) openKeyRotation() (*keys.Rotations, error) {
 	r, err := keys.NewRotations(keys.RotationsConfig{
 		Secrets: m.Secrets, Boot: m.Boot, Nodes: m.Store, Keys: m.Store, Logger: m.Logger,
@@ -380,7 +381,7 @@ func (m *Main) openKeyRotation() (*keys.Rotations, error) {
 		return nil, err
 	}
 	m.onClose(func(context.Context) error { r.Close(); return nil })
-	r.Resume()
+	m.rotations = r
 	return r, nil
 }
 

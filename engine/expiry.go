@@ -19,7 +19,11 @@ func ExpireSubscriptions(ctx context.Context, subs SubscriptionStore, nodes Node
 	var errs []error
 	n := 0
 	for _, s := range due {
-		if err := expire(ctx, subs, nodes, wf, s, now); err != nil {
+		err := expire(ctx, subs, nodes, wf, s, now)
+		if errors.Is(err, ErrStaleLeader) {
+			return n, err // deposed: the new leader takes over the rest
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -41,8 +45,9 @@ func expire(ctx context.Context, subs SubscriptionStore, nodes NodeStore, wf Wor
 	}
 	s.Status = SubscriptionExpired
 	s.UpdatedAt = now
-	if err := subs.UpdateSubscription(ctx, s); err != nil && !IsCode(err, EConflict) {
-		return err // a conflict means another writer (cancel) got there first
+	err = subs.UpdateSubscription(ctx, s)
+	if IsCode(err, EConflict) && !errors.Is(err, ErrStaleLeader) {
+		return nil // a stale version: another writer (cancel) got there first
 	}
-	return nil
+	return err
 }

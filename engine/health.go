@@ -27,7 +27,8 @@ type ComponentHealth struct {
 	Name      string
 	Status    HealthStatus
 	Latency   time.Duration
-	ErrorCode Code // stable, for alerts; empty when healthy
+	ErrorCode Code   // stable, for alerts; empty when healthy
+	Detail    string // what the component does now (the leader's role), for operators; nothing secret
 }
 
 // HealthReport is the outcome of every check.

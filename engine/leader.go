@@ -41,6 +41,25 @@ func LeaderEpochFrom(ctx context.Context) (int64, bool) {
 	return e, ok
 }
 
+type fenceObserverKey struct{}
+
+// ObserveFencedWrites has the Store report to observe how each write fenced
+// by ctx's leader epoch ended: err is nil when the write landed,
+// ErrStaleLeader when the fence refused it, another error when it failed
+// otherwise. Like an HTTP client trace, it counts what happens below
+// without every use case passing a counter along.
+func ObserveFencedWrites(ctx context.Context, observe func(err error)) context.Context {
+	return context.WithValue(ctx, fenceObserverKey{}, observe)
+}
+
+// FencedWriteDone is for Store adapters: they call it once for each write
+// fenced by ctx's leader epoch, when it has committed (nil) or failed.
+func FencedWriteDone(ctx context.Context, err error) {
+	if observe, ok := ctx.Value(fenceObserverKey{}).(func(error)); ok {
+		observe(err)
+	}
+}
+
 // SoleLeader is the leadership of an appliance that cannot have a rival:
 // on bbolt the instance holding the file lock is the only one there is. It
 // still takes a fresh epoch, so fencing works the same on every store.

@@ -95,7 +95,7 @@ func changeNodeState(ctx context.Context, nodes NodeStore, nodeID string, from [
 		if err == nil {
 			return c, n, nil
 		}
-		if !IsCode(err, EConflict) {
+		if !IsCode(err, EConflict) || errors.Is(err, ErrStaleLeader) {
 			return nil, nil, fmt.Errorf("change node %s to %s: %w", nodeID, to, err)
 		}
 	}

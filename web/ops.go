@@ -20,6 +20,7 @@ type componentJSON struct {
 	Status    string  `json:"status"`
 	LatencyMS float64 `json:"latency_ms"`
 	ErrorCode string  `json:"error_code,omitempty"`
+	Detail    string  `json:"detail,omitempty"`
 }
 
 type readinessJSON struct {
@@ -50,6 +51,7 @@ func (s *Server) readyz(c *gin.Context) {
 			Status:    string(comp.Status),
 			LatencyMS: float64(comp.Latency.Microseconds()) / 1000,
 			ErrorCode: string(comp.ErrorCode),
+			Detail:    comp.Detail,
 		}
 	}
 	c.JSON(readinessStatus(r.Status), out)

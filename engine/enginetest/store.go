@@ -69,6 +69,7 @@ var storeAggregates = []storeAggregate{
 	{"UptimeBuckets", testStoreUptime},
 	{"Rollouts", testStoreRollouts},
 	{"LeaderEpoch", testStoreLeader},
+	{"LeaderFence", testStoreLeaderFence},
 	{"Secrets", testStoreSecrets},
 	{"SigningLeases", testStoreSigningLeases},
 	{"TimesAndAliasing", testStoreTimesAndAliasing},

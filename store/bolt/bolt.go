@@ -172,10 +172,14 @@ func createBuckets(tx *bbolt.Tx) error {
 	return indexIncidentPipeline(tx)
 }
 
-// update runs fn in one write transaction: a use case commits whole or not at all.
+// update runs fn in one write transaction: a use case commits whole or not
+// at all. A leader-only write is fenced by its epoch.
 func (s *Store) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.ready(ctx); err != nil {
 		return err
+	}
+	if epoch, ok := engine.LeaderEpochFrom(ctx); ok {
+		return s.fenced(ctx, epoch, fn)
 	}
 	return s.db.Update(fn)
 }

@@ -67,7 +67,7 @@ func (s *Store) OpenIncident(ctx context.Context, i *engine.Incident) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO incidents (`+incidentColumns+`)
+	_, err = s.exec(ctx, `INSERT INTO incidents (`+incidentColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, 1)`,
 		i.ID, i.NodeID, i.DedupeKey, i.Severity, i.Summary, i.OpenedAt, optTime(i.ResolvedAt), optTime(i.NotifiedAt),
 		optTime(i.AcknowledgedAt), i.AcknowledgedBy, transitions, deliveries, optTime(i.NotifyAt))

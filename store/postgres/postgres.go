@@ -103,13 +103,18 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// inTx runs fn in a transaction, committing if it returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+// inTx runs fn in a transaction, committing if it returns nil. A
+// leader-only write is fenced by its epoch.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) (err error) {
+	defer func() { fenceDone(ctx, err) }()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
+	if err := fence(ctx, tx); err != nil {
+		return err
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -121,7 +126,7 @@ func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // means the record is missing or the version is stale; a second look tells
 // which.
 func (s *Store) updateVersioned(ctx context.Context, table, what, id string, version *int64, sql string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, sql, append([]any{id, *version}, args...)...)
+	tag, err := s.exec(ctx, sql, append([]any{id, *version}, args...)...)
 	if err != nil {
 		return translate(err, what)
 	}

@@ -43,7 +43,7 @@ func (s *Store) ListUptimeBuckets(ctx context.Context, nodeID string, from, to t
 
 func (s *Store) MarkUptimeRecompute(ctx context.Context, nodeID string, hour time.Time) error {
 	defer s.observe("mark_uptime_recompute")()
-	tag, err := s.pool.Exec(ctx, `UPDATE uptime_buckets SET recompute = true WHERE node_id = $1 AND hour = $2`, nodeID, hour)
+	tag, err := s.exec(ctx, `UPDATE uptime_buckets SET recompute = true WHERE node_id = $1 AND hour = $2`, nodeID, hour)
 	if err != nil {
 		return translate(err, "uptime bucket")
 	}
@@ -55,7 +55,7 @@ func (s *Store) MarkUptimeRecompute(ctx context.Context, nodeID string, hour tim
 
 func (s *Store) DeleteUptimeBucketsBefore(ctx context.Context, t time.Time) (int, error) {
 	defer s.observe("delete_uptime_buckets_before")()
-	tag, err := s.pool.Exec(ctx, `DELETE FROM uptime_buckets WHERE hour < $1`, t)
+	tag, err := s.exec(ctx, `DELETE FROM uptime_buckets WHERE hour < $1`, t)
 	if err != nil {
 		return 0, translate(err, "uptime bucket")
 	}
