@@ -10,9 +10,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/incidents"
+	"github.com/hoodcloud/hoodcloud/store/internal/post"
 )
 
 // AlertName is the alertname label of every incident.
@@ -103,35 +101,8 @@ func (c *Client) Notify(ctx context.Context, n incidents.Notification) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, bytes.NewReader(body))
 	if err != nil {
-		return engine.Errorf(engine.EInvalid, "alertmanager request: %v", withoutURL(err))
+		return engine.Errorf(engine.EInvalid, "alertmanager request: %v", post.WithoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return engine.Errorf(engine.EUnavailable, "post to alertmanager: %v", withoutURL(err))
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode/100 != 2 {
-		return engine.Errorf(engine.EUnavailable, "alertmanager answered %d%s", resp.StatusCode, explained(answer))
-	}
-	return nil
-}
-
-// withoutURL drops the URL net/http puts in its errors: it may hold
-// credentials.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s", ue.Err)
-	}
-	return err
-}
-
-// explained is ": <the answer's text>", or nothing for an empty answer.
-func explained(answer []byte) string {
-	if text := strings.TrimSpace(strings.ToValidUTF8(string(answer), "?")); text != "" {
-		return ": " + text
-	}
-	return ""
+	return post.Do(c.http, req, "alertmanager", 512)
 }

@@ -7,17 +7,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/incidents"
+	"github.com/hoodcloud/hoodcloud/store/internal/post"
 )
 
 // Headers of a delivery, besides engine.WebhookTimestampHeader and
@@ -83,7 +80,7 @@ func (c *Client) Notify(ctx context.Context, n incidents.Notification) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return engine.Errorf(engine.EInvalid, "incident webhook request: %v", withoutURL(err))
+		return engine.Errorf(engine.EInvalid, "incident webhook request: %v", post.WithoutURL(err))
 	}
 	now := c.cfg.Now()
 	req.Header.Set("Content-Type", "application/json")
@@ -92,31 +89,5 @@ func (c *Client) Notify(ctx context.Context, n incidents.Notification) error {
 	req.Header.Set(DeliveryHeader, n.DeliveryID)
 	req.Header.Set(engine.WebhookTimestampHeader, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(engine.WebhookSignatureHeader, engine.SignWebhook(secret, now, body))
-	resp, err := c.cfg.Client.Do(req)
-	if err != nil {
-		return engine.Errorf(engine.EUnavailable, "post to incident webhook: %v", withoutURL(err))
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	if resp.StatusCode/100 != 2 {
-		return engine.Errorf(engine.EUnavailable, "incident webhook answered %d%s", resp.StatusCode, explained(answer))
-	}
-	return nil
-}
-
-// withoutURL drops the URL net/http puts in its errors.
-func withoutURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s", ue.Err)
-	}
-	return err
-}
-
-// explained is ": <the answer's text>", or nothing for an empty answer.
-func explained(answer []byte) string {
-	if text := strings.TrimSpace(strings.ToValidUTF8(string(answer), "?")); text != "" {
-		return ": " + text
-	}
-	return ""
+	return post.Do(c.cfg.Client, req, "incident webhook", 256)
 }
