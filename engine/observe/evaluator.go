@@ -55,10 +55,12 @@ type Evaluator struct {
 
 	mu    sync.Mutex
 	nodes map[string]*watch
+	epoch int64 // the leader epoch of the last cycle: a new one forgets all
 }
 
 // watch is what the evaluator remembers of a node between cycles.
 type watch struct {
+	since     time.Time // when this evaluator began watching the node
 	height    uint64
 	grewAt    time.Time // when height last grew, or the watch began
 	pending   Verdict   // the latest verdict and how many cycles in a row gave it
@@ -125,6 +127,11 @@ func (e *Evaluator) Cycle(ctx context.Context) (Stats, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := Stats{Verdicts: map[Verdict]int{}}
+	if epoch, ok := engine.LeaderEpochFrom(ctx); ok && epoch != e.epoch {
+		// Leading again after another instance did: what it changed is
+		// not in our memory, so start over (confirmations included).
+		e.nodes, e.epoch = map[string]*watch{}, epoch
+	}
 	for _, w := range e.nodes {
 		w.seen = false
 	}
@@ -145,9 +152,18 @@ func (e *Evaluator) Cycle(ctx context.Context) (Stats, error) {
 		}
 	}
 	for id, w := range e.nodes {
-		if !w.seen {
-			delete(e.nodes, id) // left the watched states
+		if w.seen {
+			continue
 		}
+		// Left the watched states (terminated, or taken by a workflow):
+		// its policy incidents are no longer ours to keep open.
+		if w.confirmed.Bad() {
+			if err := e.resolveOthers(ctx, id, Result{Verdict: VerdictUnknown}, e.cfg.Now(), &st); err != nil {
+				e.cfg.Logger.Warn("resolving the incidents of a node no longer watched", "node", id, "err", err)
+				continue
+			}
+		}
+		delete(e.nodes, id)
 	}
 	return st, nil
 }
@@ -232,7 +248,7 @@ var defaultPolicy = func() *Policy {
 func (e *Evaluator) watchOf(n *engine.Node, now time.Time) *watch {
 	w, ok := e.nodes[n.ID]
 	if !ok {
-		w = &watch{grewAt: now}
+		w = &watch{since: now, grewAt: now}
 		e.nodes[n.ID] = w
 	}
 	return w
@@ -243,9 +259,16 @@ func (e *Evaluator) facts(n *engine.Node, s *engine.AgentStatus, now time.Time) 
 	w := e.watchOf(n, now)
 	w.seen = true
 	f := &Facts{State: n.State, StuckAfter: e.cfg.StuckAfter}
+	// Silence is counted from the latest sign of life, but never from
+	// before this evaluator began watching: after an appliance restart (or a
+	// new leader) agents get their reconnect time before they count as
+	// silent.
 	last := n.LastSeenAt
 	if last.IsZero() {
 		last = n.UpdatedAt
+	}
+	if last.Before(w.since) {
+		last = w.since
 	}
 	if s != nil {
 		f.HasHeartbeat = true
@@ -285,8 +308,9 @@ func (e *Evaluator) act(ctx context.Context, n *engine.Node, res Result, now tim
 	if w.streak < e.cfg.Confirmations {
 		return nil
 	}
-	if res.Verdict != w.confirmed || rule != w.rule {
-		if err := e.confirm(ctx, n, res, now, st); err != nil {
+	if res.Verdict != w.confirmed || rule != w.rule || n.State != stateOf[res.Verdict] {
+		owned, err := e.confirm(ctx, n, res, now, st)
+		if err != nil || !owned {
 			return err
 		}
 		w.confirmed, w.rule = res.Verdict, rule
@@ -297,45 +321,46 @@ func (e *Evaluator) act(ctx context.Context, n *engine.Node, res Result, now tim
 	return nil
 }
 
-// confirm applies a newly confirmed verdict: the node's state, and its
-// policy incidents (the rule's opened, any other's resolved).
-func (e *Evaluator) confirm(ctx context.Context, n *engine.Node, res Result, now time.Time, st *Stats) error {
+// stateOf is the state a confirmed verdict puts a node in.
+var stateOf = map[Verdict]engine.NodeState{
+	VerdictCritical: engine.NodeDegraded, VerdictDegraded: engine.NodeDegraded,
+	VerdictSyncing: engine.NodeSyncing, VerdictOK: engine.NodeRunning,
+}
+
+// confirm applies a newly confirmed verdict: the node's state, then its
+// policy incidents (the rule's opened, any other's resolved). It reports
+// false, changing nothing, when a workflow took the node over since it
+// was listed.
+func (e *Evaluator) confirm(ctx context.Context, n *engine.Node, res Result, now time.Time, st *Stats) (bool, error) {
+	if to := stateOf[res.Verdict]; n.State != to {
+		reason := fmt.Sprintf("health: %s (%s)", res.Rule.Name, res.Verdict)
+		_, err := engine.TransitionNodeFrom(ctx, e.cfg.Nodes, e.cfg.Events, n.ID, watchedStates, to, reason, now)
+		switch {
+		case err == nil, errors.Is(err, engine.ErrNotAnnounced):
+			st.Transitions++
+			e.cfg.Logger.Info("node state from health", "node", n.ID, "from", n.State, "to", to, "rule", res.Rule.Name)
+		case engine.IsCode(err, engine.EConflict) && !errors.Is(err, engine.ErrStaleLeader):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
 	if err := e.resolveOthers(ctx, n.ID, res, now, st); err != nil {
-		return err
+		return false, err
 	}
-	if res.Verdict.Bad() {
-		sev := engine.SeverityWarning
-		if res.Verdict == VerdictCritical {
-			sev = engine.SeverityCritical
-		}
-		spec := engine.IncidentSpec{NodeID: n.ID, DedupeKey: incidentKey(res.Rule.Name), Severity: sev, Summary: res.Rule.Summary}
-		_, opened, err := engine.RaiseIncident(ctx, e.cfg.Incidents, spec, now)
-		if err != nil {
-			return err
-		}
-		if opened {
-			st.Opened++
-		}
+	if !res.Verdict.Bad() {
+		return true, nil
 	}
-	to := map[Verdict]engine.NodeState{
-		VerdictCritical: engine.NodeDegraded, VerdictDegraded: engine.NodeDegraded,
-		VerdictSyncing: engine.NodeSyncing, VerdictOK: engine.NodeRunning,
-	}[res.Verdict]
-	if n.State == to {
-		return nil
+	sev := engine.SeverityWarning
+	if res.Verdict == VerdictCritical {
+		sev = engine.SeverityCritical
 	}
-	reason := fmt.Sprintf("health: %s (%s)", res.Rule.Name, res.Verdict)
-	_, err := engine.TransitionNodeFrom(ctx, e.cfg.Nodes, e.cfg.Events, n.ID, watchedStates, to, reason, now)
-	switch {
-	case err == nil, errors.Is(err, engine.ErrNotAnnounced):
-		st.Transitions++
-		e.cfg.Logger.Info("node state from health", "node", n.ID, "from", n.State, "to", to, "rule", res.Rule.Name)
-		return nil
-	case engine.IsCode(err, engine.EConflict) && !errors.Is(err, engine.ErrStaleLeader):
-		return nil // a workflow took the node over since it was listed
-	default:
-		return err
+	spec := engine.IncidentSpec{NodeID: n.ID, DedupeKey: incidentKey(res.Rule.Name), Severity: sev, Summary: res.Rule.Summary}
+	_, opened, err := engine.RaiseIncident(ctx, e.cfg.Incidents, spec, now)
+	if opened {
+		st.Opened++
 	}
+	return err == nil, err
 }
 
 // resolveOthers resolves the node's open policy incidents but the one of
@@ -349,7 +374,7 @@ func (e *Evaluator) resolveOthers(ctx context.Context, nodeID string, res Result
 		if !in.Open() || !strings.HasPrefix(in.DedupeKey, policyKeyPrefix) {
 			continue
 		}
-		if res.Verdict.Bad() && ruleOfKey(in.DedupeKey) == res.Rule.Name {
+		if res.Verdict.Bad() && res.Rule != nil && ruleOfKey(in.DedupeKey) == res.Rule.Name {
 			continue
 		}
 		if _, err := engine.ResolveIncident(ctx, e.cfg.Incidents, nodeID, in.DedupeKey, now); err != nil {

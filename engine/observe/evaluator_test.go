@@ -169,10 +169,15 @@ func TestAVerdictChangesTheNodeOnlyAfterConsecutiveCycles(t *testing.T) {
 func TestASilentNodeIsCriticalAfterThreeIntervals(t *testing.T) {
 	f := newFleet(t, func(c *observe.Config) { c.Confirmations = 1 })
 	f.node("node_a", engine.NodeRunning)
-	f.cycle()
-	f.cycle()
-	if got := f.state("node_a"); got != engine.NodeRunning {
-		t.Fatalf("state %s after 2 silent intervals", got)
+	// Silent since long before the evaluator began: the silence counts
+	// from its first look, so agents reconnecting after an appliance
+	// restart are not called dead at once.
+	f.now = f.now.Add(time.Hour)
+	for i := range 3 {
+		f.cycle()
+		if got := f.state("node_a"); got != engine.NodeRunning {
+			t.Fatalf("state %s after %d watched silent intervals", got, i)
+		}
 	}
 	f.cycle()
 	if got := f.state("node_a"); got != engine.NodeDegraded {
@@ -319,7 +324,7 @@ func TestAFencedWriteEndsTheCycle(t *testing.T) {
 		Nodes: fencedNodes{f.store}, Incidents: f.store, Commands: f.store, Cache: f.cache, Statuses: f, Events: f.announced,
 		Now: func() time.Time { return f.now }, HeartbeatInterval: interval, Confirmations: 1,
 	})
-	f.now = f.now.Add(time.Hour)
+	f.report("node_a", 10, func(s *engine.AgentStatus) { s.Peers = 0 })
 	_, err := f.eval.Cycle(ctx)
 	if !errors.Is(err, engine.ErrStaleLeader) {
 		t.Fatalf("cycle: %v; want ErrStaleLeader", err)
@@ -376,4 +381,40 @@ func (a *announcements) count(subject string) int {
 		}
 	}
 	return n
+}
+
+func TestTheEvaluatorPutsBackANodeSomeoneElseMoved(t *testing.T) {
+	f := newFleet(t, func(c *observe.Config) { c.Confirmations = 1 })
+	f.node("node_a", engine.NodeRunning)
+	f.report("node_a", 10, func(s *engine.AgentStatus) { s.Peers = 0 })
+	f.cycle()
+	if got := f.state("node_a"); got != engine.NodeDegraded {
+		t.Fatalf("state %s; want degraded", got)
+	}
+	// A workflow ends by setting running while the verdict stands.
+	if _, err := engine.TransitionNode(context.Background(), f.store, f.announced, "node_a", engine.NodeRunning, "a workflow", f.now); err != nil {
+		t.Fatal(err)
+	}
+	f.report("node_a", 11, func(s *engine.AgentStatus) { s.Peers = 0 })
+	f.cycle()
+	if got := f.state("node_a"); got != engine.NodeDegraded {
+		t.Fatalf("state %s; want degraded again: the verdict still stands", got)
+	}
+}
+
+func TestANodeThatLeavesTheWatchedStatesHasItsPolicyIncidentsResolved(t *testing.T) {
+	f := newFleet(t, func(c *observe.Config) { c.Confirmations = 1 })
+	f.node("node_a", engine.NodeRunning)
+	f.report("node_a", 10, func(s *engine.AgentStatus) { s.Peers = 0 })
+	f.cycle()
+	if got := f.incidents("node_a"); got["policy:no-peers"] != "open" {
+		t.Fatalf("incidents %v; want policy:no-peers open", got)
+	}
+	if _, err := engine.TransitionNode(context.Background(), f.store, f.announced, "node_a", engine.NodeTerminating, "cancelled", f.now); err != nil {
+		t.Fatal(err)
+	}
+	f.cycle()
+	if got := f.incidents("node_a"); got["policy:no-peers"] != "resolved" {
+		t.Fatalf("incidents %v; want policy:no-peers resolved once the node is terminating", got)
+	}
 }
