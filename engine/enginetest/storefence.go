@@ -117,6 +117,11 @@ var leaderOnlyWrites = []fenceWrite{
 		_, err := f.s.DeleteUptimeBucketsBefore(ctx, f.oldHour.Add(time.Hour))
 		return err
 	}},
+	{"CreateCommand", func(ctx context.Context, f *fenceFixture) error {
+		// The evaluator's RESTART of a stuck node.
+		return f.s.CreateCommand(ctx, &engine.Command{ID: engine.NewID("cmd"), NodeID: f.node, Type: engine.CommandRestart,
+			Status: engine.CommandQueued, CreatedAt: stAt(f.tick), UpdatedAt: stAt(f.tick)})
+	}},
 	{"UpdateSubscription", func(ctx context.Context, f *fenceFixture) error {
 		s, err := f.s.GetSubscription(context.WithoutCancel(ctx), f.sub)
 		if err != nil {
@@ -134,6 +139,7 @@ type fenceView struct {
 	Incidents    []*engine.Incident
 	Subscription *engine.Subscription
 	Buckets      []*engine.UptimeBucket
+	Commands     []*engine.Command
 }
 
 func (f *fenceFixture) view(t *testing.T) fenceView {
@@ -150,6 +156,8 @@ func (f *fenceFixture) view(t *testing.T) fenceView {
 	v.Subscription, err = f.s.GetSubscription(ctx, f.sub)
 	stOK(t, err)
 	v.Buckets, err = f.s.ListUptimeBuckets(ctx, f.node, time.Time{}, stAt(1e6))
+	stOK(t, err)
+	v.Commands, err = f.s.ListCommandsByNode(ctx, f.node)
 	stOK(t, err)
 	return v
 }

@@ -10,8 +10,13 @@ import (
 )
 
 // IncidentSubject is where an event of an incident of node nodeID is
-// published: events.node.{id}.incident_opened|incident_acknowledged|incident_resolved.
+// published: events.node.{id}.incident_opened|incident_acknowledged|incident_resolved,
+// or events.incident.{event} for an incident of no node (a dead-lettered
+// payment): an empty subject token matches no stream.
 func IncidentSubject(nodeID string, e engine.IncidentEvent) string {
+	if nodeID == "" {
+		return "events.incident." + string(e)
+	}
 	return "events.node." + nodeID + ".incident_" + string(e)
 }
 

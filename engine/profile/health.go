@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/hoodcloud/hoodcloud/engine"
@@ -13,6 +14,11 @@ import (
 func buildPolicy(ps *problems, raw []rawPolicy) *observe.Policy {
 	specs := make([]observe.RuleSpec, len(raw))
 	for i, r := range raw {
+		if r.Name == "" && !r.Disabled {
+			// Profiles written before rules had names still load: such a
+			// rule is named after its place, so it adds and never replaces.
+			r.Name = fmt.Sprintf("rule-%d", i+1)
+		}
 		specs[i] = observe.RuleSpec{
 			Name: r.Name, Verdict: observe.Verdict(r.Verdict), When: r.When,
 			Summary: r.Summary, Remedy: observe.Remedy(r.Remedy), Disabled: r.Disabled,

@@ -246,6 +246,18 @@ func TestParseKeepsCollectorsOpaqueAndCompilesPolicies(t *testing.T) {
 	}
 }
 
+func TestAnUnnamedRuleIsNamedAfterItsPlace(t *testing.T) {
+	doc := validYAML(t) + "health:\n  policies:\n    - {verdict: critical, when: 'peers > 100'}\n"
+	p := mustParse(t, doc)
+	var found bool
+	for _, r := range p.Health.Policy.Rules() {
+		found = found || (r.Name == "rule-1" && r.Verdict == "critical")
+	}
+	if !found {
+		t.Fatal("the unnamed rule is not among the rules as rule-1")
+	}
+}
+
 func TestAPolicyThatDoesNotCompileMakesTheProfileInvalid(t *testing.T) {
 	doc := validYAML(t) + "health:\n  policies:\n    - {name: broken, verdict: degraded, when: 'peers >'}\n"
 	_, err := profile.Parse("chains/bad.yaml", []byte(doc))

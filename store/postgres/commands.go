@@ -19,7 +19,7 @@ func scanCommand(row pgx.Row) (*engine.Command, error) {
 
 func (s *Store) CreateCommand(ctx context.Context, c *engine.Command) error {
 	defer s.observe("create_command")()
-	_, err := s.pool.Exec(ctx, `INSERT INTO commands (`+commandColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO commands (`+commandColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
 		c.ID, c.NodeID, c.Type, c.Payload, c.Status, c.Result, c.Error,
 		c.CreatedAt, c.UpdatedAt, optTime(c.AckedAt), optTime(c.FinishedAt))
