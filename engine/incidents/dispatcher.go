@@ -90,27 +90,37 @@ const recordTimeout = 10 * time.Second
 // resolution or an acknowledgement) of the incident being recorded.
 const recordAttempts = 5
 
-// Dispatch delivers what is due now, for up to Batch incidents due
-// soonest. It stops at the first store error (ErrStaleLeader in its chain
-// once another instance leads); a notifier's failure is recorded on the
-// incident, not returned.
+// Dispatch delivers what is due now, Batch incidents at a time, soonest
+// due first, until nothing is due (or dispatchRounds batches went by, so a
+// turn ends even when deliveries fail as fast as they come due). It stops
+// at the first store error (ErrStaleLeader in its chain once another
+// instance leads); a notifier's failure is recorded on the incident, not
+// returned.
 func (d *Dispatcher) Dispatch(ctx context.Context) error {
-	now := d.cfg.Now().UTC()
-	due, err := d.cfg.Store.ListIncidentsToNotify(ctx, now, d.cfg.Batch)
-	if err != nil {
-		return fmt.Errorf("list incidents to notify: %w", err)
-	}
 	chains := map[string]string{}
-	for _, in := range due {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	for range dispatchRounds {
+		due, err := d.cfg.Store.ListIncidentsToNotify(ctx, d.cfg.Now().UTC(), d.cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("list incidents to notify: %w", err)
 		}
-		if err := d.dispatchIncident(ctx, in, chains); err != nil {
-			return err
+		for _, in := range due {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := d.dispatchIncident(ctx, in, chains); err != nil {
+				return err
+			}
+		}
+		if len(due) < d.cfg.Batch {
+			return nil
 		}
 	}
 	return nil
 }
+
+// dispatchRounds bounds the batches of one Dispatch: a whole fleet's
+// incidents opening at once (a chain halt) are told within one turn.
+const dispatchRounds = 50
 
 // dispatchIncident runs each channel's due steps, then sets when the
 // incident is next due.
@@ -216,9 +226,15 @@ func (d *Dispatcher) apply(i *engine.Incident, ch Channel, s step, sent error, n
 		}
 		return Delivered
 	}
-	dl.Attempts++
 	dl.LastError = errorText(sent)
-	if !s.repost && dl.Attempts >= d.cfg.MaxAttempts {
+	if s.repost {
+		// A failed re-post is tried again after the base backoff; it must
+		// not use up the attempts of the events still to come.
+		dl.NextAttemptAt = now.Add(d.cfg.Backoff)
+		return Failed
+	}
+	dl.Attempts++
+	if dl.Attempts >= d.cfg.MaxAttempts {
 		if !dl.Done(s.event) {
 			dl.DeadLettered = append(dl.DeadLettered, s.event)
 			i.Record(now, engine.TransitionDeadLettered,

@@ -446,3 +446,20 @@ func TestOnlyDueIncidentsAreReadAndANewNotifierHearsOfOpenOnesAtTheRecheck(t *te
 	wantGot(t, am, id(in, engine.IncidentOpened))
 	wantGot(t, hook, id(in, engine.IncidentOpened))
 }
+
+func TestOneTurnTellsEveryDueIncidentBatchAfterBatch(t *testing.T) {
+	p := newPipeline(t)
+	hook := &receiver{}
+	d := p.dispatcher(incidents.Config{Batch: 2, Channels: []incidents.Channel{{Name: "webhook", Notifier: hook}}})
+	var want []string
+	for _, node := range []string{"node_a", "node_b", "node_c", "node_d", "node_e"} {
+		want = append(want, id(p.raise(node), engine.IncidentOpened))
+	}
+	p.dispatchAt(d, t0)
+	got := hook.got()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("one turn told %q; want all five openings", got)
+	}
+}
