@@ -408,6 +408,13 @@ func (e *Evaluator) remedy(ctx context.Context, n *engine.Node, r *Rule, now tim
 	if err != nil {
 		return fmt.Errorf("restart node %s: %w", n.ID, err)
 	}
+	if c.Status == engine.CommandQueued {
+		// Recorded, but its queueing may have failed (the Cache was down):
+		// queueing is idempotent, so queue it again until it is taken.
+		if err := e.cfg.Cache.EnqueueCommand(ctx, n.ID, c.ID); err != nil {
+			e.cfg.Logger.Warn("queueing a restart again", "node", n.ID, "err", err)
+		}
+	}
 	if now.Sub(c.CreatedAt) < e.cfg.EscalateAfter {
 		return nil
 	}

@@ -81,4 +81,15 @@ func TestIncidentEventsAreKeptOnTheEventStream(t *testing.T) {
 	if msg.Header.Get(nats.MsgIdHdr) != "inc_1:resolved" {
 		t.Errorf("message id = %q, want the delivery id", msg.Header.Get(nats.MsgIdHdr))
 	}
+
+	// An incident of no node (a dead-lettered payment) has its own subject.
+	payment := &engine.Incident{ID: "inc_2", DedupeKey: "payment-dead-letter:evt-1", Severity: engine.SeverityCritical,
+		Summary: "a payment event was given up", OpenedAt: in.OpenedAt}
+	if err := notifier.Notify(ctx, incidents.Notification{DeliveryID: incidents.DeliveryID(payment.ID, engine.IncidentOpened),
+		Event: engine.IncidentOpened, Incident: payment}); err != nil {
+		t.Fatalf("notify a node-less incident: %v", err)
+	}
+	if _, err := stream.GetLastMsgForSubject(ctx, "events.incident.opened"); err != nil {
+		t.Fatalf("the node-less incident on the stream: %v", err)
+	}
 }
