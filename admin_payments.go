@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hoodcloud/hoodcloud/web"
 )
 
 const adminPaymentsUsage = `usage: hoodcloud admin payments COMMAND [flags]
@@ -40,29 +42,13 @@ func adminPayments(ctx context.Context, args []string, env func(string) string, 
 }
 
 // deadLetterOutput is a dead letter as the appliance answers it.
-type deadLetterOutput struct {
-	ID            string    `json:"id"`
-	Status        string    `json:"status"`
-	Subject       string    `json:"subject"`
-	MessageID     string    `json:"message_id,omitempty"`
-	EventID       string    `json:"event_id,omitempty"`
-	PaymentID     string    `json:"payment_id,omitempty"`
-	Payload       *string   `json:"payload,omitempty"`
-	PayloadBase64 string    `json:"payload_base64,omitempty"`
-	Error         string    `json:"error"`
-	Deliveries    int       `json:"deliveries"`
-	FirstSeenAt   time.Time `json:"first_seen_at"`
-	LastSeenAt    time.Time `json:"last_seen_at"`
-	RedrivenAt    time.Time `json:"redriven_at,omitzero"`
-	RedrivenBy    string    `json:"redriven_by,omitempty"`
-	IncidentKey   string    `json:"incident_dedupe_key"`
-}
+type deadLetterOutput = web.DeadLetterJSON
 
 // maxShownPayload bounds a payload in text output; json shows it whole.
 const maxShownPayload = 300
 
-// describe is the letter in a few lines of text.
-func (l deadLetterOutput) describe(w io.Writer) {
+// describeDeadLetter writes the letter in a few lines of text.
+func describeDeadLetter(w io.Writer, l deadLetterOutput) {
 	fmt.Fprintf(w, "%s  %s  %d deliveries  last %s", l.ID, l.Status, l.Deliveries, l.LastSeenAt.Format(time.RFC3339))
 	if l.EventID != "" {
 		fmt.Fprintf(w, "  event %s  payment %s", l.EventID, l.PaymentID)
@@ -150,7 +136,7 @@ func adminDeadLetters(ctx context.Context, args []string, env func(string) strin
 		fmt.Fprintln(stdout, "no dead letters")
 	}
 	for _, l := range page.DeadLetters {
-		l.describe(stdout)
+		describeDeadLetter(stdout, l)
 	}
 	return nil
 }

@@ -30,9 +30,9 @@ func (s *Server) routeDeadLetters(authed *gin.RouterGroup) {
 	authed.POST("/admin/payments/dead-letters/:id/redrive", admin, s.redriveDeadLetter)
 }
 
-// deadLetterJSON is a dead letter. The payload is shown as text when it
+// DeadLetterJSON is a dead letter on the API (and in `admin payments`). The payload is shown as text when it
 // is UTF-8, else base64 encoded.
-type deadLetterJSON struct {
+type DeadLetterJSON struct {
 	ID            string    `json:"id"`
 	Status        string    `json:"status"`
 	Subject       string    `json:"subject"`
@@ -50,8 +50,8 @@ type deadLetterJSON struct {
 	IncidentKey   string    `json:"incident_dedupe_key"`
 }
 
-func toDeadLetterJSON(l *engine.PaymentDeadLetter) deadLetterJSON {
-	j := deadLetterJSON{
+func toDeadLetterJSON(l *engine.PaymentDeadLetter) DeadLetterJSON {
+	j := DeadLetterJSON{
 		ID: l.ID, Status: string(l.Status), Subject: l.Subject, MessageID: l.MessageID, EventID: l.EventID,
 		PaymentID: l.PaymentID, Error: l.Error, Deliveries: l.Deliveries, FirstSeenAt: l.FirstSeenAt,
 		LastSeenAt: l.LastSeenAt, RedrivenAt: l.RedrivenAt, RedrivenBy: l.RedrivenBy,
@@ -81,7 +81,7 @@ func (s *Server) listDeadLetters(c *gin.Context) {
 		writeError(c, err)
 		return
 	}
-	out := make([]deadLetterJSON, 0, len(ls))
+	out := make([]DeadLetterJSON, 0, len(ls))
 	for _, l := range ls {
 		out = append(out, toDeadLetterJSON(l))
 	}
@@ -107,7 +107,7 @@ func (s *Server) redriveDeadLetter(c *gin.Context) {
 	case engine.IsCode(err, engine.EConflict) && l != nil:
 		var body struct {
 			errorBody
-			DeadLetter deadLetterJSON `json:"dead_letter"`
+			DeadLetter DeadLetterJSON `json:"dead_letter"`
 		}
 		body.Error.Code, body.Error.Message = string(engine.EConflict), engine.ErrorMessage(err)
 		body.DeadLetter = toDeadLetterJSON(l)
