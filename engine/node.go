@@ -70,6 +70,24 @@ type Host struct {
 type NodeRuntime struct {
 	Ports     map[string]int    `json:"ports,omitempty"`     // by the chain profile's port names
 	Artifacts map[string]string `json:"artifacts,omitempty"` // component → lowercase hex SHA-256
+	// Releases are the components an upgrade replaced, by name: a later
+	// CONFIGURE (a migration) installs these, not the profile's.
+	Releases map[string]Release `json:"releases,omitempty"`
+	// LastUpgrade is the node's latest upgrade and how it went.
+	LastUpgrade *UpgradeRecord `json:"last_upgrade,omitempty"`
+}
+
+// UpgradeRecord is one upgrade of a node's component, for people.
+type UpgradeRecord struct {
+	RolloutID string `json:"rollout_id"`
+	Component string `json:"component"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	// Outcome: succeeded, rolled_back (the agent put the old release
+	// back), failed_rollback (it could not: a person must look), failed.
+	Outcome string    `json:"outcome"`
+	Error   string    `json:"error,omitempty"`
+	At      time.Time `json:"at"`
 }
 
 // MigrationRecord is the node's last migration, step by step, for people.
