@@ -22,3 +22,19 @@ type Workflows interface {
 	// node is running.
 	ConfirmSignerStopped(ctx context.Context, nodeID, by string) error
 }
+
+// RolloutWorkflows runs upgrade rollouts. The Temporal adapter of
+// Workflows is one. Safe for concurrent use.
+type RolloutWorkflows interface {
+	// StartRollout runs the rollout (created pending in the Store); a
+	// rollout already running is left alone. With rollback, a finished
+	// rollout puts back every node it upgraded.
+	StartRollout(ctx context.Context, rolloutID string, rollback bool) error
+	// StartRolloutGroup runs the group (created pending in the Store).
+	StartRolloutGroup(ctx context.Context, groupID string) error
+	// SignalRollout sends a signal to a running rollout (component: what a
+	// group's skip skips); ENotFound when it is not running.
+	SignalRollout(ctx context.Context, rolloutID string, sig RolloutSignal) error
+	// SignalRolloutGroup is SignalRollout for a group.
+	SignalRolloutGroup(ctx context.Context, groupID string, sig RolloutSignal, component string) error
+}

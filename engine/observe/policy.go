@@ -126,20 +126,7 @@ func compileRule(s RuleSpec) (*Rule, error) {
 	case strings.TrimSpace(s.When) == "":
 		return nil, fmt.Errorf("when: is required")
 	}
-	checked, iss := environment.Compile(s.When)
-	if iss.Err() != nil {
-		return nil, fmt.Errorf("when: %v", iss.Err())
-	}
-	if !checked.OutputType().IsExactType(cel.BoolType) {
-		return nil, fmt.Errorf("when: must be a bool expression, is %s", checked.OutputType())
-	}
-	if err := checkMetricNames(checked.NativeRep()); err != nil {
-		return nil, fmt.Errorf("when: %v", err)
-	}
-	if est, err := environment.EstimateCost(checked, costEstimator{}); err == nil && est.Max > MaxCost {
-		return nil, fmt.Errorf("when: may cost up to %d, more than the limit %d", est.Max, MaxCost)
-	}
-	prg, err := environment.Program(checked, cel.CostLimit(MaxCost), cel.EvalOptions(cel.OptOptimize))
+	prg, err := compileCondition(s.When)
 	if err != nil {
 		return nil, fmt.Errorf("when: %v", err)
 	}
@@ -147,6 +134,26 @@ func compileRule(s RuleSpec) (*Rule, error) {
 		s.Summary = fmt.Sprintf("health policy %s: %s", s.Name, s.When)
 	}
 	return &Rule{RuleSpec: s, program: prg}, nil
+}
+
+// compileCondition compiles a bool CEL expression over Facts, refusing
+// what could cost more than MaxCost or names a metric by anything but a
+// literal.
+func compileCondition(expr string) (cel.Program, error) {
+	checked, iss := environment.Compile(expr)
+	if iss.Err() != nil {
+		return nil, iss.Err()
+	}
+	if !checked.OutputType().IsExactType(cel.BoolType) {
+		return nil, fmt.Errorf("must be a bool expression, is %s", checked.OutputType())
+	}
+	if err := checkMetricNames(checked.NativeRep()); err != nil {
+		return nil, err
+	}
+	if est, err := environment.EstimateCost(checked, costEstimator{}); err == nil && est.Max > MaxCost {
+		return nil, fmt.Errorf("may cost up to %d, more than the limit %d", est.Max, MaxCost)
+	}
+	return environment.Program(checked, cel.CostLimit(MaxCost), cel.EvalOptions(cel.OptOptimize))
 }
 
 // checkMetricNames demands that every metric()/has_metric() names its

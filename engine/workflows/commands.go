@@ -20,6 +20,7 @@ type CommandRequest struct {
 	// RESTORE_SNAPSHOT name. Absent for other commands.
 	Leases   []StartLease  `json:",omitempty"`
 	Snapshot *SnapshotPlan `json:",omitempty"`
+	Upgrade  *UpgradePlan  `json:",omitempty"`
 }
 
 // CaptureRequest asks for the chain-generated keys of a node; CommandIDs

@@ -111,6 +111,7 @@ func (a *Activities) configurePayload(ctx context.Context, nodeID string) ([]byt
 		return nil, err
 	}
 	cp := configureOf(p, n.NodeType, inputs, sim, local)
+	withReleases(&cp, n.Runtime.Releases, sim != nil)
 	cp.NodeID = n.ID
 	return json.Marshal(cp)
 }
@@ -133,6 +134,9 @@ func (a *Activities) localRun(ctx context.Context, n *engine.Node, p *profile.Ch
 	}
 	found := map[string]configArtifact{}
 	for component, program := range local {
+		if n.Runtime.Releases[component].URL != "" {
+			continue // upgraded: the release's artifact replaces the PATH's program
+		}
 		url, sha, err := a.Simulation.Artifacts.Find(program)
 		_, pinned := n.Runtime.Artifacts[component]
 		switch {
@@ -230,6 +234,34 @@ func configureOf(p *profile.ChainProfile, nodeType string, inputs []*engine.Prov
 		}
 	}
 	return cp
+}
+
+// withReleases puts the releases the node's upgrades installed in place of
+// the profile's components: a migrated node runs what it ran. A simulated
+// node takes the version alone (its command line names it).
+func withReleases(cp *configurePayload, releases map[string]engine.Release, simulated bool) {
+	for i := range cp.Components {
+		c := &cp.Components[i]
+		rel, ok := releases[c.Name]
+		if !ok {
+			continue
+		}
+		if simulated {
+			c.Args = slices.Clone(c.Args)
+			if j := slices.Index(c.Args, c.Version); j > 0 && c.Args[j-1] == "--version" {
+				c.Args[j] = rel.Version
+			}
+			c.Version = rel.Version
+			continue
+		}
+		c.Version = rel.Version
+		if rel.URL != "" {
+			c.Artifact, c.Binary = configArtifact{URL: rel.URL, SHA256: rel.SHA256}, rel.Binary
+		}
+		if len(rel.Args) > 0 {
+			c.Args = rel.Args
+		}
+	}
 }
 
 // signing is what a component signs with on a node whose type takes keys.

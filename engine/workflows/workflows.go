@@ -43,6 +43,8 @@ var (
 	// longRun: a command such as a snapshot download may run for hours;
 	// liveness, not this limit, fails it.
 	longRun = activityProfile{startToClose: 48 * time.Hour, heartbeat: beatTimeout, attempts: 3}
+	// upgrade: an agent's upgrade of one component, 10 minutes, 3 tries.
+	upgrade = activityProfile{startToClose: 10 * time.Minute, heartbeat: beatTimeout, attempts: 3}
 	// critical: the final state change of terminate is retried longest.
 	critical = activityProfile{startToClose: 20 * time.Second, attempts: 10}
 	// once: best-effort steps whose failure is only recorded.
@@ -104,6 +106,11 @@ func awaitCommand(ctx workflow.Context, send any, nodeID, step string) error {
 // awaitRequest is awaitCommand for a request with more than a node: START's
 // leases, a snapshot.
 func awaitRequest(ctx workflow.Context, send any, base CommandRequest, step string) error {
+	return awaitRequestWith(ctx, send, base, step, longRun)
+}
+
+// awaitRequestWith is awaitRequest waiting for completion under profile wait.
+func awaitRequestWith(ctx workflow.Context, send any, base CommandRequest, step string, wait activityProfile) error {
 	nodeID := base.NodeID
 	var err error
 	for attempt := 1; attempt <= sendsPerCommand; attempt++ {
@@ -116,7 +123,7 @@ func awaitRequest(ctx workflow.Context, send any, base CommandRequest, step stri
 		if err = run(ctx, waiting, nil, send, req); err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}
-		err = run(ctx, longRun, nil, acts.WaitForCommandCompletion, req)
+		err = run(ctx, wait, nil, acts.WaitForCommandCompletion, req)
 		if !isLost(err) {
 			break
 		}

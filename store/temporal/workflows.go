@@ -23,7 +23,10 @@ type Workflows struct {
 	Nodes engine.NodeStore
 }
 
-var _ engine.Workflows = (*Workflows)(nil)
+var (
+	_ engine.Workflows        = (*Workflows)(nil)
+	_ engine.RolloutWorkflows = (*Workflows)(nil)
+)
 
 // NewWorkflows returns the engine.Workflows of c; it does no I/O (c may be
 // opened later, but before the first start).
@@ -38,6 +41,9 @@ func RegisterWorkflows(c *Client, acts *workflows.Activities) {
 		r.RegisterWorkflow(workflows.ProvisionWorkflow)
 		r.RegisterWorkflow(workflows.TerminateWorkflow)
 		r.RegisterWorkflow(workflows.MigrateWorkflow)
+		r.RegisterWorkflow(workflows.RolloutGroupWorkflow)
+		r.RegisterWorkflow(workflows.RolloutWorkflow)
+		r.RegisterWorkflow(workflows.UpgradeNodeWorkflow)
 		r.RegisterActivity(acts)
 	})
 }
@@ -69,21 +75,48 @@ func (w *Workflows) StartMigrate(ctx context.Context, nodeID string) error {
 }
 
 func (w *Workflows) ConfirmSignerStopped(ctx context.Context, nodeID, by string) error {
+	return w.signal(ctx, workflows.MigrateID(nodeID), workflows.ConfirmOldSignerStopped, workflows.SignerConfirmation{By: by},
+		"node "+nodeID+" has no migration running")
+}
+
+func (w *Workflows) StartRollout(ctx context.Context, rolloutID string, rollback bool) error {
+	in := workflows.RolloutInput{RolloutID: rolloutID, Rollback: rollback}
+	return w.start(ctx, engine.RolloutWorkflowID(rolloutID), again, workflows.RolloutWorkflow, in)
+}
+
+func (w *Workflows) StartRolloutGroup(ctx context.Context, groupID string) error {
+	in := workflows.RolloutGroupInput{GroupID: groupID}
+	return w.start(ctx, engine.RolloutGroupWorkflowID(groupID), once, workflows.RolloutGroupWorkflow, in)
+}
+
+func (w *Workflows) SignalRollout(ctx context.Context, rolloutID string, sig engine.RolloutSignal) error {
+	return w.signal(ctx, engine.RolloutWorkflowID(rolloutID), workflows.RolloutSignalName, workflows.RolloutSignalRequest{Signal: sig},
+		"rollout "+rolloutID+" is not running")
+}
+
+func (w *Workflows) SignalRolloutGroup(ctx context.Context, groupID string, sig engine.RolloutSignal, component string) error {
+	return w.signal(ctx, engine.RolloutGroupWorkflowID(groupID), workflows.RolloutSignalName,
+		workflows.RolloutSignalRequest{Signal: sig, Component: component}, "rollout group "+groupID+" is not running")
+}
+
+// signal sends a signal to the running workflow id; ENotFound (with
+// missing as its message) when none runs.
+func (w *Workflows) signal(ctx context.Context, id, name string, arg any, missing string) error {
 	sdk := w.client.SDK()
 	if sdk == nil {
 		return engine.Errorf(engine.EUnavailable, "temporal is not connected")
 	}
-	err := sdk.SignalWorkflow(ctx, workflows.MigrateID(nodeID), "", workflows.ConfirmOldSignerStopped, workflows.SignerConfirmation{By: by})
-	var missing *serviceerror.NotFound
+	err := sdk.SignalWorkflow(ctx, id, "", name, arg)
+	var notFound *serviceerror.NotFound
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &missing):
-		return engine.Errorf(engine.ENotFound, "node %s has no migration running", nodeID)
+	case errors.As(err, &notFound):
+		return engine.Errorf(engine.ENotFound, "%s", missing)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return engine.Errorf(engine.EUnavailable, "signal the migration of node %s: %v", nodeID, err)
+	return engine.Errorf(engine.EUnavailable, "signal workflow %s: %v", id, err)
 }
 
 // start runs fn under id unless a run of id is going (then it is used), or
