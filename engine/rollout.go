@@ -158,7 +158,7 @@ type RolloutNode struct {
 	PreviousVersion string
 	// Previous is the release the node ran before, which a rollback
 	// installs again.
-	Previous Release
+	Previous   Release
 	NewVersion string
 	// SwitchHeight is the chain height the node switched at (at_height),
 	// as its agent saw it.
