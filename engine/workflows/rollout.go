@@ -160,6 +160,7 @@ func (r *rolloutRun) judge(ctx workflow.Context, batch int, p RolloutProgress) (
 			out, err := r.finish(ctx, engine.RolloutFailed, msg)
 			return out, true, err
 		}
+		r.alert(ctx, msg)
 		r.hold(ctx, engine.RolloutPaused, msg+": force to go on, rollback or cancel")
 		if out, done, err := r.between(ctx); done {
 			return out, true, err
@@ -179,6 +180,7 @@ func (r *rolloutRun) gateFailed(ctx workflow.Context, reason string) (RolloutOut
 	if r.ro().Plan.GateFailure == engine.GateRollback {
 		r.st.Rollback = true
 	} else {
+		r.alert(ctx, "gate failed: "+reason)
 		r.hold(ctx, engine.RolloutPaused, "gate failed: "+reason)
 	}
 	return r.between(ctx)
@@ -224,6 +226,16 @@ func (r *rolloutRun) hold(ctx workflow.Context, status engine.RolloutStatus, msg
 			r.st.Rollback = true
 			return
 		}
+	}
+}
+
+// alert opens an incident of the rollout (none of a node): it stopped and
+// needs an operator.
+func (r *rolloutRun) alert(ctx workflow.Context, why string) {
+	req := IncidentRequest{DedupeKey: "rollout:" + r.in.RolloutID, Severity: engine.SeverityCritical,
+		Summary: fmt.Sprintf("rollout %s of %s to %s stopped: %s", r.in.RolloutID, r.ro().Component, r.ro().TargetVersion, why)}
+	if err := run(ctx, quick, nil, acts.OpenIncident, req); err != nil {
+		workflow.GetLogger(ctx).Error("open a rollout's incident", "rollout_id", r.in.RolloutID, "error", err)
 	}
 }
 

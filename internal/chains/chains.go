@@ -25,7 +25,9 @@ type Client struct {
 var (
 	CometBFT = Client{Name: "cometbft", Package: "github.com/cometbft/cometbft/cmd/cometbft", Version: "v0.38.19"}
 	Geth     = Client{Name: "geth", Package: "github.com/ethereum/go-ethereum/cmd/geth", Version: "v1.17.10"}
-	All      = []Client{CometBFT, Geth}
+	// CometBFTNext is the release the upgrade rollouts move CometBFT to.
+	CometBFTNext = Client{Name: "cometbft", Package: "github.com/cometbft/cometbft/cmd/cometbft", Version: "v0.38.20"}
+	All          = []Client{CometBFT, Geth, CometBFTNext}
 )
 
 // RequireEnv, set to 1, makes a test fail instead of skipping when a
