@@ -209,6 +209,12 @@ func (a *Activities) SetRolloutStatus(ctx context.Context, c RolloutStatusChange
 		event = "completed"
 	}
 	a.announceRollout(ctx, ro, event)
+	if c.Status != engine.RolloutPaused {
+		// An operator moved it on: the incident of its stop is over.
+		if _, err := engine.ResolveIncident(ctx, a.Store, "", "rollout:"+c.RolloutID, a.now()); err != nil {
+			return classify(err)
+		}
+	}
 	return nil
 }
 
