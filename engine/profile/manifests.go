@@ -38,8 +38,11 @@ func NewManifests(sources ...Source) *Manifests {
 // id (before any file is touched) and for a bad manifest, ENotFound naming
 // both ids if no source has it.
 func (ms *Manifests) Lookup(chainID, upgradeID string, p *ChainProfile) (*Manifest, error) {
-	if err := checkManifestRef(chainID, upgradeID); err != nil {
+	if err := checkChainRef(chainID); err != nil {
 		return nil, err
+	}
+	if !upgradeIDPattern.MatchString(upgradeID) {
+		return nil, engine.Errorf(engine.EInvalid, "%q is not an upgrade id: 1-64 letters, digits, dots, underscores and dashes", upgradeID)
 	}
 	name := manifestPath(chainID, upgradeID)
 	for _, src := range slices.Backward(ms.sources) {
@@ -60,7 +63,7 @@ func (ms *Manifests) Lookup(chainID, upgradeID string, p *ChainProfile) (*Manife
 // good manifests together with an error naming every bad one (EInvalid
 // when all are invalid, EInternal when one could not be read).
 func (ms *Manifests) List(chainID string, p *ChainProfile) ([]*Manifest, error) {
-	if err := checkManifestRef(chainID, ""); err != nil {
+	if err := checkChainRef(chainID); err != nil {
 		return nil, err
 	}
 	where, bad := ms.manifestFiles(chainID)
@@ -118,14 +121,11 @@ func (ms *Manifests) manifestFiles(chainID string) (map[string]int, []error) {
 	return where, bad
 }
 
-// checkManifestRef validates the ids that make up a manifest's path, so
-// that no caller's input can name a file outside ManifestDir.
-func checkManifestRef(chainID, upgradeID string) error {
+// checkChainRef validates the chain id before it becomes part of a path,
+// so that no caller's input can name a file outside ManifestDir.
+func checkChainRef(chainID string) error {
 	if !idPattern.MatchString(chainID) {
 		return engine.Errorf(engine.EInvalid, "%q is not a chain profile id", chainID)
-	}
-	if upgradeID != "" && !upgradeIDPattern.MatchString(upgradeID) {
-		return engine.Errorf(engine.EInvalid, "%q is not an upgrade id: 1-64 letters, digits, dots, underscores and dashes", upgradeID)
 	}
 	return nil
 }
