@@ -44,16 +44,12 @@ func (ms *Manifests) Lookup(chainID, upgradeID string, p *ChainProfile) (*Manife
 	if !upgradeIDPattern.MatchString(upgradeID) {
 		return nil, engine.Errorf(engine.EInvalid, "%q is not an upgrade id: 1-64 letters, digits, dots, underscores and dashes", upgradeID)
 	}
-	name := manifestPath(chainID, upgradeID)
 	for _, src := range slices.Backward(ms.sources) {
-		data, err := readManifest(src, name)
+		m, err := readAndParse(src, chainID, upgradeID, p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		return ParseManifest(src.Name+"/"+name, chainID, upgradeID, data, p)
+		return m, err
 	}
 	return nil, engine.Errorf(engine.ENotFound, "upgrade %q of chain profile %q not found", upgradeID, chainID)
 }
@@ -69,16 +65,12 @@ func (ms *Manifests) List(chainID string, p *ChainProfile) ([]*Manifest, error) 
 	where, bad := ms.manifestFiles(chainID)
 	var out []*Manifest
 	for _, id := range slices.Sorted(maps.Keys(where)) {
-		src, name := ms.sources[where[id]], manifestPath(chainID, id)
-		data, err := readManifest(src, name)
-		if err == nil {
-			var m *Manifest
-			if m, err = ParseManifest(src.Name+"/"+name, chainID, id, data, p); err == nil {
-				out = append(out, m)
-				continue
-			}
+		m, err := readAndParse(ms.sources[where[id]], chainID, id, p)
+		if err != nil {
+			bad = append(bad, err)
+			continue
 		}
-		bad = append(bad, err)
+		out = append(out, m)
 	}
 	return out, joinManifestErrors(bad)
 }
@@ -132,6 +124,16 @@ func checkChainRef(chainID string) error {
 
 func manifestPath(chainID, upgradeID string) string {
 	return path.Join(ManifestDir, chainID, upgradeID+".yaml")
+}
+
+// readAndParse reads and parses one source's manifest of the ids.
+func readAndParse(src Source, chainID, upgradeID string, p *ChainProfile) (*Manifest, error) {
+	name := manifestPath(chainID, upgradeID)
+	data, err := readManifest(src, name)
+	if err != nil {
+		return nil, err
+	}
+	return ParseManifest(src.Name+"/"+name, chainID, upgradeID, data, p)
 }
 
 // readManifest reads one manifest, bounded by MaxManifestBytes. A source
