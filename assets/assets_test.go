@@ -2,6 +2,8 @@ package assets_test
 
 import (
 	"encoding/base64"
+	"io/fs"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -104,4 +106,51 @@ func wantSecret(t *testing.T, p *profile.ChainProfile, name string, source profi
 		return nil
 	}
 	return in
+}
+
+// TestDefaultUpgradeManifestsFitTheirProfiles validates every embedded
+// manifest against the embedded profile of its chain, and refuses a folder
+// of manifests for a chain that has no profile: nothing would list them.
+func TestDefaultUpgradeManifestsFitTheirProfiles(t *testing.T) {
+	c := loadDefaults(t)
+	ms := profile.NewManifests(profile.Source{Name: "assets", FS: assets.Upgrades})
+	chains, err := fs.ReadDir(assets.Upgrades, profile.ManifestDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, dir := range chains {
+		p, err := c.Get(dir.Name())
+		if err != nil {
+			t.Errorf("%s/%s: %v", profile.ManifestDir, dir.Name(), err)
+			continue
+		}
+		list, err := ms.List(p.ID, p)
+		if err != nil {
+			t.Errorf("embedded upgrade manifests are invalid: %v", err)
+		}
+		found += len(list)
+	}
+	if found == 0 {
+		t.Error("no embedded upgrade manifests found")
+	}
+}
+
+func TestCometBFTKVStoreUpgrade(t *testing.T) {
+	p, err := loadDefaults(t).Get("cometbft-kvstore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := profile.NewManifests(profile.Source{Name: "assets", FS: assets.Upgrades}).Lookup(p.ID, "v0.38.20", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := m.Spec()
+	if m.Component != "cometbft" || s.UpgradeID != "v0.38.20" || s.Compatibility != engine.Compatible ||
+		!reflect.DeepEqual(s.Release, engine.Release{Version: "0.38.20", URL: "path:cometbft-0.38.20"}) {
+		t.Errorf("spec = %+v of %s", s, m.Component)
+	}
+	if m.File != "assets/upgrades/cometbft-kvstore/v0.38.20.yaml" || len(m.Hash) != 64 {
+		t.Errorf("file %q hash %q", m.File, m.Hash)
+	}
 }

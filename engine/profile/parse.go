@@ -130,28 +130,37 @@ func Parse(file string, data []byte) (*ChainProfile, error) {
 	return p, nil
 }
 
-// decode reads exactly one YAML document strictly.
-func decode(data []byte) (raw *rawProfile, err error) {
+// decode reads exactly one profile document strictly.
+func decode(data []byte) (*rawProfile, error) {
+	raw := new(rawProfile)
+	if err := decodeStrict(data, raw, "profile"); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// decodeStrict reads exactly one YAML document into out, refusing fields
+// out does not have; what names the document in messages.
+func decodeStrict(data []byte, out any, what string) (err error) {
 	defer func() {
 		// A decoder bug must not take the appliance down with a bad file.
 		if r := recover(); r != nil {
-			raw, err = nil, fmt.Errorf("yaml decoder failed: %v", r)
+			err = fmt.Errorf("yaml decoder failed: %v", r)
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	raw = new(rawProfile)
-	switch err := dec.Decode(raw); {
+	switch err := dec.Decode(out); {
 	case errors.Is(err, io.EOF):
-		return nil, errors.New("empty file: no YAML document")
+		return errors.New("empty file: no YAML document")
 	case err != nil:
-		return nil, yamlError(err)
+		return yamlError(err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("more than one YAML document: a file holds one profile")
+		return fmt.Errorf("more than one YAML document: a file holds one %s", what)
 	}
-	return raw, nil
+	return nil
 }
 
 var unknownField = regexp.MustCompile(`^(line \d+): field (.*) not found in type \S+$`)

@@ -92,19 +92,20 @@ type rawGenesis struct {
 	Inline string `yaml:"inline"`
 }
 
-// checkArtifact validates a component's URL and digest: http(s) and file
-// URLs carry a sha256; a local artifact is pinned when provisioned.
-func checkArtifact(ps *problems, field string, rc rawComponent) {
-	if name, ok := strings.CutPrefix(rc.URL, LocalArtifactScheme+":"); ok {
+// checkArtifact validates an artifact's URL and digest (a component's, or
+// an upgrade manifest's): http(s) and file URLs carry a sha256; a local
+// artifact is pinned when provisioned.
+func checkArtifact(ps *problems, field, rawURL, digest string) {
+	if name, ok := strings.CutPrefix(rawURL, LocalArtifactScheme+":"); ok {
 		if !namePattern.MatchString(name) {
-			ps.add(field+".url", "%q must name a program on the appliance's PATH, e.g. \"path:cometbft\"", rc.URL)
+			ps.add(field+".url", "%q must name a program on the appliance's PATH, e.g. \"path:cometbft\"", rawURL)
 		}
-		if rc.SHA256 != "" {
+		if digest != "" {
 			ps.add(field+".sha256", "a local artifact is pinned by the digest of the file found when provisioning: leave it out")
 		}
 		return
 	}
-	u, err := url.Parse(rc.URL)
+	u, err := url.Parse(rawURL)
 	switch {
 	case err != nil:
 		ps.add(field+".url", "must be an http(s) or file URL")
@@ -115,7 +116,7 @@ func checkArtifact(ps *problems, field string, rc rawComponent) {
 	case (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
 		ps.add(field+".url", "must be an http(s) or file URL")
 	}
-	if !sha256Pattern.MatchString(rc.SHA256) {
+	if !sha256Pattern.MatchString(digest) {
 		ps.add(field+".sha256", "must be 64 lowercase hex digits: every artifact is verified before use")
 	}
 }
@@ -140,17 +141,23 @@ func buildFiles(ps *problems, field string, raws []rawFile) []TemplateFile {
 	for i, r := range raws {
 		f := fmt.Sprintf("%s.files[%d]", field, i)
 		checkChainPath(ps, f+".path", r.Path)
-		mode := uint64(0o644)
-		if r.Mode != "" {
-			m, err := strconv.ParseUint(r.Mode, 8, 32)
-			if err != nil || m > 0o777 {
-				ps.add(f+".mode", "must be octal permission bits such as \"0644\"")
-			}
-			mode = m
-		}
-		out = append(out, TemplateFile{Path: r.Path, Template: r.Template, Mode: uint32(mode), Keep: r.Keep})
+		mode := parseMode(ps, f+".mode", r.Mode, 0o644)
+		out = append(out, TemplateFile{Path: r.Path, Template: r.Template, Mode: mode, Keep: r.Keep})
 	}
 	return out
+}
+
+// parseMode reads octal permission bits such as "0644"; empty is def.
+func parseMode(ps *problems, field, text string, def uint32) uint32 {
+	if text == "" {
+		return def
+	}
+	m, err := strconv.ParseUint(text, 8, 32)
+	if err != nil || m > 0o777 {
+		ps.add(field, "must be octal permission bits such as %q", fmt.Sprintf("%04o", def))
+		return def
+	}
+	return uint32(m)
 }
 
 func buildGenesis(ps *problems, r *rawGenesis) *Genesis {

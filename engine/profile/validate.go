@@ -87,7 +87,7 @@ func buildComponents(ps *problems, raws []rawComponent) []Component {
 		}
 		seen[rc.Name] = true
 		requireText(ps, field+".version", rc.Version)
-		checkArtifact(ps, field, rc)
+		checkArtifact(ps, field, rc.URL, rc.SHA256)
 		if rc.Binary != "" {
 			checkChainPath(ps, field+".binary", rc.Binary)
 		}
