@@ -15,6 +15,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/observe"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/engine/rollouts"
 	hnats "github.com/hoodcloud/hoodcloud/store/nats"
 	"github.com/hoodcloud/hoodcloud/store/temporal"
 	"github.com/hoodcloud/hoodcloud/store/temporal/devserver"
@@ -58,6 +59,8 @@ type Main struct {
 	WebhookSecrets webhookSecrets
 	// DeadLetters are the payment events the consumer gave up on.
 	DeadLetters *engine.PaymentDeadLetters
+	// Rollouts creates and steers upgrade rollouts.
+	Rollouts *rollouts.Service
 
 	// AgentBinary is the ops-agent handed to hosts; nil when there is none
 	// (agentBinaryErr says why, and the readiness reports it).
@@ -113,6 +116,7 @@ func (m *Main) Open(ctx context.Context) error {
 		{"agent gateway", m.openGateway},
 		{"provisioner", m.openProvisioner},
 		{"workflows", m.openWorkflows},
+		{"rollouts", m.openRollouts},
 		{"payments", m.openPayments},
 		{"health evaluator", m.openEvaluator},
 		{"incidents", m.openIncidents},

@@ -14,6 +14,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/engine/rollouts"
 	"github.com/hoodcloud/hoodcloud/engine/workflows"
 	"github.com/hoodcloud/hoodcloud/store/bolt"
 	"github.com/hoodcloud/hoodcloud/store/hetzner"
@@ -186,6 +187,37 @@ func (m *Main) openGateway(context.Context) error {
 	}
 	m.Gateway = g
 	m.onClose(func(ctx context.Context) error { g.Close(ctx); return nil })
+	return nil
+}
+
+// openRollouts serves upgrade rollouts: manifests embedded and in the
+// chains dir's upgrades/, read at each use so a new one needs no restart.
+func (m *Main) openRollouts(context.Context) error {
+	sources := []profile.Source{{Name: "assets", FS: assets.Upgrades}}
+	if dir := m.Config.ChainsDir; dir != "" {
+		sources = append(sources, profile.Source{Name: dir, FS: os.DirFS(dir)})
+	}
+	manifests := profile.NewManifests(sources...)
+	runner, ok := m.Workflows.(engine.RolloutWorkflows)
+	if !ok {
+		return fmt.Errorf("the workflow engine cannot run rollouts")
+	}
+	m.Rollouts = &rollouts.Service{
+		Store:     m.Store,
+		Workflows: runner,
+		Chains:    m.Chains.Get,
+		Manifests: func(chainID, upgradeID string) (rollouts.Manifest, error) {
+			p, err := m.Chains.Get(chainID)
+			if err != nil {
+				return rollouts.Manifest{}, err
+			}
+			mf, err := manifests.Lookup(chainID, upgradeID, p)
+			if err != nil {
+				return rollouts.Manifest{}, err
+			}
+			return rollouts.Manifest{Component: mf.Component, Spec: mf.Spec(), Hash: mf.Hash}, nil
+		},
+	}
 	return nil
 }
 
