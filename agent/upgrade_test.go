@@ -173,7 +173,7 @@ func TestSystemdUpgradeRewritesTheUnitAndRestoresItOnFailure(t *testing.T) {
 	fake.take()
 	unitPath := filepath.Join(units, "hoodcloud-geth.service")
 
-	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0"}, noProgress)
+	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0"}, nil, noProgress)
 	if err != nil || o.InstalledVersion != "1.15.0" {
 		t.Fatalf("Upgrade = %v, %v", o, err)
 	}
@@ -193,7 +193,7 @@ func TestSystemdUpgradeRewritesTheUnitAndRestoresItOnFailure(t *testing.T) {
 	fake.outputs["systemctl is-active hoodcloud-geth.service"] = "active\n"
 	failing := &flakyCommander{fakeCommander: fake, after: "systemctl start hoodcloud-geth.service", then: "failed\n"}
 	r.cfg.Commander = failing
-	o, err = r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.16.0"}, noProgress)
+	o, err = r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.16.0"}, nil, noProgress)
 	if err == nil || !o.RolledBack || o.Failed != agentv1.UpgradeAction_UPGRADE_ACTION_START_NODE {
 		t.Fatalf("Upgrade = %v, %v; want a rolled back failure at start_node", o, err)
 	}
@@ -243,7 +243,7 @@ func TestDockerUpgradePullsAndReplacesTheContainer(t *testing.T) {
 	}
 	fake.take()
 	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0",
-		Artifact: &agentv1.Artifact{Url: "ethereum/client-go:v1.15.0"}}, noProgress)
+		Artifact: &agentv1.Artifact{Url: "ethereum/client-go:v1.15.0"}}, nil, noProgress)
 	if err != nil || o.InstalledVersion != "1.15.0" {
 		t.Fatalf("Upgrade = %v, %v", o, err)
 	}
