@@ -294,6 +294,9 @@ func restoreFiles(dir string, backups []fileBackup) error {
 		if err := root.WriteFile(b.path, b.content, b.mode); err != nil {
 			return fmt.Errorf("restore %q: %w", b.path, err)
 		}
+		if err := root.Chmod(b.path, b.mode); err != nil {
+			return fmt.Errorf("restore %q: %w", b.path, err)
+		}
 	}
 	return nil
 }
@@ -323,8 +326,23 @@ func (w *configWrite) backup(context.Context) (err error) {
 	return err
 }
 
+// write writes the files, each ending with its mode: one that existed
+// keeps its owner (the chain's user may own it) but not its old mode.
 func (w *configWrite) write(context.Context) error {
-	return writeConfigFiles(w.dir, w.files, func(Progress) {})
+	if err := writeConfigFiles(w.dir, w.files, func(Progress) {}); err != nil || len(w.files) == 0 {
+		return err
+	}
+	root, err := os.OpenRoot(w.dir)
+	if err != nil {
+		return fmt.Errorf("chain data dir: %w", err)
+	}
+	defer root.Close()
+	for _, f := range w.files {
+		if err := root.Chmod(f.GetPath(), configMode(f)); err != nil {
+			return fmt.Errorf("config file %q: %w", f.GetPath(), err)
+		}
+	}
+	return nil
 }
 
 func (w *configWrite) restore(context.Context) error { return restoreFiles(w.dir, w.backups) }
