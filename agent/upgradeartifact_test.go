@@ -273,7 +273,7 @@ func (c *fakeChain) height(context.Context) (uint64, error) {
 	}
 	running, _ := os.ReadFile(filepath.Join(c.host.dir, "running"))
 	c.mu.Lock()
-	c.reads = append(c.reads, fmt.Sprintf("%d: %s", h, strings.Fields(string(running)+" none")[0]))
+	c.reads = append(c.reads, fmt.Sprintf("%d: %s", h, strings.Fields(string(running) + " none")[0]))
 	c.mu.Unlock()
 	return h, nil
 }
