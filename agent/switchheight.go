@@ -54,6 +54,7 @@ func (s switchPoint) await(ctx context.Context, staged string, progress Progress
 		h, err := s.height(ctx)
 		switch {
 		case err == nil && h >= s.target:
+			progress(Progress{Percent: 100, Message: fmt.Sprintf("chain at %d: switching to %s", h, staged)})
 			return h, nil
 		case isPermanent(err):
 			return 0, fmt.Errorf("waiting for chain height %d: %w", s.target, err)

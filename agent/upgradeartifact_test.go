@@ -296,11 +296,18 @@ func (l *progressLog) waiting() []Progress {
 	defer l.mu.Unlock()
 	var out []Progress
 	for _, p := range l.all {
-		if strings.Contains(p.Message, "chain at") {
+		if strings.Contains(p.Message, "chain at") && strings.Contains(p.Message, " of ") {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// said reports whether a report had message m.
+func (l *progressLog) said(m string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.all, func(p Progress) bool { return p.Message == m })
 }
 
 func TestAnUpgradeAtAHeightSwitchesWhenTheChainGetsThere(t *testing.T) {
@@ -375,6 +382,9 @@ func TestAnUpgradeWithATargetHeight(t *testing.T) {
 			if err != nil || o.GetSwitchHeight() != tt.wantSwitch || len(log.waiting()) != 0 {
 				t.Fatalf("Upgrade = %v, %v, waiting %v; want a switch at %d at once", o, err, log.waiting(), tt.wantSwitch)
 			}
+			if m := fmt.Sprintf("chain at %d: switching to 2.0", tt.wantSwitch); !log.said(m) {
+				t.Errorf("no progress %q", m)
+			}
 			h.waitRunning(t, "2.0 "+h.args())
 		})
 	}
@@ -419,5 +429,44 @@ func TestAnUpgradeCancelledWhileWaitingForItsHeightSwitchesNothing(t *testing.T)
 	st, _ := h.r.Status(context.Background())
 	if v := st.Components[0].GetVersion(); v != "1.0" || !st.Running {
 		t.Errorf("after the cancel: version %q, running %v", v, st.Running)
+	}
+}
+
+func TestSystemdUpgradePointsTheUnitAtTheInstalledArtifact(t *testing.T) {
+	dir, units, artifacts := t.TempDir(), t.TempDir(), t.TempDir()
+	fake := &fakeCommander{outputs: map[string]string{"systemctl is-active hoodcloud-node.service": "active\n"}}
+	r := NewSystemdRuntime(SystemdConfig{Dir: dir, UnitDir: units, Commander: fake, UpgradeCheck: time.Millisecond})
+	p := &agentv1.ConfigurePayload{Ports: []string{"rpc"}, Components: []*agentv1.Component{{Name: "node", Version: "1.0",
+		Artifact: publish(t, artifacts, "node-1.0", releaseScript("1.0")), Args: []string{"--home={{.DataDir}}"}}}}
+	if _, err := r.Configure(t.Context(), p, noProgress); err != nil {
+		t.Fatal(err)
+	}
+	unitPath := filepath.Join(units, "hoodcloud-node.service")
+	before := readChainFile(t, units, "hoodcloud-node.service")
+
+	o, err := r.Upgrade(t.Context(), &agentv1.UpgradePayload{Component: "node", Version: "2.0",
+		Artifact:        publish(t, artifacts, "node-2.0", releaseScript("2.0")),
+		ConfigTemplates: []*agentv1.TemplateFile{{Path: "config/node.toml", Template: "home = \"{{.DataDir}}\"\n"}}}, nil, noProgress)
+	if err != nil || o.GetInstalledVersion() != "2.0" {
+		t.Fatalf("Upgrade = %v, %v", o, err)
+	}
+	want := fmt.Sprintf("ExecStart=%s --home=%s\n", filepath.Join(r.cfg.Dir, ".hoodcloud/bin/node/2.0/node"), r.cfg.Dir)
+	if b, _ := os.ReadFile(unitPath); !strings.Contains(string(b), want) {
+		t.Errorf("unit after the upgrade:\n%s\nwant %q", b, want)
+	}
+	if got := readChainFile(t, dir, "config/node.toml"); got != fmt.Sprintf("home = %q\n", r.cfg.Dir) {
+		t.Errorf("config/node.toml = %q", got)
+	}
+
+	// Back to 1.0, whose unit does not come up this time: 2.0's unit is put back.
+	at2 := readChainFile(t, units, "hoodcloud-node.service")
+	r.cfg.Commander = &flakyCommander{fakeCommander: fake, after: "systemctl start hoodcloud-node.service", then: "failed\n"}
+	o, err = r.Upgrade(t.Context(), &agentv1.UpgradePayload{Component: "node", Version: "1.0", PreviousVersion: "2.0",
+		Artifact: p.Components[0].Artifact}, nil, noProgress)
+	if err == nil || !o.GetRolledBack() {
+		t.Fatalf("Upgrade = %v, %v; want a rolled back failure", o, err)
+	}
+	if got := readChainFile(t, units, "hoodcloud-node.service"); got != at2 || got == before {
+		t.Errorf("unit after the rollback:\n%s\nwant 2.0's:\n%s", got, at2)
 	}
 }
