@@ -111,7 +111,6 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	if err != nil {
 		return nil, err
 	}
-	h.applied, h.ports = p, ports
 	if err := writeAbsent(root, rc.kept); err != nil {
 		return nil, err
 	}
@@ -134,6 +133,7 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	if err := writeConfigFiles(h.dir, p.GetFiles(), progress); err != nil {
 		return nil, err
 	}
+	h.applied, h.ports = p, ports
 	progress(Progress{Percent: 100, Message: "configured"})
 	return rc, nil
 }

@@ -168,7 +168,11 @@ func (r *DockerRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload, 
 	if err := at.check(ctx); err != nil {
 		return nil, err
 	}
-	old := comps[findComponent(comps, rel.old.GetName())]
+	i := findComponent(comps, rel.old.GetName())
+	if i < 0 {
+		return nil, permanent(fmt.Sprintf("no component %q is configured", rel.old.GetName()))
+	}
+	old := comps[i]
 	return runUpgrade(ctx, r.upgradeSteps(ctx, old, rel, image), at, rel.next.GetVersion(), progress)
 }
 

@@ -27,8 +27,12 @@ func (r *ProcessRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload,
 	}
 	r.mu.Lock()
 	running := r.running != nil
-	old := r.components[findComponent(r.components, rel.old.GetName())]
+	i := findComponent(r.components, rel.old.GetName())
 	r.mu.Unlock()
+	if i < 0 {
+		return nil, permanent(fmt.Sprintf("no component %q is configured", rel.old.GetName()))
+	}
+	old := r.components[i]
 	return runUpgrade(ctx, r.upgradeSteps(old, rel, running, progress), at, rel.next.GetVersion(), progress)
 }
 

@@ -61,7 +61,7 @@ func (s switchPoint) await(ctx context.Context, staged string, progress Progress
 		case err != nil:
 			progress(Progress{Message: fmt.Sprintf("staged %s; chain height unreadable: %v", staged, err)})
 		default:
-			if first {
+			if first || h < from { // a chain restored from a snapshot may go back
 				from, first = h, false
 			}
 			progress(Progress{Percent: 100 * float64(h-from) / float64(s.target-from),

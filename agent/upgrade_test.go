@@ -127,6 +127,8 @@ func TestUpgradedComponent(t *testing.T) {
 		{"version replaced in args", &agentv1.UpgradePayload{Version: "v2"},
 			[]string{"/opt/geth/v2/geth", "--version", "v2", "--tag=v2", "--datadir", "v1x"}, ""},
 		{"explicit args", &agentv1.UpgradePayload{Version: "v2", Args: []string{"/usr/bin/geth2"}}, []string{"/usr/bin/geth2"}, ""},
+		{"an artifact gained replaces the program", &agentv1.UpgradePayload{Version: "v2", Artifact: &agentv1.Artifact{Url: "file:///geth", Sha256: strings.Repeat("ab", 32)}},
+			[]string{"--version", "v2", "--tag=v2", "--datadir", "v1x"}, ""},
 		{"same version does nothing", &agentv1.UpgradePayload{Version: "v1"}, nil, ""},
 		{"previous version differs", &agentv1.UpgradePayload{Version: "v2", PreviousVersion: "v0"}, nil, `runs "v1", not "v0"`},
 		{"no version", &agentv1.UpgradePayload{}, nil, "names no version"},

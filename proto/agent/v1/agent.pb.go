@@ -2602,7 +2602,9 @@ type UpgradePayload struct {
 	// "/opt/geth/v1/geth"). An upgrade to the installed version does nothing.
 	// Templates over engine/recipe.Data, like Component.args: with an
 	// artifact they are the installed program's arguments (the program is
-	// prepended); without one, args[0] is the program.
+	// prepended); without one, args[0] is the program. A component that
+	// gains an artifact with this upgrade drops its args[0], the program the
+	// installed one replaces, unless args are given.
 	Args []string `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
 	// The chain height at which the agent switches to the new version: it
 	// acquires and verifies the artifact at once, then waits until its own
