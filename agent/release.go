@@ -28,11 +28,11 @@ func (h *chainHost) release(p *agentv1.UpgradePayload) (*release, error) {
 	if old == nil {
 		return nil, permanent(fmt.Sprintf("no component %q is configured", p.GetComponent()))
 	}
-	if err := h.checkUpgrade(old, p); err != nil {
-		return nil, err
-	}
 	next, err := upgradedComponent(old, p)
 	if err != nil || next == nil {
+		return nil, err
+	}
+	if err := h.checkUpgrade(old, p); err != nil {
 		return nil, err
 	}
 	if !h.images {
