@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	templates "github.com/hoodcloud/hoodcloud/engine/recipe"
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
 
@@ -49,6 +50,13 @@ type chainHost struct {
 	beforeInit func(root *os.Root) error
 	client     *http.Client
 	logger     *slog.Logger
+
+	// applied is the configuration last configured or restored, with
+	// upgrades since (adopt), and ports its allocated ports: what an
+	// upgrade renders its release over. The runtime's methods run one at
+	// a time, so they need no lock.
+	applied *agentv1.ConfigurePayload
+	ports   map[string]int
 }
 
 // stepRunner runs init step s of rendered component c, its output to out.
@@ -125,6 +133,7 @@ func (h *chainHost) configure(ctx context.Context, p *agentv1.ConfigurePayload, 
 	if err := writeConfigFiles(h.dir, p.GetFiles(), progress); err != nil {
 		return nil, err
 	}
+	h.applied, h.ports = p, ports
 	progress(Progress{Percent: 100, Message: "configured"})
 	return rc, nil
 }
@@ -163,7 +172,12 @@ func (h *chainHost) restore(p *agentv1.ConfigurePayload) (*recipe, error) {
 			return nil, permanent(fmt.Sprintf("port %q was never allocated: CONFIGURE again", name))
 		}
 	}
-	return h.render(p, ports)
+	rc, err := h.render(p, ports)
+	if err != nil {
+		return nil, err
+	}
+	h.applied, h.ports = p, ports
+	return rc, nil
 }
 
 func (h *chainHost) check(p *agentv1.ConfigurePayload) error {
@@ -198,15 +212,21 @@ func (h *chainHost) openRoot() (*os.Root, error) {
 // programs maps each component installed on the host to its program.
 func (h *chainHost) programs(p *agentv1.ConfigurePayload) map[string]string {
 	out := map[string]string{}
-	if h.images {
-		return out
-	}
 	for _, c := range p.GetComponents() {
-		if c.GetArtifact().GetUrl() != "" {
-			out[c.GetName()] = filepath.Join(h.dir, installDir(c), binaryName(c))
+		if prog := h.program(c); prog != "" {
+			out[c.GetName()] = prog
 		}
 	}
 	return out
+}
+
+// program is the absolute path of c's installed program; "" for a
+// component that installs nothing on the host (no artifact, or an image).
+func (h *chainHost) program(c *agentv1.Component) string {
+	if h.images || c.GetArtifact().GetUrl() == "" {
+		return ""
+	}
+	return filepath.Join(h.dir, installDir(c), binaryName(c))
 }
 
 // render renders every template of p over the host's recipe data.
@@ -221,17 +241,9 @@ func (h *chainHost) render(p *agentv1.ConfigurePayload, ports map[string]int) (*
 		if a := c.GetArtifact(); a.GetUrl() != "" && a.GetSha256() != "" {
 			rc.result.ArtifactSha256[c.GetName()] = strings.ToLower(a.GetSha256())
 		}
-		r, err := renderComponent(c, d, d.Programs[c.GetName()])
+		r, err := h.renderRun(c, d)
 		if err != nil {
 			return nil, err
-		}
-		if h.checkRendered != nil {
-			if err := h.checkRendered(r); err != nil {
-				return nil, err
-			}
-		}
-		if !h.images {
-			r.Artifact = nil // installed: the program is on the host now
 		}
 		rc.components = append(rc.components, r)
 	}
@@ -240,6 +252,23 @@ func (h *chainHost) render(p *agentv1.ConfigurePayload, ports map[string]int) (*
 		return nil, err
 	}
 	return rc, nil
+}
+
+// renderRun renders c over d as the runtime runs it.
+func (h *chainHost) renderRun(c *agentv1.Component, d *templates.Data) (*agentv1.Component, error) {
+	r, err := renderComponent(c, d, d.Programs[c.GetName()])
+	if err != nil {
+		return nil, err
+	}
+	if h.checkRendered != nil {
+		if err := h.checkRendered(r); err != nil {
+			return nil, err
+		}
+	}
+	if !h.images {
+		r.Artifact = nil // installed: the program is on the host now
+	}
+	return r, nil
 }
 
 // allocatePorts gives each name a free port once, kept in portsFile: a

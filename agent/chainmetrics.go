@@ -137,9 +137,13 @@ func (w *chainWatch) scrapeOnce(ctx context.Context) {
 // chain is meant to run.
 func (w *chainWatch) meteredComponents() []*agentv1.Component {
 	p, running, err := w.configured()
-	if err != nil || p == nil || !running {
+	if err != nil || !running {
 		return nil
 	}
+	return metered(p)
+}
+
+func metered(p *agentv1.ConfigurePayload) []*agentv1.Component {
 	var out []*agentv1.Component
 	for _, c := range p.GetComponents() {
 		if c.GetMetrics().GetUrl() != "" {
@@ -147,6 +151,34 @@ func (w *chainWatch) meteredComponents() []*agentv1.Component {
 		}
 	}
 	return out
+}
+
+// height scrapes the chain's block height now, from the component whose
+// height heartbeats report (the first with metrics): an upgrade waiting
+// for a height cannot wait for the next scheduled scrape. It is a
+// ChainHeight; its error is permanent when the chain has no height to read.
+func (w *chainWatch) height(ctx context.Context) (uint64, error) {
+	p, running, err := w.configured()
+	if err != nil {
+		return 0, err
+	}
+	comps := metered(p)
+	switch {
+	case len(comps) == 0:
+		return 0, permanent("the chain reports no block height: no component has metrics")
+	case !running:
+		return 0, permanent("the chain is not running")
+	}
+	c := comps[0]
+	e, err := w.scrape(ctx, c.GetMetrics())
+	if err != nil {
+		return 0, fmt.Errorf("metrics of %s unreachable: %w", c.GetName(), err)
+	}
+	st, err := syncStatusOf(e, c.GetMetrics())
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", c.GetName(), err)
+	}
+	return st.GetCurrentHeight(), nil
 }
 
 type scrapeResult struct {

@@ -450,3 +450,40 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestTheChainHeightForAnUpgradeIsReadOnDemand(t *testing.T) {
+	srv := serveMetrics(t, gethMetrics)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	metered := &agentv1.Component{Name: "geth", Metrics: spec(gethSpec, srv.URL)}
+	for _, tt := range []struct {
+		name      string
+		comps     []*agentv1.Component
+		running   bool
+		want      uint64
+		permanent string // the error when there is no height to read
+		transient string // the error of a reading that may pass
+	}{
+		{"the first component with metrics", []*agentv1.Component{{Name: "plain"}, metered}, true, 1200, "", ""},
+		{"no component has metrics", []*agentv1.Component{{Name: "plain"}}, true, 0, "no component has metrics", ""},
+		{"the chain is not running", []*agentv1.Component{metered}, false, 0, "not running", ""},
+		{"the endpoint is down", []*agentv1.Component{{Name: "geth", Metrics: spec(gethSpec, down.URL)}}, true, 0, "", "metrics of geth unreachable"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &agentv1.ConfigurePayload{Components: tt.comps}
+			w := newChainWatch(t.TempDir(), time.Hour, 3, func() (*agentv1.ConfigurePayload, bool, error) { return p, tt.running, nil })
+			t.Cleanup(w.client.CloseIdleConnections)
+			h, err := w.height(t.Context())
+			switch {
+			case tt.permanent != "":
+				wantPermanent(t, "height", err, tt.permanent)
+			case tt.transient != "":
+				if err == nil || isPermanent(err) || !strings.Contains(err.Error(), tt.transient) {
+					t.Errorf("height = %d, %v; want a passing error about %q", h, err, tt.transient)
+				}
+			case err != nil || h != tt.want:
+				t.Errorf("height = %d, %v; want %d", h, err, tt.want)
+			}
+		})
+	}
+}

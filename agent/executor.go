@@ -170,10 +170,11 @@ func startLeases(payload []byte) (map[string]uint64, error) {
 	return leaseEpochs(p.GetLeases())
 }
 
-// upgrade runs the runtime's upgrade and saves the upgraded component; the
-// outcome is the result on success and the details of a failure.
+// upgrade runs the runtime's upgrade, switching at the chain height the
+// metrics give, and saves the upgraded component; the outcome is the
+// result on success and the details of a failure.
 func (a *opsAgent) upgrade(ctx context.Context, p *agentv1.UpgradePayload, progress ProgressFunc) ([]byte, error) {
-	outcome, err := a.cfg.Runtime.Upgrade(ctx, p, progress)
+	outcome, err := a.cfg.Runtime.Upgrade(ctx, p, a.chain.height, progress)
 	var result []byte
 	if outcome != nil {
 		var merr error

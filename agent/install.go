@@ -110,13 +110,12 @@ func checkBinary(c *agentv1.Component) error {
 // artifact that is not installed with the same digest already.
 func (h *chainHost) installArtifacts(ctx context.Context, root *os.Root, comps []*agentv1.Component, progress ProgressFunc) error {
 	for _, c := range comps {
-		if c.GetArtifact().GetUrl() == "" || installed(root, c) {
+		if c.GetArtifact().GetUrl() == "" {
 			continue
 		}
-		if err := h.install(ctx, root, c, progress); err != nil {
+		if err := h.ensureInstalled(ctx, root, c, progress); err != nil {
 			return err
 		}
-		h.logger.Info("artifact installed", "component", c.GetName(), "version", c.GetVersion())
 	}
 	return nil
 }

@@ -236,7 +236,7 @@ func (r *scriptedRuntime) Configure(ctx context.Context, _ *agentv1.ConfigurePay
 	return &agentv1.ConfigureResult{}, r.configure(ctx, progress)
 }
 func (r *scriptedRuntime) Restore(*agentv1.ConfigurePayload) error { r.count("restore"); return nil }
-func (r *scriptedRuntime) Upgrade(context.Context, *agentv1.UpgradePayload, ProgressFunc) (*agentv1.UpgradeOutcome, error) {
+func (r *scriptedRuntime) Upgrade(context.Context, *agentv1.UpgradePayload, ChainHeight, ProgressFunc) (*agentv1.UpgradeOutcome, error) {
 	r.count("upgrade")
 	return &agentv1.UpgradeOutcome{}, nil
 }

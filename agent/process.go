@@ -108,10 +108,7 @@ func writeConfigFiles(dir string, files []*agentv1.ConfigFile, progress Progress
 		if err := chainPath("config file", f.GetPath()); err != nil {
 			return err
 		}
-		mode := os.FileMode(f.GetMode() & 0o777)
-		if mode == 0 {
-			mode = 0o600
-		}
+		mode := configMode(f)
 		if d := filepath.Dir(f.GetPath()); d != "." {
 			if err := root.MkdirAll(d, 0o700); err != nil {
 				return fmt.Errorf("config file %q: %w", f.GetPath(), err)
@@ -123,6 +120,14 @@ func writeConfigFiles(dir string, files []*agentv1.ConfigFile, progress Progress
 		progress(Progress{Percent: 90 + float64(i+1)*9/float64(len(files)), Message: "wrote " + f.GetPath()})
 	}
 	return nil
+}
+
+// configMode is f's permission bits; 0 means 0600.
+func configMode(f *agentv1.ConfigFile) os.FileMode {
+	if mode := os.FileMode(f.GetMode() & 0o777); mode != 0 {
+		return mode
+	}
+	return 0o600
 }
 
 // Restore takes back the components of a configuration applied before.

@@ -8,57 +8,52 @@ import (
 	agentv1 "github.com/hoodcloud/hoodcloud/proto/agent/v1"
 )
 
-// Upgrade runs the component at the new version: its process is stopped,
-// the new command line installed and, if the chain was running, started and
-// watched for UpgradeCheck; a new version that exits in that time is
-// stopped and the old one started again.
-func (r *ProcessRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload, progress ProgressFunc) (*agentv1.UpgradeOutcome, error) {
-	r.mu.Lock()
-	i := findComponent(r.components, p.GetComponent())
-	running := r.running != nil
-	var old *agentv1.Component
-	if i >= 0 {
-		old = r.components[i]
-	}
-	r.mu.Unlock()
-	if old == nil {
-		return nil, permanent(fmt.Sprintf("no component %q is configured", p.GetComponent()))
-	}
-	if p.GetArtifact().GetUrl() != "" {
-		return nil, permanent("an upgrade cannot install an artifact yet: CONFIGURE the new version")
-	}
-	next, err := upgradedComponent(old, p)
+// Upgrade runs the component at the new version: its artifact, if any, is
+// installed beside the old one, its process stopped (at the target height,
+// if any), the new command line installed and, if the chain was running,
+// started and watched for UpgradeCheck; a new version that exits in that
+// time is stopped and the old one started again.
+func (r *ProcessRuntime) Upgrade(ctx context.Context, p *agentv1.UpgradePayload, height ChainHeight, progress ProgressFunc) (*agentv1.UpgradeOutcome, error) {
+	rel, err := r.host.release(p)
 	if err != nil {
 		return nil, err
 	}
-	if next == nil { // at that version already
-		return &agentv1.UpgradeOutcome{InstalledVersion: old.GetVersion()}, nil
+	if rel == nil { // at that version already
+		return &agentv1.UpgradeOutcome{InstalledVersion: p.GetVersion()}, nil
 	}
-	return runUpgrade(ctx, r.upgradeSteps(old, next, p.GetConfigChanges(), running), next.GetVersion(), progress)
+	at := switchPoint{target: p.GetTargetHeight(), height: height}
+	if err := at.check(ctx); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	running := r.running != nil
+	i := findComponent(r.components, rel.old.GetName())
+	r.mu.Unlock()
+	if i < 0 {
+		return nil, permanent(fmt.Sprintf("no component %q is configured", rel.old.GetName()))
+	}
+	old := r.components[i]
+	return runUpgrade(ctx, r.upgradeSteps(old, rel, running, progress), at, rel.next.GetVersion(), progress)
 }
 
-func (r *ProcessRuntime) upgradeSteps(old, next *agentv1.Component, files []*agentv1.ConfigFile, running bool) []upgradeStep {
-	var backups []fileBackup
+// upgradeSteps switches from old (rendered) to rel.
+func (r *ProcessRuntime) upgradeSteps(old *agentv1.Component, rel *release, running bool, progress ProgressFunc) []upgradeStep {
+	files := &configWrite{dir: r.cfg.Dir, files: rel.files}
 	name := old.GetName()
 	ifRunning := onlyWhen(running)
 	return []upgradeStep{
-		{action: agentv1.UpgradeAction_UPGRADE_ACTION_BACKUP_CURRENT_STATE, do: func(context.Context) (err error) {
-			backups, err = backupFiles(r.cfg.Dir, files)
-			return err
+		{action: agentv1.UpgradeAction_UPGRADE_ACTION_BACKUP_CURRENT_STATE, do: files.backup},
+		{action: agentv1.UpgradeAction_UPGRADE_ACTION_ACQUIRE_ARTIFACT, do: func(ctx context.Context) error {
+			return r.host.acquire(ctx, rel.next, actionProgress(progress, agentv1.UpgradeAction_UPGRADE_ACTION_ACQUIRE_ARTIFACT))
 		}},
-		{action: agentv1.UpgradeAction_UPGRADE_ACTION_ACQUIRE_ARTIFACT}, // the program is on the host
-		{action: agentv1.UpgradeAction_UPGRADE_ACTION_VERIFY_ARTIFACT, do: func(context.Context) error {
-			return verifyProgram(r.cfg.Dir, next.GetArgs(), next.GetArtifact().GetSha256())
-		}},
+		{action: agentv1.UpgradeAction_UPGRADE_ACTION_VERIFY_ARTIFACT, do: func(context.Context) error { return r.host.verify(rel) }},
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_STOP_NODE,
 			do:   ifRunning(func(ctx context.Context) error { return r.stopComponent(ctx, name) }),
 			undo: ifRunning(func(context.Context) error { r.startComponent(name); return nil })},
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_INSTALL_ARTIFACT,
-			do:   func(context.Context) error { r.setComponent(next); return nil },
-			undo: func(context.Context) error { r.setComponent(old); return nil }},
-		{action: agentv1.UpgradeAction_UPGRADE_ACTION_WRITE_CONFIGS,
-			do:   func(context.Context) error { return writeConfigFiles(r.cfg.Dir, files, func(Progress) {}) },
-			undo: func(context.Context) error { return restoreFiles(r.cfg.Dir, backups) }},
+			do:   func(context.Context) error { r.setComponent(rel.run, rel.next); return nil },
+			undo: func(context.Context) error { r.setComponent(old, rel.old); return nil }},
+		{action: agentv1.UpgradeAction_UPGRADE_ACTION_WRITE_CONFIGS, do: files.write, undo: files.restore},
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_RELOAD_DAEMON}, // no daemon to reload
 		{action: agentv1.UpgradeAction_UPGRADE_ACTION_START_NODE,
 			do:   ifRunning(func(ctx context.Context) error { return r.awaitSteady(ctx, r.startComponent(name)) }),
@@ -66,8 +61,10 @@ func (r *ProcessRuntime) upgradeSteps(old, next *agentv1.Component, files []*age
 	}
 }
 
-// setComponent replaces the configured component of c's name.
-func (r *ProcessRuntime) setComponent(c *agentv1.Component) {
+// setComponent runs c (rendered) in place of the configured component of
+// its name, and records configured (unrendered) as applied.
+func (r *ProcessRuntime) setComponent(c, configured *agentv1.Component) {
+	r.host.adopt(configured)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	comps := append([]*agentv1.Component(nil), r.components...)

@@ -78,13 +78,15 @@ func (s *runtimeState) upgraded(p *agentv1.UpgradePayload) error {
 	if err != nil || cfg == nil {
 		return err
 	}
-	for i, c := range cfg.GetComponents() {
-		if c.GetName() == p.GetComponent() {
-			if cfg.Components[i], err = upgradedComponent(c, p); err != nil {
-				return err
-			}
-		}
+	i := findComponent(cfg.GetComponents(), p.GetComponent())
+	if i < 0 {
+		return nil
 	}
+	next, err := upgradedComponent(cfg.Components[i], p)
+	if err != nil || next == nil { // nil: at that version already
+		return err
+	}
+	cfg.Components[i] = next
 	return s.configured(cfg)
 }
 

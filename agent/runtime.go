@@ -28,10 +28,12 @@ type Runtime interface {
 	Stop(ctx context.Context) error
 	Restart(ctx context.Context) error
 	// Upgrade runs one component at another version as UpgradeAction's
-	// steps, undoing the completed ones in reverse when a step fails. The
-	// outcome says how far it went (nil only for a payload refused before
-	// any step); the error says why it failed.
-	Upgrade(ctx context.Context, p *agentv1.UpgradePayload, progress ProgressFunc) (*agentv1.UpgradeOutcome, error)
+	// steps, undoing the completed ones in reverse when a step fails. With
+	// a target height it reads height (nil: there is none) until the chain
+	// is there before STOP_NODE. The outcome says how far it went (nil
+	// only for a payload refused before any step); the error says why it
+	// failed.
+	Upgrade(ctx context.Context, p *agentv1.UpgradePayload, height ChainHeight, progress ProgressFunc) (*agentv1.UpgradeOutcome, error)
 	Status(ctx context.Context) (RuntimeStatus, error)
 }
 

@@ -31,13 +31,22 @@ type upgradeStep struct {
 	undo   func(context.Context) error
 }
 
-// runUpgrade runs the steps in order, reporting each as progress. When one
-// fails, it and every completed step are undone in reverse; the outcome
-// records how far the upgrade went and whether the node is as it was.
-func runUpgrade(ctx context.Context, steps []upgradeStep, version string, progress ProgressFunc) (*agentv1.UpgradeOutcome, error) {
+// runUpgrade runs the steps in order, reporting each as progress. Before
+// STOP_NODE it waits for the switch point, so nothing is switched until the
+// chain is there. When a step fails, it and every completed step are
+// undone in reverse; the outcome records how far the upgrade went and
+// whether the node is as it was.
+func runUpgrade(ctx context.Context, steps []upgradeStep, at switchPoint, version string, progress ProgressFunc) (*agentv1.UpgradeOutcome, error) {
 	out := &agentv1.UpgradeOutcome{}
 	for i, s := range steps {
 		progress(Progress{Percent: float64(i) * 100 / float64(len(steps)), Message: actionName(s.action)})
+		if s.action == agentv1.UpgradeAction_UPGRADE_ACTION_STOP_NODE {
+			h, err := at.await(ctx, version, stepProgress(progress, i, len(steps)))
+			if err != nil {
+				return out, failUpgrade(ctx, out, steps[:i], s.action, version, err)
+			}
+			out.SwitchHeight = h
+		}
 		if s.do == nil {
 			out.Completed = append(out.Completed, s.action)
 			continue
@@ -50,6 +59,22 @@ func runUpgrade(ctx context.Context, steps []upgradeStep, version string, progre
 	out.InstalledVersion = version
 	progress(Progress{Percent: 100, Message: "upgraded to " + version})
 	return out, nil
+}
+
+// stepProgress reports a step's own progress (0 to 100) inside step i's
+// share of the n steps' percent.
+func stepProgress(progress ProgressFunc, i, n int) ProgressFunc {
+	return func(p Progress) {
+		p.Percent = (float64(i) + min(max(p.Percent, 0), 100)/100) * 100 / float64(n)
+		progress(p)
+	}
+}
+
+// actionProgress is stepProgress for the step of action a, for steps that
+// report their own progress (a download): every runtime runs every action
+// once, in the order of their numbers.
+func actionProgress(progress ProgressFunc, a agentv1.UpgradeAction) ProgressFunc {
+	return stepProgress(progress, int(a)-1, len(agentv1.UpgradeAction_name)-1)
 }
 
 // failUpgrade undoes done in reverse and returns the error to report: a
@@ -90,7 +115,10 @@ func actionName(a agentv1.UpgradeAction) string {
 
 // upgradedComponent is c at the payload's version. It returns nil, nil
 // when c is at that version already, and a permanent error when the
-// payload does not fit c.
+// payload does not fit c. A component that gains an artifact runs the
+// installed program instead of args[0]; the payload's config templates
+// join c's templates (replacing those of the same path), so the saved
+// component says what the host holds.
 func upgradedComponent(c *agentv1.Component, p *agentv1.UpgradePayload) (*agentv1.Component, error) {
 	switch {
 	case p.GetVersion() == "":
@@ -103,16 +131,36 @@ func upgradedComponent(c *agentv1.Component, p *agentv1.UpgradePayload) (*agentv
 	next := proto.CloneOf(c)
 	next.Version = p.GetVersion()
 	next.Args = withVersion(c.GetArgs(), c.GetVersion(), p.GetVersion())
+	if c.GetArtifact().GetUrl() == "" && p.GetArtifact().GetUrl() != "" && len(next.Args) > 0 {
+		next.Args = next.Args[1:]
+	}
 	if len(p.GetArgs()) > 0 {
 		next.Args = slices.Clone(p.GetArgs())
 	}
 	if p.GetArtifact().GetUrl() != "" || p.GetArtifact().GetSha256() != "" {
 		next.Artifact = proto.CloneOf(p.GetArtifact())
+		next.Binary = p.GetBinary()
 	}
+	next.Templates = withTemplates(c.GetTemplates(), p.GetConfigTemplates())
 	if slices.Equal(next.Args, c.GetArgs()) && proto.Equal(next.GetArtifact(), c.GetArtifact()) {
 		return nil, permanent(fmt.Sprintf("nothing in component %q names version %q: the upgrade needs args or an artifact", c.GetName(), c.GetVersion()))
 	}
 	return next, nil
+}
+
+// withTemplates is ts with each of added in place of the one of its path,
+// or after them.
+func withTemplates(ts, added []*agentv1.TemplateFile) []*agentv1.TemplateFile {
+	out := slices.Clone(ts)
+	for _, a := range added {
+		i := slices.IndexFunc(out, func(t *agentv1.TemplateFile) bool { return t.GetPath() == a.GetPath() })
+		if i < 0 {
+			out = append(out, proto.CloneOf(a))
+		} else {
+			out[i] = proto.CloneOf(a)
+		}
+	}
+	return out
 }
 
 // withVersion replaces old by next in each argument that is old, ends in
@@ -246,6 +294,9 @@ func restoreFiles(dir string, backups []fileBackup) error {
 		if err := root.WriteFile(b.path, b.content, b.mode); err != nil {
 			return fmt.Errorf("restore %q: %w", b.path, err)
 		}
+		if err := root.Chmod(b.path, b.mode); err != nil {
+			return fmt.Errorf("restore %q: %w", b.path, err)
+		}
 	}
 	return nil
 }
@@ -261,3 +312,37 @@ func onlyWhen(cond bool) func(func(context.Context) error) func(context.Context)
 		return f
 	}
 }
+
+// configWrite is an upgrade's config files: backed up, written, and put
+// back when the upgrade is undone.
+type configWrite struct {
+	dir     string
+	files   []*agentv1.ConfigFile
+	backups []fileBackup
+}
+
+func (w *configWrite) backup(context.Context) (err error) {
+	w.backups, err = backupFiles(w.dir, w.files)
+	return err
+}
+
+// write writes the files, each ending with its mode: one that existed
+// keeps its owner (the chain's user may own it) but not its old mode.
+func (w *configWrite) write(context.Context) error {
+	if err := writeConfigFiles(w.dir, w.files, func(Progress) {}); err != nil || len(w.files) == 0 {
+		return err
+	}
+	root, err := os.OpenRoot(w.dir)
+	if err != nil {
+		return fmt.Errorf("chain data dir: %w", err)
+	}
+	defer root.Close()
+	for _, f := range w.files {
+		if err := root.Chmod(f.GetPath(), configMode(f)); err != nil {
+			return fmt.Errorf("config file %q: %w", f.GetPath(), err)
+		}
+	}
+	return nil
+}
+
+func (w *configWrite) restore(context.Context) error { return restoreFiles(w.dir, w.backups) }

@@ -127,6 +127,8 @@ func TestUpgradedComponent(t *testing.T) {
 		{"version replaced in args", &agentv1.UpgradePayload{Version: "v2"},
 			[]string{"/opt/geth/v2/geth", "--version", "v2", "--tag=v2", "--datadir", "v1x"}, ""},
 		{"explicit args", &agentv1.UpgradePayload{Version: "v2", Args: []string{"/usr/bin/geth2"}}, []string{"/usr/bin/geth2"}, ""},
+		{"an artifact gained replaces the program", &agentv1.UpgradePayload{Version: "v2", Artifact: &agentv1.Artifact{Url: "file:///geth", Sha256: strings.Repeat("ab", 32)}},
+			[]string{"--version", "v2", "--tag=v2", "--datadir", "v1x"}, ""},
 		{"same version does nothing", &agentv1.UpgradePayload{Version: "v1"}, nil, ""},
 		{"previous version differs", &agentv1.UpgradePayload{Version: "v2", PreviousVersion: "v0"}, nil, `runs "v1", not "v0"`},
 		{"no version", &agentv1.UpgradePayload{}, nil, "names no version"},
@@ -173,7 +175,7 @@ func TestSystemdUpgradeRewritesTheUnitAndRestoresItOnFailure(t *testing.T) {
 	fake.take()
 	unitPath := filepath.Join(units, "hoodcloud-geth.service")
 
-	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0"}, noProgress)
+	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0"}, nil, noProgress)
 	if err != nil || o.InstalledVersion != "1.15.0" {
 		t.Fatalf("Upgrade = %v, %v", o, err)
 	}
@@ -193,7 +195,7 @@ func TestSystemdUpgradeRewritesTheUnitAndRestoresItOnFailure(t *testing.T) {
 	fake.outputs["systemctl is-active hoodcloud-geth.service"] = "active\n"
 	failing := &flakyCommander{fakeCommander: fake, after: "systemctl start hoodcloud-geth.service", then: "failed\n"}
 	r.cfg.Commander = failing
-	o, err = r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.16.0"}, noProgress)
+	o, err = r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.16.0"}, nil, noProgress)
 	if err == nil || !o.RolledBack || o.Failed != agentv1.UpgradeAction_UPGRADE_ACTION_START_NODE {
 		t.Fatalf("Upgrade = %v, %v; want a rolled back failure at start_node", o, err)
 	}
@@ -243,7 +245,7 @@ func TestDockerUpgradePullsAndReplacesTheContainer(t *testing.T) {
 	}
 	fake.take()
 	o, err := r.Upgrade(ctx, &agentv1.UpgradePayload{Component: "geth", Version: "1.15.0",
-		Artifact: &agentv1.Artifact{Url: "ethereum/client-go:v1.15.0"}}, noProgress)
+		Artifact: &agentv1.Artifact{Url: "ethereum/client-go:v1.15.0"}}, nil, noProgress)
 	if err != nil || o.InstalledVersion != "1.15.0" {
 		t.Fatalf("Upgrade = %v, %v", o, err)
 	}

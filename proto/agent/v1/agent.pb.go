@@ -2575,12 +2575,20 @@ func (x *DeliveredKey) GetEncryptedKey() []byte {
 // UpgradePayload replaces one component's binary without touching chain data.
 // The agent carries it out as its own sequence of actions (back up, acquire,
 // verify, stop, install, write configs, reload, start), compensating the
-// completed ones in reverse on failure.
+// completed ones in reverse on failure. With a target_height it waits for
+// that chain height between verify and stop.
 type UpgradePayload struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Component string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
 	Version   string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Artifact  *Artifact              `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	// The new release. On the process and systemd runtimes: the program (or
+	// an archive holding it, see binary), downloaded, verified against its
+	// sha256 and installed in a directory of its own, then run in place of
+	// the old one; an artifact installed already with the same digest (a
+	// rollback to the previous release) is not downloaded again. On docker:
+	// the image reference (sha256 pins its digest). Empty: the program is on
+	// the host already (args name it).
+	Artifact *Artifact `protobuf:"bytes,3,opt,name=artifact,proto3" json:"artifact,omitempty"`
 	// Configuration files to replace along with the binary; may be empty.
 	ConfigChanges []*ConfigFile `protobuf:"bytes,4,rep,name=config_changes,json=configChanges,proto3" json:"config_changes,omitempty"`
 	// What the control plane believes is installed now; the agent refuses the
@@ -2592,7 +2600,29 @@ type UpgradePayload struct {
 	// argument that is the version, ends in "=" and the version, or has it
 	// as a path element (for example "--version", "v1" or
 	// "/opt/geth/v1/geth"). An upgrade to the installed version does nothing.
-	Args          []string `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
+	// Templates over engine/recipe.Data, like Component.args: with an
+	// artifact they are the installed program's arguments (the program is
+	// prepended); without one, args[0] is the program. A component that
+	// gains an artifact with this upgrade drops its args[0], the program the
+	// installed one replaces, unless args are given.
+	Args []string `protobuf:"bytes,7,rep,name=args,proto3" json:"args,omitempty"`
+	// The chain height at which the agent switches to the new version: it
+	// acquires and verifies the artifact at once, then waits until its own
+	// chain (the first component with metrics) reports this block height or
+	// more, and only then stops the old version. A chain already at or past
+	// it switches at once. 0 switches at once. While waiting the agent
+	// reports progress that changes as the chain advances ("staged 1.2.0;
+	// chain at 95 of 120"); without a block height to read it fails
+	// permanently before stopping anything.
+	TargetHeight uint64 `protobuf:"varint,8,opt,name=target_height,json=targetHeight,proto3" json:"target_height,omitempty"`
+	// Files rendered on the host over the same recipe data as CONFIGURE's
+	// templates (data dir, ports, inputs, keys, node id) and written with
+	// config_changes, backed up and restored if the upgrade is rolled back.
+	// A template marked keep is written only when the file does not exist.
+	ConfigTemplates []*TemplateFile `protobuf:"bytes,9,rep,name=config_templates,json=configTemplates,proto3" json:"config_templates,omitempty"`
+	// The program inside the artifact when it is an archive (.tar.gz, .tgz),
+	// as Component.binary. Empty: the artifact is the program itself.
+	Binary        string `protobuf:"bytes,10,opt,name=binary,proto3" json:"binary,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2676,6 +2706,27 @@ func (x *UpgradePayload) GetArgs() []string {
 	return nil
 }
 
+func (x *UpgradePayload) GetTargetHeight() uint64 {
+	if x != nil {
+		return x.TargetHeight
+	}
+	return 0
+}
+
+func (x *UpgradePayload) GetConfigTemplates() []*TemplateFile {
+	if x != nil {
+		return x.ConfigTemplates
+	}
+	return nil
+}
+
+func (x *UpgradePayload) GetBinary() string {
+	if x != nil {
+		return x.Binary
+	}
+	return ""
+}
+
 // UpgradeOutcome says how far an upgrade went and, when it failed, whether
 // the node was put back as it was.
 type UpgradeOutcome struct {
@@ -2689,8 +2740,12 @@ type UpgradeOutcome struct {
 	// person (the control plane opens a critical incident).
 	RollbackFailed   bool   `protobuf:"varint,4,opt,name=rollback_failed,json=rollbackFailed,proto3" json:"rollback_failed,omitempty"`
 	InstalledVersion string `protobuf:"bytes,5,opt,name=installed_version,json=installedVersion,proto3" json:"installed_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The chain height the agent read when it stopped the old version of an
+	// upgrade with a target_height (at or above it); 0 without a target
+	// height, or when the upgrade failed before the switch.
+	SwitchHeight  uint64 `protobuf:"varint,6,opt,name=switch_height,json=switchHeight,proto3" json:"switch_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpgradeOutcome) Reset() {
@@ -2756,6 +2811,13 @@ func (x *UpgradeOutcome) GetInstalledVersion() string {
 		return x.InstalledVersion
 	}
 	return ""
+}
+
+func (x *UpgradeOutcome) GetSwitchHeight() uint64 {
+	if x != nil {
+		return x.SwitchHeight
+	}
+	return 0
 }
 
 type ReportEventRequest struct {
@@ -3372,7 +3434,7 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04path\x18\x02 \x01(\tR\x04path\x12\x19\n" +
 	"\bkey_type\x18\x03 \x01(\tR\akeyType\x12#\n" +
-	"\rencrypted_key\x18\x04 \x01(\fR\fencryptedKey\"\xa7\x02\n" +
+	"\rencrypted_key\x18\x04 \x01(\fR\fencryptedKey\"\xb1\x03\n" +
 	"\x0eUpgradePayload\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -3381,14 +3443,19 @@ const file_agent_v1_agent_proto_rawDesc = "" +
 	"\x10previous_version\x18\x05 \x01(\tR\x0fpreviousVersion\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x06 \x01(\tR\trolloutId\x12\x12\n" +
-	"\x04args\x18\a \x03(\tR\x04args\"\x83\x02\n" +
+	"\x04args\x18\a \x03(\tR\x04args\x12#\n" +
+	"\rtarget_height\x18\b \x01(\x04R\ftargetHeight\x12K\n" +
+	"\x10config_templates\x18\t \x03(\v2 .hoodcloud.agent.v1.TemplateFileR\x0fconfigTemplates\x12\x16\n" +
+	"\x06binary\x18\n" +
+	" \x01(\tR\x06binary\"\xa8\x02\n" +
 	"\x0eUpgradeOutcome\x12?\n" +
 	"\tcompleted\x18\x01 \x03(\x0e2!.hoodcloud.agent.v1.UpgradeActionR\tcompleted\x129\n" +
 	"\x06failed\x18\x02 \x01(\x0e2!.hoodcloud.agent.v1.UpgradeActionR\x06failed\x12\x1f\n" +
 	"\vrolled_back\x18\x03 \x01(\bR\n" +
 	"rolledBack\x12'\n" +
 	"\x0frollback_failed\x18\x04 \x01(\bR\x0erollbackFailed\x12+\n" +
-	"\x11installed_version\x18\x05 \x01(\tR\x10installedVersion\"\xcb\x02\n" +
+	"\x11installed_version\x18\x05 \x01(\tR\x10installedVersion\x12#\n" +
+	"\rswitch_height\x18\x06 \x01(\x04R\fswitchHeight\"\xcb\x02\n" +
 	"\x12ReportEventRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12M\n" +
 	"\facknowledged\x18\x02 \x01(\v2'.hoodcloud.agent.v1.CommandAcknowledgedH\x00R\facknowledged\x12A\n" +
@@ -3559,31 +3626,32 @@ var file_agent_v1_agent_proto_depIdxs = []int32{
 	37, // 28: hoodcloud.agent.v1.DeliverKeysPayload.keys:type_name -> hoodcloud.agent.v1.DeliveredKey
 	32, // 29: hoodcloud.agent.v1.UpgradePayload.artifact:type_name -> hoodcloud.agent.v1.Artifact
 	33, // 30: hoodcloud.agent.v1.UpgradePayload.config_changes:type_name -> hoodcloud.agent.v1.ConfigFile
-	2,  // 31: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	2,  // 32: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
-	42, // 33: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
-	43, // 34: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
-	44, // 35: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
-	45, // 36: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
-	8,  // 37: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
-	10, // 38: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
-	12, // 39: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
-	40, // 40: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
-	6,  // 41: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
-	3,  // 42: hoodcloud.agent.v1.AgentService.PutSnapshot:input_type -> hoodcloud.agent.v1.SnapshotChunk
-	5,  // 43: hoodcloud.agent.v1.AgentService.GetSnapshot:input_type -> hoodcloud.agent.v1.GetSnapshotRequest
-	9,  // 44: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
-	11, // 45: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
-	16, // 46: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
-	41, // 47: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
-	7,  // 48: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
-	4,  // 49: hoodcloud.agent.v1.AgentService.PutSnapshot:output_type -> hoodcloud.agent.v1.PutSnapshotResponse
-	3,  // 50: hoodcloud.agent.v1.AgentService.GetSnapshot:output_type -> hoodcloud.agent.v1.SnapshotChunk
-	44, // [44:51] is the sub-list for method output_type
-	37, // [37:44] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	30, // 31: hoodcloud.agent.v1.UpgradePayload.config_templates:type_name -> hoodcloud.agent.v1.TemplateFile
+	2,  // 32: hoodcloud.agent.v1.UpgradeOutcome.completed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	2,  // 33: hoodcloud.agent.v1.UpgradeOutcome.failed:type_name -> hoodcloud.agent.v1.UpgradeAction
+	42, // 34: hoodcloud.agent.v1.ReportEventRequest.acknowledged:type_name -> hoodcloud.agent.v1.CommandAcknowledged
+	43, // 35: hoodcloud.agent.v1.ReportEventRequest.progress:type_name -> hoodcloud.agent.v1.CommandProgress
+	44, // 36: hoodcloud.agent.v1.ReportEventRequest.completed:type_name -> hoodcloud.agent.v1.CommandCompleted
+	45, // 37: hoodcloud.agent.v1.ReportEventRequest.failed:type_name -> hoodcloud.agent.v1.CommandFailed
+	8,  // 38: hoodcloud.agent.v1.AgentService.Enroll:input_type -> hoodcloud.agent.v1.EnrollRequest
+	10, // 39: hoodcloud.agent.v1.AgentService.Renew:input_type -> hoodcloud.agent.v1.RenewRequest
+	12, // 40: hoodcloud.agent.v1.AgentService.Heartbeat:input_type -> hoodcloud.agent.v1.HeartbeatRequest
+	40, // 41: hoodcloud.agent.v1.AgentService.ReportEvent:input_type -> hoodcloud.agent.v1.ReportEventRequest
+	6,  // 42: hoodcloud.agent.v1.AgentService.FetchDataKey:input_type -> hoodcloud.agent.v1.FetchDataKeyRequest
+	3,  // 43: hoodcloud.agent.v1.AgentService.PutSnapshot:input_type -> hoodcloud.agent.v1.SnapshotChunk
+	5,  // 44: hoodcloud.agent.v1.AgentService.GetSnapshot:input_type -> hoodcloud.agent.v1.GetSnapshotRequest
+	9,  // 45: hoodcloud.agent.v1.AgentService.Enroll:output_type -> hoodcloud.agent.v1.EnrollResponse
+	11, // 46: hoodcloud.agent.v1.AgentService.Renew:output_type -> hoodcloud.agent.v1.RenewResponse
+	16, // 47: hoodcloud.agent.v1.AgentService.Heartbeat:output_type -> hoodcloud.agent.v1.HeartbeatResponse
+	41, // 48: hoodcloud.agent.v1.AgentService.ReportEvent:output_type -> hoodcloud.agent.v1.ReportEventResponse
+	7,  // 49: hoodcloud.agent.v1.AgentService.FetchDataKey:output_type -> hoodcloud.agent.v1.FetchDataKeyResponse
+	4,  // 50: hoodcloud.agent.v1.AgentService.PutSnapshot:output_type -> hoodcloud.agent.v1.PutSnapshotResponse
+	3,  // 51: hoodcloud.agent.v1.AgentService.GetSnapshot:output_type -> hoodcloud.agent.v1.SnapshotChunk
+	45, // [45:52] is the sub-list for method output_type
+	38, // [38:45] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_agent_v1_agent_proto_init() }
