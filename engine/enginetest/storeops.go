@@ -225,13 +225,17 @@ func testStoreTimesAndAliasing(t *testing.T, s engine.Store, _ StoreOpener) {
 		n := stNode("user_t", "c", engine.NodeRunning)
 		n.CreatedAt = time.Date(2031, 5, 4, 15, 50, 30, 654321000, zone)
 		n.UpdatedAt = n.CreatedAt.Add(time.Microsecond)
+		n.Runtime.LastUpgrade = &engine.UpgradeRecord{RolloutID: "ro_t", Outcome: "succeeded", At: n.UpdatedAt}
 		stOK(t, s.CreateNode(t.Context(), n))
 		got, err := s.GetNode(t.Context(), n.ID)
 		stOK(t, err)
 		if !got.CreatedAt.Equal(n.CreatedAt) || !got.UpdatedAt.Equal(n.UpdatedAt) || !got.LastSeenAt.IsZero() {
 			t.Fatalf("times came back as %v, %v, %v; want %v, %v and zero", got.CreatedAt, got.UpdatedAt, got.LastSeenAt, n.CreatedAt, n.UpdatedAt)
 		}
-		stUTC(t, got.CreatedAt, got.UpdatedAt)
+		if !got.Runtime.LastUpgrade.At.Equal(n.UpdatedAt) {
+			t.Fatalf("last upgrade at %v, want %v", got.Runtime.LastUpgrade.At, n.UpdatedAt)
+		}
+		stUTC(t, got.CreatedAt, got.UpdatedAt, got.Runtime.LastUpgrade.At)
 	})
 	t.Run("ChangingInputsAfterWritingDoesNotChangeTheStore", func(t *testing.T) {
 		k := stAPIKey("user_x", stAt(0))
