@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -200,7 +201,7 @@ func (m *Main) openRollouts(context.Context) error {
 	manifests := profile.NewManifests(sources...)
 	runner, ok := m.Workflows.(engine.RolloutWorkflows)
 	if !ok {
-		return fmt.Errorf("the workflow engine cannot run rollouts")
+		return errors.New("the workflow engine cannot run rollouts")
 	}
 	m.Rollouts = &rollouts.Service{
 		Store:     m.Store,
