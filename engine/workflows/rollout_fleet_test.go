@@ -55,7 +55,8 @@ type fleet struct {
 	incidents []IncidentRequest
 	watches   []CanaryWatch
 
-	env  *testsuite.TestWorkflowEnvironment // the run signals go to
+	// send signals the top workflow's current run.
+	send func(RolloutSignalRequest)
 	runs []*runCount
 }
 
@@ -158,7 +159,7 @@ func (f *fleet) newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	on(acts.GroupHealthGate, f.groupGate)
 	env.OnWorkflow(UpgradeNodeWorkflow, mock.Anything, mock.Anything).Return(f.upgradeNode)
 	f.mu.Lock()
-	f.env = env
+	f.send = func(s RolloutSignalRequest) { env.SignalWorkflow(RolloutSignalName, s) }
 	f.runs = append(f.runs, &runCount{})
 	f.mu.Unlock()
 	return env
@@ -241,7 +242,7 @@ func (f *fleet) counted() { f.runs[len(f.runs)-1].activities++ }
 // signal sends the operator's signals to the top workflow's current run.
 func (f *fleet) signal(sigs ...RolloutSignalRequest) {
 	for _, s := range sigs {
-		f.env.SignalWorkflow(RolloutSignalName, s)
+		f.send(s)
 	}
 }
 
