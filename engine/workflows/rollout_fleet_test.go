@@ -41,6 +41,7 @@ type fleet struct {
 	// why the canary's observation fails ("" passes). groupGateFails:
 	// the rollouts after which a group's health gate fails.
 	gateFails      map[int]string
+	unlisted       map[int]bool // batches the store cannot list
 	canaryFails    string
 	groupGateFails map[string]string
 
@@ -69,7 +70,7 @@ var baseRelease = engine.Release{Version: "v1.0.0", URL: "https://example.com/v1
 func newFleet(n int) *fleet {
 	f := &fleet{base: baseRelease, releases: map[string]engine.Release{}, rollouts: map[string]*engine.Rollout{},
 		records: map[string]map[string]*engine.RolloutNode{}, groups: map[string]*engine.RolloutGroup{},
-		breaks: map[string]bool{}, gateFails: map[int]string{}, groupGateFails: map[string]string{},
+		breaks: map[string]bool{}, gateFails: map[int]string{}, unlisted: map[int]bool{}, groupGateFails: map[string]string{},
 		react: map[engine.RolloutStatus][][]RolloutSignalRequest{}, reactGroup: map[engine.RolloutStatus][][]RolloutSignalRequest{},
 		during: map[string][]RolloutSignalRequest{}}
 	width := len(fmt.Sprint(n))
@@ -303,6 +304,9 @@ func (f *fleet) batch(_ context.Context, req BatchRequest) ([]*engine.RolloutNod
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.counted()
+	if f.unlisted[req.Batch] {
+		return nil, temporal.NewNonRetryableApplicationError("store unavailable", "test", nil)
+	}
 	return slices.DeleteFunc(f.nodesOf(req.RolloutID, req.Batch), func(n *engine.RolloutNode) bool {
 		if req.Rollback {
 			return n.NewVersion == "" || n.Status == engine.RolloutRolledBack

@@ -50,6 +50,14 @@ var rolloutHistories = []struct {
 		return f
 	}, run: func(*fleet) (any, any) { return RolloutWorkflow, RolloutInput{RolloutID: "r-forced"} },
 		runs: []string{"rollout_threshold_forced.json", ""}},
+	{name: "rolled back", fleet: func() *fleet {
+		f := newFleet(4)
+		f.add(engine.Rollout{ID: "r-back", Strategy: engine.StrategyRolling, BatchSize: 2, FailureThreshold: 1})
+		return f
+	}, run: func(f *fleet) (any, any) {
+		f.upgraded("r-back")
+		return RolloutWorkflow, RolloutInput{RolloutID: "r-back", Rollback: true}
+	}, runs: []string{"rollout_rollback_first.json", ""}},
 	{name: "upgrade node", fleet: func() *fleet {
 		f := newFleet(1)
 		f.add(engine.Rollout{ID: "r-node", Strategy: engine.StrategyRolling, BatchSize: 1, FailureThreshold: 1})
@@ -214,6 +222,19 @@ func (f *fleet) activities() map[string]any {
 		"WaitForHealthValidation":  func(context.Context, HealthCheck) error { return nil },
 		"SetNodeState":             func(context.Context, StateChange) error { return nil },
 		"PublishUpgradePhase":      func(context.Context, PhaseEvent) error { return nil },
+	}
+}
+
+// upgraded makes the rollout succeeded on every node, as if it ran.
+func (f *fleet) upgraded(rolloutID string) {
+	if _, err := f.resolve(context.Background(), rolloutID); err != nil {
+		panic(err)
+	}
+	ro := f.rollouts[rolloutID]
+	ro.Status = engine.RolloutSucceeded
+	for _, rn := range f.records[rolloutID] {
+		rn.Status, rn.Previous, rn.PreviousVersion, rn.NewVersion = engine.RolloutSucceeded, f.base, f.base.Version, ro.TargetVersion
+		f.releases[rn.NodeID+"/"+ro.Component] = ro.Spec.Release
 	}
 }
 

@@ -436,13 +436,50 @@ func TestARolloutsHistoryStaysBounded(t *testing.T) {
 			t.Errorf("run %d started %d children and %d activities, want %d and at most 6", i, r.children, r.activities, batch)
 		}
 	}
+	wantEachNodeOnce(t, f, false)
+
+	// Its rollback too.
+	f.runs = nil
+	out = f.rollout(t, RolloutInput{RolloutID: "r1", Rollback: true})
+	wantOutcome(t, out, engine.RolloutRolledBack, "1000 nodes rolled back")
+	for i, r := range f.runs {
+		if r.children != batch || r.activities > 6 {
+			t.Errorf("rollback run %d started %d children and %d activities, want %d and at most 6", i, r.children, r.activities, batch)
+		}
+	}
+	wantEachNodeOnce(t, f, true)
+}
+
+func wantEachNodeOnce(t *testing.T, f *fleet, rollback bool) {
+	t.Helper()
 	times := map[string]int{}
 	for _, in := range f.upgrades {
-		times[in.NodeID]++
+		if in.Rollback == rollback {
+			times[in.NodeID]++
+		}
 	}
 	for _, id := range f.ids {
 		if times[id] != 1 {
-			t.Errorf("%s upgraded %d times", id, times[id])
+			t.Errorf("%s upgraded (rollback %v) %d times", id, rollback, times[id])
 		}
 	}
+}
+
+func TestABatchThatCannotBeListedFailsTheRollout(t *testing.T) {
+	f := newFleet(5)
+	f.unlisted[1] = true
+	f.add(engine.Rollout{ID: "r1", Strategy: engine.StrategyRolling, BatchSize: 2, FailureThreshold: 1})
+	out := f.rollout(t, RolloutInput{RolloutID: "r1"})
+	wantOutcome(t, out, engine.RolloutFailed, "list batch 2 of 3: ")
+	// Nodes left pending are not a rollout done.
+	wantBatches(t, f, "r1", nodes("node-01", "node-02"))
+}
+
+func TestARollbackThatCannotListABatchFails(t *testing.T) {
+	f := newFleet(5)
+	f.add(engine.Rollout{ID: "r1", Strategy: engine.StrategyRolling, BatchSize: 2, FailureThreshold: 1})
+	f.rollout(t, RolloutInput{RolloutID: "r1"})
+	f.unlisted[1] = true
+	out := f.rollout(t, RolloutInput{RolloutID: "r1", Rollback: true})
+	wantOutcome(t, out, engine.RolloutFailed, "rollback: list batch 2 of 3: ")
 }
