@@ -168,8 +168,14 @@ func (r *rolloutRun) judge(ctx workflow.Context, batch int, p RolloutProgress) (
 			return out, true, err
 		}
 	}
-	if gate.Passed && ro.Strategy == engine.StrategyCanary && batch == 0 && ro.Spec.Compatibility == engine.Breaking {
-		r.hold(ctx, engine.RolloutAwaitingApproval, "canary healthy; a breaking upgrade waits for approve_canary")
+	if ro.Strategy == engine.StrategyCanary && batch == 0 && ro.Spec.Compatibility == engine.Breaking {
+		// Also past a failed gate an operator resumed: resume overrides
+		// the gate, approval of a breaking upgrade is a decision of its own.
+		msg := "canary healthy; a breaking upgrade waits for approve_canary"
+		if !gate.Passed {
+			msg = "canary resumed past its gate; a breaking upgrade waits for approve_canary"
+		}
+		r.hold(ctx, engine.RolloutAwaitingApproval, msg)
 		if out, done, err := r.between(ctx); done {
 			return out, true, err
 		}

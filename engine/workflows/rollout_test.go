@@ -180,6 +180,19 @@ func TestABreakingUpgradeCancelledWhileAwaitingApprovalGoesNoFurther(t *testing.
 	wantTrail(t, f, "r1", statuses(engine.RolloutRunning, engine.RolloutAwaitingApproval, engine.RolloutCancelled)...)
 }
 
+func TestABreakingUpgradeResumedPastAFailedCanaryStillWaitsForApproval(t *testing.T) {
+	f := newFleet(3)
+	f.canaryFails = "node node-01: app health is critical: rpc down"
+	f.add(engine.Rollout{ID: "r1", Strategy: engine.StrategyCanary, CanarySize: 1, BatchSize: 2, FailureThreshold: 1,
+		Spec: engine.UpgradeSpec{Compatibility: engine.Breaking}})
+	f.when(engine.RolloutPaused, resume)
+	f.when(engine.RolloutAwaitingApproval, approve)
+	out := f.rollout(t, RolloutInput{RolloutID: "r1"})
+	wantOutcome(t, out, engine.RolloutSucceeded, "3 nodes upgraded")
+	// Resume overrides the gate; approval of a breaking upgrade is its own decision.
+	wantTrail(t, f, "r1", statuses(engine.RolloutRunning, engine.RolloutPaused, engine.RolloutAwaitingApproval, engine.RolloutRunning, engine.RolloutSucceeded)...)
+}
+
 func TestACompatibleUpgradeNeedsNoApproval(t *testing.T) {
 	f := newFleet(3)
 	f.add(engine.Rollout{ID: "r1", Strategy: engine.StrategyCanary, CanarySize: 1, BatchSize: 2, FailureThreshold: 1})
