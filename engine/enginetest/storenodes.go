@@ -116,7 +116,13 @@ func testStoreNodes(t *testing.T, s engine.Store, reopen StoreOpener) {
 	t.Run("UpdateWritesEverythingButState", func(t *testing.T) {
 		n := stMustNode(t, s, "user_e", "c", engine.NodeRunning)
 		n.Host.Address, n.BinaryVersion, n.UpdatedAt = "10.0.0.8", "geth-1.15", stAt(50)
-		n.Runtime = engine.NodeRuntime{Ports: map[string]int{"rpc": 26657}, Artifacts: map[string]string{"geth": "9f86d0"}}
+		n.Runtime = engine.NodeRuntime{
+			Ports: map[string]int{"rpc": 26657}, Artifacts: map[string]string{"geth": "9f86d0"},
+			Releases: map[string]engine.Release{"geth": {Version: "1.15", URL: "https://example.com/geth-1.15.tar.gz", SHA256: "9f86d0", Binary: "geth", Args: []string{"--syncmode", "snap"}}},
+			LastUpgrade: &engine.UpgradeRecord{
+				RolloutID: "ro_1", Component: "geth", From: "1.14", To: "1.15", Outcome: "rolled_back", Error: "health check failed", At: stAt(49),
+			},
+		}
 		n.State = engine.NodeTerminated
 		stOK(t, s.UpdateNode(t.Context(), n))
 		if n.Version != 2 {
@@ -195,7 +201,7 @@ func stNodeState(t *testing.T, s engine.Store, id string, state engine.NodeState
 
 // stPages lists everything through pages of size limit and fails if a
 // page is longer than limit.
-func stPages(t *testing.T, limit int, list func(after string, limit int) ([]*engine.Node, error)) []string {
+func stPages[T any](t *testing.T, limit int, list func(after string, limit int) ([]*T, error)) []string {
 	t.Helper()
 	var ids []string
 	for after := ""; ; {

@@ -16,14 +16,6 @@ func stIncident(nodeID, dedupe string, opened time.Time) *engine.Incident {
 	}
 }
 
-func stRollout() *engine.Rollout {
-	return &engine.Rollout{
-		ID: engine.NewID("ro"), ChainProfileID: "ethereum-holesky", Component: "geth", TargetVersion: "1.15",
-		Strategy: "rolling", BatchSize: 2, FailureThreshold: 1, Status: engine.RolloutPending,
-		ManifestHash: "sha-m", CreatedAt: stAt(0), UpdatedAt: stAt(0),
-	}
-}
-
 func testStoreIncidents(t *testing.T, s engine.Store, _ StoreOpener) {
 	t.Run("OpenThenGetAndFind", func(t *testing.T) {
 		i := stIncident(engine.NewID("node"), "lagging", stAt(0))
@@ -163,74 +155,6 @@ func testStoreUptime(t *testing.T, s engine.Store, reopen StoreOpener) {
 	})
 }
 
-func testStoreRollouts(t *testing.T, s engine.Store, _ StoreOpener) {
-	t.Run("CreateGetUpdate", func(t *testing.T) {
-		r := stRollout()
-		stOK(t, s.CreateRollout(t.Context(), r))
-		if r.Version != 1 {
-			t.Fatalf("Version after create = %d, want 1", r.Version)
-		}
-		stCode(t, s.CreateRollout(t.Context(), r), engine.EConflict)
-		stale := *r
-		r.Status, r.CurrentBatch, r.Succeeded = engine.RolloutRunning, 1, 2
-		stOK(t, s.UpdateRollout(t.Context(), r))
-		if r.Version != 2 {
-			t.Fatalf("Version after update = %d, want 2", r.Version)
-		}
-		got, err := s.GetRollout(t.Context(), r.ID)
-		stOK(t, err)
-		stSame(t, got, r)
-		stCode(t, s.UpdateRollout(t.Context(), &stale), engine.EConflict)
-		stCode(t, s.UpdateRollout(t.Context(), stRollout()), engine.ENotFound)
-		_, err = s.GetRollout(t.Context(), "ro_missing")
-		stCode(t, err, engine.ENotFound)
-	})
-	t.Run("NodesListByBatchThenNodeAndFollowReplacement", func(t *testing.T) {
-		ro := engine.NewID("ro")
-		rn := func(node string, batch int) *engine.RolloutNode {
-			return &engine.RolloutNode{RolloutID: ro, NodeID: node, BatchIndex: batch, Status: engine.RolloutPending, PreviousVersion: "1.14", UpdatedAt: stAt(0)}
-		}
-		a, b, c, d := rn("node_a", 0), rn("node_b", 1), rn("node_c", 0), rn("node_d", 1)
-		stOK(t, s.PutRolloutNodes(t.Context(), []*engine.RolloutNode{d, c, b, a, rn("node_e", 0)}))
-		stOK(t, s.PutRolloutNodes(t.Context(), []*engine.RolloutNode{{RolloutID: "ro_other", NodeID: "node_a", BatchIndex: 0}}))
-		e := rn("node_e", 2) // moved to another batch
-		e.Status, e.Error = engine.RolloutFailed, "health check failed"
-		stOK(t, s.PutRolloutNodes(t.Context(), []*engine.RolloutNode{e}))
-		got, err := s.ListRolloutNodes(t.Context(), ro, -1)
-		stOK(t, err)
-		stSame(t, got, []*engine.RolloutNode{a, c, b, d, e})
-		got, err = s.ListRolloutNodes(t.Context(), ro, 0)
-		stOK(t, err)
-		stSame(t, got, []*engine.RolloutNode{a, c})
-		got, err = s.ListRolloutNodes(t.Context(), ro, 7)
-		stOK(t, err)
-		stSame(t, got, []*engine.RolloutNode{})
-	})
-	t.Run("GroupsCreateGetUpdate", func(t *testing.T) {
-		g := &engine.RolloutGroup{
-			ID: engine.NewID("rg"), ChainProfileID: "cosmos-hub", Components: []string{"cosmovisor", "gaiad"},
-			FailurePolicy: "rollback_all", Status: engine.RolloutPending, CreatedAt: stAt(0), UpdatedAt: stAt(0),
-		}
-		stOK(t, s.CreateRolloutGroup(t.Context(), g))
-		if g.Version != 1 {
-			t.Fatalf("Version after create = %d, want 1", g.Version)
-		}
-		stCode(t, s.CreateRolloutGroup(t.Context(), g), engine.EConflict)
-		stale := *g
-		g.Status = engine.RolloutRunning
-		stOK(t, s.UpdateRolloutGroup(t.Context(), g))
-		got, err := s.GetRolloutGroup(t.Context(), g.ID)
-		stOK(t, err)
-		stSame(t, got, g)
-		stCode(t, s.UpdateRolloutGroup(t.Context(), &stale), engine.EConflict)
-		_, err = s.GetRolloutGroup(t.Context(), "rg_missing")
-		stCode(t, err, engine.ENotFound)
-		missing := stale
-		missing.ID = "rg_missing"
-		stCode(t, s.UpdateRolloutGroup(t.Context(), &missing), engine.ENotFound)
-	})
-}
-
 func testStoreLeader(t *testing.T, s engine.Store, _ StoreOpener) {
 	t.Run("EpochStartsAtZeroAndEveryAdvanceIsUnique", func(t *testing.T) {
 		epoch, holder, err := s.LeaderEpoch(t.Context())
@@ -301,13 +225,17 @@ func testStoreTimesAndAliasing(t *testing.T, s engine.Store, _ StoreOpener) {
 		n := stNode("user_t", "c", engine.NodeRunning)
 		n.CreatedAt = time.Date(2031, 5, 4, 15, 50, 30, 654321000, zone)
 		n.UpdatedAt = n.CreatedAt.Add(time.Microsecond)
+		n.Runtime.LastUpgrade = &engine.UpgradeRecord{RolloutID: "ro_t", Outcome: "succeeded", At: n.UpdatedAt}
 		stOK(t, s.CreateNode(t.Context(), n))
 		got, err := s.GetNode(t.Context(), n.ID)
 		stOK(t, err)
 		if !got.CreatedAt.Equal(n.CreatedAt) || !got.UpdatedAt.Equal(n.UpdatedAt) || !got.LastSeenAt.IsZero() {
 			t.Fatalf("times came back as %v, %v, %v; want %v, %v and zero", got.CreatedAt, got.UpdatedAt, got.LastSeenAt, n.CreatedAt, n.UpdatedAt)
 		}
-		stUTC(t, got.CreatedAt, got.UpdatedAt)
+		if !got.Runtime.LastUpgrade.At.Equal(n.UpdatedAt) {
+			t.Fatalf("last upgrade at %v, want %v", got.Runtime.LastUpgrade.At, n.UpdatedAt)
+		}
+		stUTC(t, got.CreatedAt, got.UpdatedAt, got.Runtime.LastUpgrade.At)
 	})
 	t.Run("ChangingInputsAfterWritingDoesNotChangeTheStore", func(t *testing.T) {
 		k := stAPIKey("user_x", stAt(0))

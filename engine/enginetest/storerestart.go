@@ -90,9 +90,9 @@ func stWriteEverything(t *testing.T, s engine.Store) *storeSnapshot {
 	stOK(t, s.PutUptimeBuckets(ctx, []*engine.UptimeBucket{w.bucket}))
 	w.rollout = stRollout()
 	stOK(t, s.CreateRollout(ctx, w.rollout))
-	w.roNode = &engine.RolloutNode{RolloutID: w.rollout.ID, NodeID: w.node.ID, BatchIndex: 1, Status: engine.RolloutPending, UpdatedAt: stAt(10)}
+	w.roNode = stRolloutNode(w.rollout.ID, w.node.ID, 1)
 	stOK(t, s.PutRolloutNodes(ctx, []*engine.RolloutNode{w.roNode}))
-	w.group = &engine.RolloutGroup{ID: engine.NewID("rg"), ChainProfileID: w.ref.ID, Components: []string{"a", "b"}, Status: engine.RolloutPending, CreatedAt: stAt(11), UpdatedAt: stAt(11)}
+	w.group = stRolloutGroup()
 	stOK(t, s.CreateRolloutGroup(ctx, w.group))
 	_, err = s.AdvanceLeaderEpoch(ctx, "first-process")
 	stOK(t, err)
@@ -125,6 +125,8 @@ func (w *storeSnapshot) check(t *testing.T, s engine.Store) {
 	stGot(t, w.rollout, func() (any, error) { return s.GetRollout(ctx, w.rollout.ID) })
 	stGot(t, []*engine.RolloutNode{w.roNode}, func() (any, error) { return s.ListRolloutNodes(ctx, w.rollout.ID, 1) })
 	stGot(t, w.group, func() (any, error) { return s.GetRolloutGroup(ctx, w.group.ID) })
+	stGot(t, []*engine.Rollout{w.rollout}, func() (any, error) { return s.ListRollouts(ctx, "", 0) })
+	stGot(t, []*engine.RolloutGroup{w.group}, func() (any, error) { return s.ListRolloutGroups(ctx, "", 0) })
 	stGot(t, []byte("sealed"), func() (any, error) { return s.GetSecret(ctx, "keyring/master") })
 	stGot(t, w.lease, func() (any, error) { return s.GetSigningLease(ctx, w.node.ID, w.lease.KeyName) })
 

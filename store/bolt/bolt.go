@@ -153,7 +153,7 @@ var allBuckets = [][]byte{
 	bTokens, bAgents, bCommands, bCmdsByNode, bCmdsByStatus, bNodeKeys, bInputs,
 	bIncidents, bIncByNode, bIncOpen, bIncByTime, bIncByState, bIncToNotify, bUptime, bUptimeByHour, bUptimeRecompute,
 	bRollouts, bRolloutNodes, bRoNodesBatch, bRolloutGroups, bSecrets, bLeases,
-	bDeadLetters, bDeadLettersByTime,
+	bDeadLetters, bDeadLettersByTime, bRolloutsByTime, bRoGroupsByTime,
 }
 
 func createBuckets(tx *bbolt.Tx) error {
@@ -169,7 +169,10 @@ func createBuckets(tx *bbolt.Tx) error {
 	case string(v) != schemaVersion:
 		return fmt.Errorf("file has schema %s, this binary reads %s", v, schemaVersion)
 	}
-	return indexIncidentPipeline(tx)
+	if err := indexIncidentPipeline(tx); err != nil {
+		return err
+	}
+	return indexRolloutsByTime(tx)
 }
 
 // update runs fn in one write transaction: a use case commits whole or not

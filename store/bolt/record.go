@@ -295,6 +295,8 @@ func inUTC(v reflect.Value) {
 		if t := v.Interface().(time.Time); !t.IsZero() {
 			v.Set(reflect.ValueOf(t.UTC()))
 		}
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		inUTC(v.Elem())
 	case v.Kind() == reflect.Struct:
 		for i := range v.NumField() {
 			inUTC(v.Field(i))

@@ -20,6 +20,9 @@ func scanNode(row pgx.Row) (*engine.Node, error) {
 	err := row.Scan(&n.ID, &n.SubscriptionID, &n.OwnerID, &n.ChainProfileID, &n.NodeType, &n.State,
 		&n.Host.Provider, &n.Host.ProviderID, &n.Host.Address, &n.Host.Region, &n.Host.InstanceType,
 		&n.AgentVersion, &n.BinaryVersion, jsonText(&n.Runtime), jsonText(&n.LastMigration), at(&n.LastSeenAt), at(&n.CreatedAt), at(&n.UpdatedAt), &n.Version)
+	if u := n.Runtime.LastUpgrade; u != nil {
+		u.At = utcOrZero(u.At) // JSON keeps the zone it was written in
+	}
 	return &n, err
 }
 
