@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -331,7 +332,7 @@ func wantRolledBack(t *testing.T, f *fleet, rolloutID string, was map[string]eng
 	t.Helper()
 	got := f.rolledBack(rolloutID)
 	if len(got) != len(was) {
-		t.Errorf("rolled back %v, want %v", slices.Sorted(mapKeys(got)), slices.Sorted(mapKeys(was)))
+		t.Errorf("rolled back %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(was)))
 	}
 	for id, prev := range was {
 		in, ok := got[id]
@@ -343,16 +344,6 @@ func wantRolledBack(t *testing.T, f *fleet, rolloutID string, was map[string]eng
 		}
 		if now := f.release(id, in.Component); !reflect.DeepEqual(now, prev) {
 			t.Errorf("%s runs %+v after the rollback, want %+v", id, now, prev)
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }
