@@ -12,8 +12,9 @@ import (
 )
 
 // TestWorkflowsReplayRecordedHistories replays histories recorded on a real
-// cluster (store/temporal's TestRecordWorkflowHistories): a workflow change
-// that would break runs in flight fails here. Re-record only on purpose.
+// cluster (store/temporal's TestRecordWorkflowHistories; the rollouts',
+// TestRecordRolloutHistories): a workflow change that would break runs in
+// flight fails here. Re-record only on purpose.
 func TestWorkflowsReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	if err != nil {
@@ -28,6 +29,9 @@ func TestWorkflowsReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(ProvisionWorkflow)
 			r.RegisterWorkflow(TerminateWorkflow)
 			r.RegisterWorkflow(MigrateWorkflow)
+			r.RegisterWorkflow(RolloutWorkflow)
+			r.RegisterWorkflow(RolloutGroupWorkflow)
+			r.RegisterWorkflow(UpgradeNodeWorkflow)
 			fh, err := os.Open(f)
 			if err != nil {
 				t.Fatal(err)

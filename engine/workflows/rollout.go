@@ -98,7 +98,9 @@ func (r *rolloutRun) next(ctx workflow.Context) (RolloutOutcome, error) {
 	}
 	batch := r.st.Batch
 	r.setStatus(ctx, engine.RolloutRunning, fmt.Sprintf("batch %d of %d", batch+1, r.st.Batches))
-	r.runBatch(ctx, batch, false)
+	if err := r.runBatch(ctx, batch, false); err != nil {
+		return r.finish(ctx, engine.RolloutFailed, err.Error())
+	}
 	var p RolloutProgress
 	if err := run(ctx, quick, &p, acts.UpdateRolloutProgress, ProgressRequest{RolloutID: r.in.RolloutID, Batch: batch}); err != nil {
 		return r.finish(ctx, engine.RolloutFailed, fmt.Sprintf("record progress: %v", err))
@@ -166,8 +168,14 @@ func (r *rolloutRun) judge(ctx workflow.Context, batch int, p RolloutProgress) (
 			return out, true, err
 		}
 	}
-	if gate.Passed && ro.Strategy == engine.StrategyCanary && batch == 0 && ro.Spec.Compatibility == engine.Breaking {
-		r.hold(ctx, engine.RolloutAwaitingApproval, "canary healthy; a breaking upgrade waits for approve_canary")
+	if ro.Strategy == engine.StrategyCanary && batch == 0 && ro.Spec.Compatibility == engine.Breaking {
+		// Also past a failed gate an operator resumed: resume overrides
+		// the gate, approval of a breaking upgrade is a decision of its own.
+		msg := "canary healthy; a breaking upgrade waits for approve_canary"
+		if !gate.Passed {
+			msg = "canary resumed past its gate; a breaking upgrade waits for approve_canary"
+		}
+		r.hold(ctx, engine.RolloutAwaitingApproval, msg)
 		if out, done, err := r.between(ctx); done {
 			return out, true, err
 		}
@@ -268,13 +276,13 @@ func (r *rolloutRun) force(ctx workflow.Context) {
 }
 
 // runBatch upgrades (or rolls back) the batch's nodes as child workflows
-// and waits for all of them.
-func (r *rolloutRun) runBatch(ctx workflow.Context, batch int, rollback bool) {
+// and waits for all of them. It fails only when the batch cannot be
+// listed: its nodes would be left as they are, unnoticed.
+func (r *rolloutRun) runBatch(ctx workflow.Context, batch int, rollback bool) error {
 	var nodes []*engine.RolloutNode
 	req := BatchRequest{RolloutID: r.in.RolloutID, Batch: batch, Rollback: rollback}
 	if err := run(ctx, quick, &nodes, acts.RolloutBatch, req); err != nil {
-		workflow.GetLogger(ctx).Error("list a rollout's batch", "rollout_id", r.in.RolloutID, "batch", batch, "error", err)
-		return
+		return fmt.Errorf("list batch %d of %d: %w", batch+1, r.st.Batches, err)
 	}
 	var futures []workflow.ChildWorkflowFuture
 	for _, n := range nodes {
@@ -297,6 +305,7 @@ func (r *rolloutRun) runBatch(ctx workflow.Context, batch int, rollback bool) {
 			workflow.GetLogger(ctx).Error("a node's upgrade workflow failed", "node_id", nodes[i].NodeID, "error", err)
 		}
 	}
+	return nil
 }
 
 func (r *rolloutRun) nodeInput(n *engine.RolloutNode, rollback bool) UpgradeNodeInput {
@@ -313,14 +322,26 @@ func (r *rolloutRun) nodeInput(n *engine.RolloutNode, rollback bool) UpgradeNode
 }
 
 // rollback puts every node the rollout upgraded back on its previous
-// release, batch by batch.
+// release, one batch a run as the upgrade went.
 func (r *rolloutRun) rollback(ctx workflow.Context) (RolloutOutcome, error) {
-	r.setStatus(ctx, engine.RolloutRollingBack, "rolling back every upgraded node")
-	for b := 0; b < r.st.Batches; b++ {
-		r.runBatch(ctx, b, true)
+	if !r.in.Rollback || r.in.State == nil {
+		// The rollback begins, from the first batch.
+		r.st.Batch = 0
+		r.setStatus(ctx, engine.RolloutRollingBack, "rolling back every upgraded node")
+	}
+	if r.st.Batch < r.st.Batches {
+		if err := r.runBatch(ctx, r.st.Batch, true); err != nil {
+			return r.finish(ctx, engine.RolloutFailed, "rollback: "+err.Error())
+		}
+	}
+	if r.st.Batch+1 < r.st.Batches {
+		st := r.st
+		st.Batch++
+		in := RolloutInput{RolloutID: r.in.RolloutID, Grouped: r.in.Grouped, Rollback: true, State: &st}
+		return RolloutOutcome{}, workflow.NewContinueAsNewError(ctx, RolloutWorkflow, in)
 	}
 	var p RolloutProgress
-	if err := run(ctx, quick, &p, acts.UpdateRolloutProgress, ProgressRequest{RolloutID: r.in.RolloutID, Batch: r.st.Batches - 1}); err != nil {
+	if err := run(ctx, quick, &p, acts.UpdateRolloutProgress, ProgressRequest{RolloutID: r.in.RolloutID, Batch: max(r.st.Batches-1, 0)}); err != nil {
 		return r.finish(ctx, engine.RolloutFailed, fmt.Sprintf("record progress: %v", err))
 	}
 	if p.RollbackFailed > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/hoodcloud/hoodcloud/engine"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -45,6 +46,8 @@ type groupRun struct {
 	signals  workflow.ReceiveChannel
 	skipped  []string
 	done     []string // rollout ids that ran, in order
+	upgraded int      // components whose rollout succeeded
+	failed   []string // components that failed
 	pause    bool
 	cancel   bool
 	rollback bool
@@ -61,20 +64,29 @@ func (gr *groupRun) run(ctx workflow.Context) (RolloutOutcome, error) {
 			continue
 		}
 		gr.set(ctx, engine.RolloutRunning, fmt.Sprintf("component %s (%d of %d)", comp, i+1, len(gr.g.Components)), i)
-		failure := gr.runComponent(ctx, i)
-		if failure == "" {
-			continue
-		}
-		if out, stop := gr.onFailure(ctx, i, failure); stop {
-			return out, nil
+		if failure := gr.runComponent(ctx, i); failure != "" {
+			gr.failed = append(gr.failed, comp)
+			if out, stop := gr.onFailure(ctx, i, failure); stop {
+				return out, nil
+			}
 		}
 	}
-	return gr.finish(ctx, engine.RolloutSucceeded, fmt.Sprintf("%d components upgraded, %d skipped", len(gr.done), len(gr.skipped)))
+	return gr.finish(ctx, engine.RolloutSucceeded, gr.completion())
+}
+
+// completion says how the components came out, naming those that failed.
+func (gr *groupRun) completion() string {
+	msg := fmt.Sprintf("%d components upgraded", gr.upgraded)
+	if len(gr.failed) > 0 {
+		msg += fmt.Sprintf(", %d failed (%s)", len(gr.failed), strings.Join(gr.failed, ", "))
+	}
+	return msg + fmt.Sprintf(", %d skipped", len(gr.skipped))
 }
 
 // runComponent runs the component's rollout as a child, forwarding the
 // group's signals to it, then gates on its nodes' health. It returns why
-// the component failed, "" when it did not.
+// the component failed, "" when it did not (upgraded, or skipped while it
+// ran).
 func (gr *groupRun) runComponent(ctx workflow.Context, i int) string {
 	id := gr.g.Rollouts[i]
 	cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
@@ -115,6 +127,7 @@ func (gr *groupRun) runComponent(ctx workflow.Context, i int) string {
 	if !gate.Passed {
 		return fmt.Sprintf("health gate after %s: %s", gr.g.Components[i], gate.Reason)
 	}
+	gr.upgraded++
 	return ""
 }
 
@@ -123,12 +136,18 @@ func (gr *groupRun) forward(ctx workflow.Context, child workflow.ChildWorkflowFu
 	switch s.Signal {
 	case engine.SignalSkip:
 		if s.Component == "" || s.Component == comp {
-			gr.skipped = append(gr.skipped, comp)
+			gr.skip(comp)
 			s = RolloutSignalRequest{Signal: engine.SignalCancel}
 		} else {
-			gr.skipped = append(gr.skipped, s.Component)
+			gr.skip(s.Component)
 			return
 		}
+	case engine.SignalPause:
+		// The rollout may be on its last batch, with nothing left to
+		// pause: the group pauses before its next component.
+		gr.pause = true
+	case engine.SignalResume:
+		gr.pause = false
 	case engine.SignalCancel:
 		gr.cancel = true
 	case engine.SignalRollback:
@@ -141,6 +160,11 @@ func (gr *groupRun) forward(ctx workflow.Context, child workflow.ChildWorkflowFu
 
 // onFailure applies the failure policy to a component that failed.
 func (gr *groupRun) onFailure(ctx workflow.Context, i int, failure string) (RolloutOutcome, bool) {
+	if gr.cancel || gr.rollback {
+		// The operator's cancel or rollback ended the component: the
+		// signal decides what follows, not the policy.
+		return gr.between(ctx, i+1)
+	}
 	switch gr.g.FailurePolicy {
 	case engine.PolicyPartialOK:
 		return RolloutOutcome{}, false
@@ -180,9 +204,7 @@ func (gr *groupRun) hold(ctx workflow.Context, i int, msg string) {
 		case engine.SignalResume:
 			return
 		case engine.SignalSkip:
-			if s.Component != "" {
-				gr.skipped = append(gr.skipped, s.Component)
-			}
+			gr.skip(s.Component)
 			return
 		case engine.SignalCancel:
 			gr.cancel = true
@@ -210,8 +232,15 @@ func (gr *groupRun) drain() {
 		case engine.SignalRollback:
 			gr.rollback = true
 		case engine.SignalSkip:
-			gr.skipped = append(gr.skipped, s.Component)
+			gr.skip(s.Component) // none runs now: a skip names one
 		}
+	}
+}
+
+// skip records the component skipped, once; "" names none.
+func (gr *groupRun) skip(comp string) {
+	if comp != "" && !slices.Contains(gr.skipped, comp) {
+		gr.skipped = append(gr.skipped, comp)
 	}
 }
 
