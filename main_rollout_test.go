@@ -37,11 +37,9 @@ func TestRolloutsUpgradeRealValidators(t *testing.T) {
 	validators := make([]*rolloutValidator, 3)
 	for i := range validators {
 		keyFile, address, _ := customerValidatorKey(t)
+		// One at a time: a second unpaid subscription would be the first.
 		sub := buyCometValidator(t, m, api, keyFile, fmt.Sprintf("v%d", i), fmt.Sprintf("ro%d", i))
-		validators[i] = &rolloutValidator{sub: sub, address: address}
-	}
-	for _, v := range validators {
-		v.nodeID = waitRunning(t, m, v.sub, 3*time.Minute).ID
+		validators[i] = &rolloutValidator{sub: sub, address: address, nodeID: waitRunning(t, m, sub, 3*time.Minute).ID}
 	}
 
 	t.Run("rolling", func(t *testing.T) {

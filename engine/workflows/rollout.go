@@ -302,7 +302,12 @@ func (r *rolloutRun) runBatch(ctx workflow.Context, batch int, rollback bool) er
 	for i, f := range futures {
 		var res NodeUpgradeResult
 		if err := f.Get(ctx, &res); err != nil {
+			// The node's workflow itself failed (timed out, say): count
+			// the node as failed rather than leave it running forever.
 			workflow.GetLogger(ctx).Error("a node's upgrade workflow failed", "node_id", nodes[i].NodeID, "error", err)
+			mark := NodeMark{RolloutID: r.in.RolloutID, NodeID: nodes[i].NodeID, Batch: nodes[i].BatchIndex,
+				Status: engine.RolloutFailed, Error: "upgrade workflow: " + err.Error(), Rollback: rollback}
+			_ = run(ctx, quick, nil, acts.MarkNodeUpgrade, mark)
 		}
 	}
 	return nil
