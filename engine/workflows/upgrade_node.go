@@ -67,9 +67,10 @@ func UpgradeNodeWorkflow(ctx workflow.Context, in UpgradeNodeInput) (NodeUpgrade
 	if in.TargetHeight > 0 {
 		waitFor = longRun // staged until the chain reaches the height
 	}
+	started := workflow.Now(ctx) // RecordNodeUpgrade reads the commands sent since
 	cmdErr := awaitRequestWith(ctx, acts.SendUpgradeCommand, req, "upgrade", waitFor)
 	var done UpgradeDone
-	report := UpgradeReport{Input: in, Previous: pre, Started: workflow.Now(ctx)}
+	report := UpgradeReport{Input: in, Previous: pre, Started: started}
 	if cmdErr != nil {
 		report.Error = cmdErr.Error()
 	}
