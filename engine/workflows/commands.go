@@ -165,7 +165,10 @@ func commandOutcome(c *engine.Command) error {
 	if c.Status == engine.CommandCompleted {
 		return nil
 	}
-	return permanent(engine.EInternal, "command %s %s: %s", c.ID, c.Status, c.Error)
+	// Not retryable whatever its code: a retry finds the same command, with
+	// the same outcome.
+	msg := engine.Errorf(engine.EInternal, "command %s %s: %s", c.ID, c.Status, c.Error).Error()
+	return temporal.NewNonRetryableApplicationError(msg, string(engine.EInternal), nil)
 }
 
 // WaitForCommandCompletion waits for an acknowledged command to finish,
