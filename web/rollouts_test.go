@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/mock"
 	"github.com/hoodcloud/hoodcloud/web"
 )
 
@@ -17,8 +18,8 @@ import (
 // administrator and a customer signed in.
 type rolloutsFixture struct {
 	*fixture
-	rollouts    *memRollouts
-	workflows   *fakeRolloutWorkflows
+	rollouts    *mock.RolloutStore
+	workflows   *mock.RolloutWorkflows
 	admin       *engine.User
 	adminJWT    string
 	customerJWT string
@@ -86,7 +87,7 @@ func TestRolloutRoutesNeedTheAdminScope(t *testing.T) {
 			nodeScenario{r.method + " " + r.path + " as a customer", customer, 403, []string{"admin scope"}, nil})
 	}
 	runNodeScenarios(t, f, tests)
-	if calls := f.workflows.received(); len(calls) > 0 {
+	if calls := f.workflows.Calls(); len(calls) > 0 {
 		t.Fatalf("the workflows were asked %v", calls)
 	}
 }
@@ -124,7 +125,7 @@ func TestCreateRolloutRefusesBadBodies(t *testing.T) {
 		scenarios = append(scenarios, nodeScenario{tt.name, f.post("/api/v1/rollouts", tt.body), 400, []string{`"code":"invalid"`, tt.want}, nil})
 	}
 	runNodeScenarios(t, f, scenarios)
-	if calls := f.workflows.received(); len(calls) > 0 {
+	if calls := f.workflows.Calls(); len(calls) > 0 {
 		t.Fatalf("a refused rollout started workflows: %v", calls)
 	}
 }
@@ -147,7 +148,7 @@ func TestCreateRolloutGroupRefusesBadBodies(t *testing.T) {
 		scenarios = append(scenarios, nodeScenario{tt.name, f.post("/api/v1/rollout-groups", tt.body), 400, []string{`"code":"invalid"`, tt.want}, nil})
 	}
 	runNodeScenarios(t, f, scenarios)
-	if calls := f.workflows.received(); len(calls) > 0 {
+	if calls := f.workflows.Calls(); len(calls) > 0 {
 		t.Fatalf("a refused group started workflows: %v", calls)
 	}
 }
@@ -171,7 +172,7 @@ func TestCreateRolloutFromAManifest(t *testing.T) {
 	if err != nil || stored.CreatedBy != f.admin.ID || stored.Plan.HealthWait != 2*time.Minute {
 		t.Fatalf("stored %+v, %v", stored, err)
 	}
-	if calls := f.workflows.received(); !slices.Equal(calls, []rolloutCall{{What: "start", ID: out.ID}}) {
+	if calls := f.workflows.Calls(); !slices.Equal(calls, []mock.RolloutCall{{What: "start", ID: out.ID}}) {
 		t.Fatalf("workflows got %v, want the rollout started", calls)
 	}
 }
@@ -217,7 +218,7 @@ func TestCreateRolloutGroupRunsComponentsInTheProfilesOrder(t *testing.T) {
 			t.Errorf("rollout %d = %+v, want %s of the group with its plan", i, r, g.Components[i])
 		}
 	}
-	if calls := f.workflows.received(); !slices.Equal(calls, []rolloutCall{{What: "start-group", ID: g.ID}}) {
+	if calls := f.workflows.Calls(); !slices.Equal(calls, []mock.RolloutCall{{What: "start-group", ID: g.ID}}) {
 		t.Fatalf("workflows got %v, want the group started", calls)
 	}
 
@@ -256,7 +257,7 @@ func TestRolloutSignalScenarios(t *testing.T) {
 		{"force is for rollouts", f.post(groupSignal("force"), ""), 404, []string{"pause, resume, cancel, rollback or skip"}, nil},
 		{"an unknown group", f.post("/api/v1/rollout-groups/rg_nope/pause", ""), 404, []string{`"code":"not_found"`}, nil},
 	})
-	want := []rolloutCall{
+	want := []mock.RolloutCall{
 		{What: "signal", ID: running.ID, Signal: engine.SignalPause},
 		{What: "signal", ID: running.ID, Signal: engine.SignalCancel},
 		{What: "signal", ID: waiting.ID, Signal: engine.SignalApproveCanary},
@@ -264,7 +265,7 @@ func TestRolloutSignalScenarios(t *testing.T) {
 		{What: "signal-group", ID: group.ID, Signal: engine.SignalSkip, Component: "beacon"},
 		{What: "signal-group", ID: group.ID, Signal: engine.SignalSkip},
 	}
-	if calls := f.workflows.received(); !slices.Equal(calls, want) {
+	if calls := f.workflows.Calls(); !slices.Equal(calls, want) {
 		t.Fatalf("workflows got\n%v\nwant\n%v", calls, want)
 	}
 }
@@ -274,7 +275,7 @@ func TestRolloutSignalScenarios(t *testing.T) {
 func TestSignalToAStoppedWorkflowIsAConflict(t *testing.T) {
 	f := newRolloutsFixture(t)
 	r := f.seed(engine.RolloutRunning, 1)
-	f.workflows.notRunning = true
+	f.workflows.NotRunning = true
 	runNodeScenarios(t, f, []nodeScenario{
 		{"pause", f.post("/api/v1/rollouts/"+r.ID+"/pause", ""), 409, []string{"its workflow is not running"}, nil},
 	})
