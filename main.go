@@ -25,6 +25,9 @@ Usage:
   hoodcloud serve [flags]     run the appliance
   hoodcloud dev [flags]       run an ephemeral appliance (temp data dir, dev token)
   hoodcloud admin COMMAND     operator commands: create-user, rotate master
+  hoodcloud rollout COMMAND   upgrade rollouts on a running appliance: create, list,
+                              status --watch, pause, resume, approve, rollback, cancel,
+                              force, skip
   hoodcloud migrate up|status|force VERSION
                               manage the PostgreSQL schema (--store postgres://…)
   hoodcloud agent [flags]     run the ops-agent of a node host, as hoodcloud-agent does
@@ -63,6 +66,8 @@ func run(ctx context.Context, args []string, env func(string) string, stdin io.R
 		err = dev(ctx, rest, env, stdout, stderr)
 	case "admin":
 		err = admin(ctx, rest, env, stdin, stdout, stderr)
+	case "rollout":
+		err = rollout(ctx, rest, env, stdout, stderr)
 	case "agent":
 		err = agentCommand(ctx, rest, env, stderr)
 	case "simnode":

@@ -36,6 +36,7 @@ func (s *Server) routeAPI() {
 	s.routeUptime(authed)
 	s.routeKeys(authed)
 	s.routeIncidents(authed)
+	s.routeRollouts(authed)
 }
 
 type loginRequest struct {

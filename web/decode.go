@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -84,4 +85,17 @@ func jsonKind(kind string) string {
 		return "an object"
 	}
 	return "a number"
+}
+
+// decodeOptionalJSON is decodeJSON for a body that may be left out: no
+// body leaves dst as it is.
+func decodeOptionalJSON(c *gin.Context, dst any) error {
+	if c.Request.Body == nil || c.Request.ContentLength == 0 {
+		return nil
+	}
+	body := bufio.NewReader(c.Request.Body)
+	if _, err := body.Peek(1); errors.Is(err, io.EOF) {
+		return nil
+	}
+	return decodeBody(body, maxBodyBytes, dst)
 }

@@ -101,6 +101,11 @@ type request struct {
 	headers                        map[string]string
 }
 
+// requester is any fixture: what scenario tables run against.
+type requester interface {
+	do(r request) *httptest.ResponseRecorder
+}
+
 func (f *fixture) do(r request) *httptest.ResponseRecorder {
 	f.tb.Helper()
 	req := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))

@@ -209,7 +209,7 @@ func (s *Server) acknowledgeIncident(c *gin.Context) {
 	p := principal(c)
 	in, err := s.visibleIncident(c.Request.Context(), p, c.Param("id"))
 	if err == nil {
-		in, err = engine.AcknowledgeIncident(c.Request.Context(), s.cfg.Store, in.ID, acknowledger(p), time.Now().UTC())
+		in, err = engine.AcknowledgeIncident(c.Request.Context(), s.cfg.Store, in.ID, actorID(p), time.Now().UTC())
 	}
 	if err != nil {
 		writeError(c, err)
@@ -218,9 +218,9 @@ func (s *Server) acknowledgeIncident(c *gin.Context) {
 	c.JSON(http.StatusOK, toIncidentJSON(in, true))
 }
 
-// acknowledger names who acknowledges: the user, or the bootstrap
-// administrator, who is none.
-func acknowledger(p *engine.Principal) string {
+// actorID names who acts (acknowledges an incident, creates a rollout):
+// the user, or the bootstrap administrator, who is none.
+func actorID(p *engine.Principal) string {
 	if p.UserID == "" {
 		return engine.BootstrapPrincipalID
 	}

@@ -148,7 +148,7 @@ type nodeScenario struct {
 	notBody    []string
 }
 
-func runNodeScenarios(t *testing.T, f *nodesFixture, tests []nodeScenario) {
+func runNodeScenarios(t *testing.T, f requester, tests []nodeScenario) {
 	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

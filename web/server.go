@@ -16,6 +16,7 @@ import (
 	"github.com/hoodcloud/hoodcloud/engine"
 	"github.com/hoodcloud/hoodcloud/engine/keys"
 	"github.com/hoodcloud/hoodcloud/engine/profile"
+	"github.com/hoodcloud/hoodcloud/engine/rollouts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -72,6 +73,9 @@ type Config struct {
 	// Uptime serves nodes' uptime (with Store); without it those routes
 	// are not served.
 	Uptime *engine.Uptime
+	// Rollouts creates, shows and steers upgrade rollouts for
+	// administrators; without it those routes are not served.
+	Rollouts *rollouts.Service
 	// AgentBinary is the ops-agent served to hosts at AgentBinaryPath;
 	// without it that route answers 503 agent_binary_missing.
 	AgentBinary *AgentBinary

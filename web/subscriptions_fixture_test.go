@@ -156,6 +156,7 @@ func newSubscriptionFixtureOf(tb testing.TB, chainSource profile.Source) *subscr
 		c.Webhook = engine.NewPaymentWebhook(engine.PaymentWebhookConfig{Secret: testWebhookSecret, Events: events})
 		_, c.DeadLetters = newDeadLetters(tb, st, cache, wf, chains)
 		c.SealingKey = key.PublicKey().Bytes
+		c.Rollouts, _, _ = newRolloutService(tb)
 	}, withUptime(tb))
 	return &subscriptionFixture{fixture: f, key: key, workflows: wf, events: events, chains: chains, cache: cache}
 }
