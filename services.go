@@ -388,6 +388,7 @@ func (m *Main) openHTTP(context.Context) error {
 		Rotation:      rotation,
 		AgentBinary:   m.AgentBinary,
 		Uptime:        m.Uptime,
+		Rollouts:      m.Rollouts,
 	}
 	if m.TLS != nil {
 		cfg.TLS = m.TLS.TLSConfig()
