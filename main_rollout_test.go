@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hoodcloud/hoodcloud/engine"
+	"github.com/hoodcloud/hoodcloud/engine/incidents"
 	"github.com/hoodcloud/hoodcloud/engine/rollouts"
 	"github.com/hoodcloud/hoodcloud/internal/chains"
 	"github.com/hoodcloud/hoodcloud/internal/testenv"
@@ -53,6 +56,12 @@ func TestRolloutsUpgradeRealValidators(t *testing.T) {
 		for _, v := range validators {
 			v.assertRuns(t, m, "0.38.20")
 		}
+		rollout := eventsOn(t, m, "events.rollout."+ro.ID+".>")
+		node := eventsOn(t, m, "events.node."+validators[0].nodeID+".>")
+		testenv.WaitFor(t, "the rollout's and a node's events on the EVENTS stream", func() bool {
+			return rollout.has("started", "progress", "completed") &&
+				node.has("upgrade_started", "upgrade_phase_changed", "upgrade_completed")
+		})
 	})
 
 	t.Run("at_height", func(t *testing.T) {
@@ -115,6 +124,41 @@ func TestRolloutsUpgradeRealValidators(t *testing.T) {
 		}
 		awaitRollout(t, m, ro.ID, engine.RolloutCancelled)
 	})
+}
+
+// subjectLog is the last subject tokens a consumer of the EVENTS stream saw.
+type subjectLog struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (l *subjectLog) has(events ...string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range events {
+		if !l.seen[e] {
+			return false
+		}
+	}
+	return true
+}
+
+// eventsOn consumes the EVENTS stream's messages on filter from the start.
+func eventsOn(t *testing.T, m *Main, filter string) *subjectLog {
+	l := &subjectLog{seen: map[string]bool{}}
+	stop, err := m.Events.Consume(t.Context(), engine.ConsumerSpec{Stream: incidents.EventStreamName,
+		Durable: "e2e-" + strings.NewReplacer(".", "-", ">", "all").Replace(filter), FilterSubject: filter},
+		func(_ context.Context, msg *engine.Message) engine.Ack {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.seen[msg.Subject[strings.LastIndex(msg.Subject, ".")+1:]] = true
+			return engine.AckDone
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return l
 }
 
 type rolloutValidator struct {
