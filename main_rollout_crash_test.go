@@ -88,11 +88,11 @@ type rolloutPage struct {
 
 func readRollout(t *testing.T, admin *crashClient, id string) rolloutPage {
 	t.Helper()
-	var ro rolloutPage
-	if err := admin.do("GET", "/rollouts/"+id, "", 200, &ro); err != nil {
+	var view struct{ Rollout rolloutPage }
+	if err := admin.do("GET", "/rollouts/"+id, "", 200, &view); err != nil {
 		t.Fatal(err)
 	}
-	return ro
+	return view.Rollout
 }
 
 // assertUpgradedOnce reads the stopped appliance's store: each node runs
