@@ -113,7 +113,7 @@ func TestCreateRolloutRefusesBadBodies(t *testing.T) {
 		{"an unknown chain", `{"chain_profile_id":"nope","upgrade_id":"geth-1.16"}`, `chain_profile_id: no chain profile \"nope\"`},
 		{"an unknown upgrade", `{"chain_profile_id":"duo-chain","upgrade_id":"geth-9"}`, `upgrade_id: chain duo-chain has no upgrade`},
 		{"an upgrade id with manual fields", `{` + auto + `,"component":"geth","version":"1.16.0"}`, `upgrade_id: the manifest gives component, version`},
-		{"a manual upgrade of no component of the chain", `{"chain_profile_id":"duo-chain","component":"reth","version":"1.0","compatibility":"compatible"}`, `component: chain profile duo-chain has no component \"reth\"`},
+		{"a manual upgrade of no component of the chain", `{"chain_profile_id":"duo-chain","component":"reth","version":"1.0","compatibility":"compatible"}`, `component: \"reth\" is not a component of chain profile \"duo-chain\"`},
 		{"a manual upgrade without a version", `{"chain_profile_id":"duo-chain","component":"geth","compatibility":"compatible"}`, `version: must be`},
 		{"a manual upgrade without compatibility", `{"chain_profile_id":"duo-chain","component":"geth","version":"1.16.0"}`, `compatibility: must be compatible or breaking`},
 		{"a mode as a number", `{` + manual + `,"config_changes":[{"path":"config.toml","template":"x","mode":384}]}`, `field \"config_changes.mode\" must be a string`},
