@@ -144,7 +144,7 @@ func describeRollout(v web.RolloutViewJSON) string {
 	if ro.GroupID != "" {
 		fmt.Fprintf(tw, "  group:\t%s\n", ro.GroupID)
 	}
-	fmt.Fprintf(tw, "  created:\t%s by %s, updated %s\n", ro.CreatedAt.Format(time.RFC3339), ro.CreatedBy, ro.UpdatedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "  created:\t%s by %s, updated %s\n", ro.CreatedAt.Format(time.RFC3339), orDash(ro.CreatedBy), ro.UpdatedAt.Format(time.RFC3339))
 	tw.Flush()
 	if len(v.Batches) == 0 {
 		b.WriteString("\nno nodes yet: the targets are resolved when the rollout starts\n")
@@ -227,7 +227,7 @@ func describeRolloutGroup(v web.RolloutGroupViewJSON) string {
 	if len(g.Skipped) > 0 {
 		fmt.Fprintf(tw, "  skipped:\t%s\n", strings.Join(g.Skipped, ", "))
 	}
-	fmt.Fprintf(tw, "  created:\t%s by %s, updated %s\n", g.CreatedAt.Format(time.RFC3339), g.CreatedBy, g.UpdatedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "  created:\t%s by %s, updated %s\n", g.CreatedAt.Format(time.RFC3339), orDash(g.CreatedBy), g.UpdatedAt.Format(time.RFC3339))
 	tw.Flush()
 	b.WriteString("\n")
 	writeRolloutTable(&b, v.Rollouts)
