@@ -58,6 +58,11 @@ func (s *Service) Signal(ctx context.Context, id string, sig engine.RolloutSigna
 	if err != nil {
 		return nil, err
 	}
+	if sig == engine.SignalRollback && rolledBackOnce(ro.Status) && ro.GroupID != "" {
+		if g, err := s.Store.GetRolloutGroup(ctx, ro.GroupID); err == nil && !g.Status.Finished() {
+			return nil, engine.Errorf(engine.EConflict, "rollout %s belongs to group %s, which is %s: roll the group back", id, g.ID, g.Status)
+		}
+	}
 	if sig == engine.SignalRollback && rolledBackOnce(ro.Status) {
 		if err := s.Workflows.StartRollout(ctx, id, true); err != nil {
 			return nil, err

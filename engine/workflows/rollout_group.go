@@ -51,6 +51,7 @@ type groupRun struct {
 	pause    bool
 	cancel   bool
 	rollback bool
+	cur      int // the component in flight
 }
 
 func (gr *groupRun) run(ctx workflow.Context) (RolloutOutcome, error) {
@@ -146,8 +147,10 @@ func (gr *groupRun) forward(ctx workflow.Context, child workflow.ChildWorkflowFu
 		// The rollout may be on its last batch, with nothing left to
 		// pause: the group pauses before its next component.
 		gr.pause = true
+		gr.set(ctx, engine.RolloutPaused, "paused by an operator", gr.cur)
 	case engine.SignalResume:
 		gr.pause = false
+		gr.set(ctx, engine.RolloutRunning, "resumed by an operator", gr.cur)
 	case engine.SignalCancel:
 		gr.cancel = true
 	case engine.SignalRollback:

@@ -199,7 +199,7 @@ func TestCancelAndRollbackOfTheGroupAreNotJudgedByItsPolicy(t *testing.T) {
 			out := f.runGroup(t, "g")
 			wantOutcome(t, out, engine.RolloutCancelled, "cancelled by an operator")
 			wantComponentOrder(t, f, "g-consensus")
-			wantGroupTrail(t, f, engine.RolloutRunning, engine.RolloutCancelled)
+			wantGroupTrail(t, f, engine.RolloutRunning, engine.RolloutPaused, engine.RolloutCancelled)
 		})
 		t.Run("rollback under "+policy, func(t *testing.T) {
 			f := newFleet(5)
@@ -217,15 +217,15 @@ func TestAPausedGroupHoldsBeforeItsNextComponent(t *testing.T) {
 	f := newFleet(2)
 	f.group("g", engine.PolicyManual, components...)
 	// The pause reaches the consensus rollout on its last batch, which
-	// has nothing left to pause: the group pauses before execution.
+	// has nothing left to pause: the group shows paused at once and holds
+	// before execution until resumed.
 	f.duringUpgradeOf("node-01", pause)
 	f.whenGroup(engine.RolloutPaused, resume)
 	out := f.runGroup(t, "g")
 	wantOutcome(t, out, engine.RolloutSucceeded, "3 components upgraded")
 	wantGroupTrail(t, f, engine.RolloutRunning, engine.RolloutPaused, engine.RolloutRunning, engine.RolloutSucceeded)
-	before(t, f, "g paused", "g-execution node-01 upgraded")
-	if c := f.groupSets[1]; c.Message != "paused by an operator" || c.Current != 1 {
-		t.Errorf("group paused with %+v, want before execution", c)
+	if c := f.groupSets[1]; c.Message != "paused by an operator" || c.Current != 0 {
+		t.Errorf("group paused with %+v, want during consensus", c)
 	}
 }
 
@@ -237,6 +237,7 @@ func TestAGroupPausedDuringAComponentResumesIt(t *testing.T) {
 	out := f.runGroup(t, "g")
 	wantOutcome(t, out, engine.RolloutSucceeded, "3 components upgraded")
 	wantTrail(t, f, "g-consensus", engine.RolloutRunning, engine.RolloutPaused, engine.RolloutRunning, engine.RolloutSucceeded)
-	// The resume the rollout got is the group's too: it does not pause again.
-	wantGroupTrail(t, f, engine.RolloutRunning, engine.RolloutSucceeded)
+	// The group shows the pause, and the resume the rollout got is the
+	// group's too: it does not pause again.
+	wantGroupTrail(t, f, engine.RolloutRunning, engine.RolloutPaused, engine.RolloutRunning, engine.RolloutSucceeded)
 }

@@ -78,7 +78,8 @@ func (a *Activities) PreCheckNode(ctx context.Context, in UpgradeNodeInput) (Nod
 	if err != nil {
 		return NodePrecheck{}, err
 	}
-	if !slices.Contains(upgradeStates, n.State) && n.State != engine.NodeMaintenance {
+	if !slices.Contains(upgradeStates, n.State) {
+		// maintenance included: another workflow (a migration) holds it.
 		return NodePrecheck{}, permanent(engine.EConflict, "node %s is %s", n.ID, n.State)
 	}
 	sub, err := a.Store.GetSubscription(ctx, n.SubscriptionID)
@@ -92,11 +93,7 @@ func (a *Activities) PreCheckNode(ctx context.Context, in UpgradeNodeInput) (Nod
 	if !ok {
 		return NodePrecheck{}, permanent(engine.EInvalid, "chain %s has no component %q", p.ID, in.Component)
 	}
-	state := n.State
-	if state == engine.NodeMaintenance {
-		state = engine.NodeRunning
-	}
-	pre := NodePrecheck{Current: cur, State: state, AtTarget: cur.Version == in.Target.Version}
+	pre := NodePrecheck{Current: cur, State: n.State, AtTarget: cur.Version == in.Target.Version}
 	mark := &engine.RolloutNode{RolloutID: in.RolloutID, NodeID: n.ID, BatchIndex: in.Batch}
 	return pre, a.updateRolloutNode(ctx, mark, func(rn *engine.RolloutNode) {
 		rn.Status = engine.RolloutRunning
@@ -243,6 +240,10 @@ func (a *Activities) RecordNodeUpgrade(ctx context.Context, r UpgradeReport) (Up
 		To: in.Target.Version, Outcome: "succeeded", Error: r.Error, At: a.now()}
 	switch {
 	case r.Error == "":
+	case c != nil && !c.Status.Finished():
+		// The wait gave up while the agent still works: what the host
+		// runs is not known.
+		rec.Outcome = "unknown"
 	case out.RollbackFailed:
 		rec.Outcome = "failed_rollback"
 	case out.RolledBack:
@@ -310,12 +311,16 @@ func (a *Activities) settleNode(ctx context.Context, in UpgradeNodeInput, r Upgr
 	switch rec.Outcome {
 	case "succeeded":
 		return a.transition(ctx, in.NodeID, engine.NodeSyncing, "upgraded "+in.Component+" to "+in.Target.Version)
-	case "failed_rollback":
-		if err := a.transition(ctx, in.NodeID, engine.NodeDegraded, "upgrade rollback failed"); err != nil {
+	case "failed_rollback", "unknown":
+		if err := a.transition(ctx, in.NodeID, engine.NodeDegraded, "upgrade "+rec.Outcome); err != nil {
 			return err
 		}
-		return a.OpenIncident(ctx, IncidentRequest{NodeID: in.NodeID, DedupeKey: "upgrade-rollback-failed",
-			Severity: engine.SeverityCritical, Summary: summary("upgrade of "+in.Component+" to "+in.Target.Version+" failed and could not be rolled back", fmt.Errorf("%s", r.Error))})
+		what := "failed and could not be rolled back"
+		if rec.Outcome == "unknown" {
+			what = "did not finish in time: the host may run either release"
+		}
+		return a.OpenIncident(ctx, IncidentRequest{NodeID: in.NodeID, DedupeKey: "upgrade-" + strings.ReplaceAll(rec.Outcome, "_", "-"),
+			Severity: engine.SeverityCritical, Summary: summary("upgrade of "+in.Component+" to "+in.Target.Version+" "+what, fmt.Errorf("%s", r.Error))})
 	default:
 		return a.transition(ctx, in.NodeID, r.Previous.State, "upgrade to "+in.Target.Version+" "+rec.Outcome)
 	}
@@ -391,6 +396,9 @@ func unhealthy(s *engine.AgentStatus, first uint64) string {
 func (a *Activities) MarkNodeUpgrade(ctx context.Context, m NodeMark) error {
 	return a.updateRolloutNode(ctx, &engine.RolloutNode{RolloutID: m.RolloutID, NodeID: m.NodeID, BatchIndex: m.Batch}, func(rn *engine.RolloutNode) {
 		rn.Status, rn.Error = m.Status, m.Error
+		if m.Rollback && m.Status == engine.RolloutFailed && !strings.HasPrefix(m.Error, "rollback: ") {
+			rn.Error = "rollback: " + m.Error // counted as a failed rollback
+		}
 	})
 }
 

@@ -75,6 +75,10 @@ func UpgradeNodeWorkflow(ctx workflow.Context, in UpgradeNodeInput) (NodeUpgrade
 		report.Error = cmdErr.Error()
 	}
 	if err := run(ctx, quick, &done, acts.RecordNodeUpgrade, report); err != nil {
+		// The node must not stay in maintenance, where nothing watches it.
+		_ = run(ctx, critical, nil, acts.SetNodeState, stateChange(in.NodeID, engine.NodeDegraded, "upgrade outcome not recorded"))
+		_ = run(ctx, quick, nil, acts.OpenIncident, IncidentRequest{NodeID: in.NodeID, DedupeKey: "upgrade-unrecorded",
+			Severity: engine.SeverityCritical, Summary: summary("the outcome of upgrading "+in.Component+" to "+in.Target.Version+" was not recorded", err)})
 		return markNode(ctx, in, engine.RolloutFailed, fmt.Sprintf("record the upgrade: %v", err)), nil
 	}
 	if cmdErr != nil {
