@@ -165,6 +165,20 @@ func (a *Activities) UpdateRolloutProgress(ctx context.Context, req ProgressRequ
 	if err != nil {
 		return RolloutProgress{}, classify(fmt.Errorf("list nodes of rollout %s: %w", req.RolloutID, err))
 	}
+	p := countProgress(ns)
+	ro, err := a.changeRollout(ctx, req.RolloutID, func(r *engine.Rollout) {
+		r.CurrentBatch, r.Succeeded, r.Failed = req.Batch, p.Succeeded+p.Skipped, p.Failed
+	})
+	if err != nil {
+		return p, err
+	}
+	a.announceRollout(ctx, ro, "progress")
+	return p, nil
+}
+
+// countProgress counts a rollout's nodes by outcome; a node upgraded and
+// not put back, whose error is a rollback's, failed its rollback.
+func countProgress(ns []*engine.RolloutNode) RolloutProgress {
 	var p RolloutProgress
 	for _, n := range ns {
 		switch n.Status {
@@ -181,14 +195,7 @@ func (a *Activities) UpdateRolloutProgress(ctx context.Context, req ProgressRequ
 			p.RollbackFailed++
 		}
 	}
-	ro, err := a.changeRollout(ctx, req.RolloutID, func(r *engine.Rollout) {
-		r.CurrentBatch, r.Succeeded, r.Failed = req.Batch, p.Succeeded+p.Skipped, p.Failed
-	})
-	if err != nil {
-		return p, err
-	}
-	a.announceRollout(ctx, ro, "progress")
-	return p, nil
+	return p
 }
 
 // SetRolloutStatus records the rollout's status and announces it:

@@ -319,22 +319,7 @@ func (f *fleet) progress(_ context.Context, req ProgressRequest) (RolloutProgres
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.counted()
-	var p RolloutProgress
-	for _, n := range f.nodesOf(req.RolloutID, -1) {
-		switch n.Status {
-		case engine.RolloutSucceeded:
-			p.Succeeded++
-		case engine.RolloutFailed:
-			p.Failed++
-		case engine.RolloutSkipped:
-			p.Skipped++
-		case engine.RolloutRolledBack:
-			p.RolledBack++
-		}
-		if n.NewVersion != "" && n.Status != engine.RolloutRolledBack && strings.HasPrefix(n.Error, "rollback: ") {
-			p.RollbackFailed++
-		}
-	}
+	p := countProgress(f.nodesOf(req.RolloutID, -1))
 	ro := f.rollouts[req.RolloutID]
 	ro.CurrentBatch, ro.Succeeded, ro.Failed = req.Batch, p.Succeeded+p.Skipped, p.Failed
 	return p, nil
